@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shmvar/shmvar/go-peer/shmvar"
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"golang.org/x/sys/unix"
+)
+
+// cmdDemo creates a Counter, increments it from this process and from a Java
+// process at the same time with a live progress line, checks the final value
+// is exactly the sum, and removes the segment, also when interrupted.
+func cmdDemo(args []string, stdout io.Writer) error {
+	fs := newFlags("demo")
+	var key keyFlag
+	fs.Var(&key, "key", "")
+	count := fs.Int64("count", 200000, "")
+	javaPeer := fs.String("java", "bin/java-peer", "")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *count < 1 {
+		return usageError{"--count must be at least 1"}
+	}
+	if !key.set {
+		key.key = int32(0x5e000000 | rand.Int31n(0xffffff))
+	}
+	v, err := shmvar.Create[*shmvarpb.Counter](key.key, shmvar.Options{})
+	if err != nil {
+		return err
+	}
+	defer v.Remove()
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+
+	k := shmvar.FormatKey(key.key)
+	fmt.Fprintf(stdout, "demo: key=%s, Go and Java each add %d to one shmvar.v1.Counter\n", k, *count)
+	var javaOut bytes.Buffer
+	java := exec.Command(*javaPeer, "incr", "--key", k, "--count", strconv.FormatInt(*count, 10), "--quiet")
+	java.Stdout = &javaOut
+	java.Stderr = &javaOut
+	java.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C is ours to forward
+	if err := java.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w (run make build first)", *javaPeer, err)
+	}
+	javaDone := make(chan error, 1)
+	go func() { javaDone <- java.Wait() }()
+
+	var goResult string
+	var goErr error
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		me := fmt.Sprintf("go:%d", os.Getpid())
+		start := time.Now()
+		for i := int64(0); i < *count; i++ {
+			select {
+			case <-stop:
+				goErr = errors.New("interrupted")
+				return
+			default:
+			}
+			if _, err := v.TryUpdate(10*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+				c.Value++
+				c.LastWriter = me
+				return c, nil
+			}); err != nil {
+				goErr = err
+				return
+			}
+		}
+		elapsed := time.Since(start)
+		goResult = fmt.Sprintf("incr: count=%d elapsed=%s rate=%.0f/s", *count, elapsed.Round(time.Millisecond), float64(*count)/elapsed.Seconds())
+	}()
+
+	tty := isTerminal(os.Stdout)
+	ticker := time.NewTicker(100 * time.Millisecond)
+	defer ticker.Stop()
+	var javaErr error
+	javaRunning := true
+	for javaRunning {
+		select {
+		case <-signals:
+			close(stop)
+			unix.Kill(-java.Process.Pid, unix.SIGTERM)
+			<-javaDone
+			wg.Wait()
+			fmt.Fprintln(stdout, "\ndemo: interrupted; segment removed")
+			return errors.New("interrupted")
+		case javaErr = <-javaDone:
+			javaRunning = false
+		case <-ticker.C:
+			if tty {
+				if c, err := v.Get(); err == nil {
+					fmt.Fprintf(stdout, "\r  value=%-10d %5.1f%%  last writer %-12s", c.GetValue(), 100*float64(c.GetValue())/float64(2**count), c.GetLastWriter())
+				}
+			}
+		}
+	}
+	if javaErr != nil {
+		close(stop)
+		wg.Wait()
+		return fmt.Errorf("java peer failed: %v: %s", javaErr, bytes.TrimSpace(javaOut.Bytes()))
+	}
+	wg.Wait()
+	if goErr != nil {
+		return goErr
+	}
+	if tty {
+		fmt.Fprint(stdout, "\r\033[K")
+	}
+	final, err := v.Get()
+	if err != nil {
+		return err
+	}
+	gen, _ := v.Generation()
+	lock, _ := v.Lock()
+	javaLine := ""
+	sc := bufio.NewScanner(&javaOut)
+	for sc.Scan() {
+		javaLine = sc.Text()
+	}
+	fmt.Fprintf(stdout, "  go:   %s\n  java: %s\n", goResult, javaLine)
+	fmt.Fprintf(stdout, "final value=%d (expected %d), generation=%d, contended acquisitions=%d\n", final.GetValue(), 2**count, gen, lock.Contended)
+	if final.GetValue() != 2**count {
+		return fmt.Errorf("final value %d != %d: increments were lost", final.GetValue(), 2**count)
+	}
+	fmt.Fprintf(stdout, "demo: OK, segment %s removed\n", k)
+	return nil
+}

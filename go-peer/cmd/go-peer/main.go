@@ -1,0 +1,358 @@
+// Command go-peer creates, reads, updates, inspects and removes shmvar
+// segments. It takes the same subcommands as bin/java-peer.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shmvar/shmvar/go-peer/shmvar"
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"golang.org/x/sys/unix"
+)
+
+const usage = `usage: go-peer COMMAND [OPTIONS]
+
+commands:
+  create  --key K [--capacity BYTES] [--type FULL.NAME] [--mode OCTAL]
+  get     --key K [--format text|json|binary] [--type FULL.NAME]
+  set     --key K [--format text|json] VALUE
+  incr    --key K --count N [--timeout DURATION]
+  inspect --key K
+  rm      --key K
+  demo    [--key K] [--count N] [--java PATH]
+
+K is decimal or 0x-hex; DURATION is like 500ms, 2s or 1m.`
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmds := map[string]func([]string, io.Writer) error{
+		"create": cmdCreate, "get": cmdGet, "set": cmdSet, "incr": cmdIncr,
+		"inspect": cmdInspect, "rm": cmdRm, "demo": cmdDemo,
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "go-peer: unknown command %q (want create, get, set, incr, inspect, rm or demo)\n", args[0])
+		return 2
+	}
+	err := cmd(args[1:], stdout)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "go-peer %s: %s\n", args[0], ue.msg)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "go-peer %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// flags wraps a FlagSet whose errors become usage errors.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string, positional int) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != positional {
+		if positional == 0 {
+			return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+		}
+		return usageError{fmt.Sprintf("want %d argument(s), got %d", positional, fs.NArg())}
+	}
+	return nil
+}
+
+// keyFlag parses K as decimal or 0x-hex into a key_t.
+type keyFlag struct {
+	key int32
+	set bool
+}
+
+func (k *keyFlag) String() string { return shmvar.FormatKey(k.key) }
+
+func (k *keyFlag) Set(s string) error {
+	key, err := parseKey(s)
+	if err != nil {
+		return err
+	}
+	k.key, k.set = key, true
+	return nil
+}
+
+func parseKey(s string) (int32, error) {
+	n, err := strconv.ParseInt(s, 0, 64)
+	if err != nil || n < 1 || n > 0xffffffff {
+		return 0, fmt.Errorf("key %q is not a number in 1..0xffffffff (decimal or 0x-hex)", s)
+	}
+	return int32(uint32(n)), nil
+}
+
+func requireKey(k *keyFlag) error {
+	if !k.set {
+		return usageError{"--key is required"}
+	}
+	return nil
+}
+
+func cmdCreate(args []string, stdout io.Writer) error {
+	fs := newFlags("create")
+	var key keyFlag
+	fs.Var(&key, "key", "")
+	capacity := fs.Int("capacity", shmvar.DefaultCapacity, "")
+	typeName := fs.String("type", "shmvar.v1.Counter", "")
+	mode := fs.String("mode", "0600", "")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := requireKey(&key); err != nil {
+		return err
+	}
+	if *capacity < 1 || *capacity > shmvar.MaxCapacity {
+		return usageError{fmt.Sprintf("--capacity %d outside 1..%d", *capacity, shmvar.MaxCapacity)}
+	}
+	perm, err := strconv.ParseUint(*mode, 8, 32)
+	if err != nil || perm == 0 || perm > 0o777 {
+		return usageError{fmt.Sprintf("--mode %q is not octal permission bits such as 0600", *mode)}
+	}
+	mt, err := shmvar.LookupType(*typeName)
+	if err != nil {
+		return usageError{fmt.Sprintf("--type %s: unknown message type (known: %s)", *typeName, strings.Join(shmvar.KnownTypes(), ", "))}
+	}
+	v, err := shmvar.CreateOf(key.key, mt, shmvar.Options{Capacity: *capacity, Mode: os.FileMode(perm)})
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	fmt.Fprintf(stdout, "created key=%s type=%s capacity=%d\n", shmvar.FormatKey(key.key), mt.Descriptor().FullName(), *capacity)
+	return nil
+}
+
+func openAny(key int32, typeName string, readOnly bool) (*shmvar.Var[proto.Message], error) {
+	v, err := shmvar.OpenAny(key, shmvar.Options{ReadOnly: readOnly})
+	if err != nil {
+		return nil, err
+	}
+	if typeName != "" && v.Descriptor().GetMessageType() != typeName {
+		v.Close()
+		return nil, &shmvar.Error{Op: "open", Key: key, Err: shmvar.ErrTypeMismatch,
+			Detail: fmt.Sprintf("segment holds %s, asked for %s", v.Descriptor().GetMessageType(), typeName)}
+	}
+	return v, nil
+}
+
+func cmdGet(args []string, stdout io.Writer) error {
+	fs := newFlags("get")
+	var key keyFlag
+	fs.Var(&key, "key", "")
+	format := fs.String("format", "text", "")
+	typeName := fs.String("type", "", "")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := requireKey(&key); err != nil {
+		return err
+	}
+	if *format != "text" && *format != "json" && *format != "binary" {
+		return usageError{fmt.Sprintf("--format %q: want text, json or binary", *format)}
+	}
+	v, err := openAny(key.key, *typeName, true)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	value, err := v.Get()
+	if err != nil {
+		return err
+	}
+	out, err := formatValue(value, *format)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+func formatValue(m proto.Message, format string) ([]byte, error) {
+	switch format {
+	case "json":
+		b, err := protojson.MarshalOptions{Multiline: true}.Marshal(m)
+		return append(b, '\n'), err
+	case "binary":
+		return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	default:
+		return prototext.MarshalOptions{Multiline: true}.Marshal(m)
+	}
+}
+
+func cmdSet(args []string, stdout io.Writer) error {
+	fs := newFlags("set")
+	var key keyFlag
+	fs.Var(&key, "key", "")
+	format := fs.String("format", "", "")
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	if err := requireKey(&key); err != nil {
+		return err
+	}
+	v, err := openAny(key.key, "", false)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	value, err := parseValue(v.MessageType(), fs.Arg(0), *format)
+	if err != nil {
+		return err
+	}
+	if err := v.Set(value); err != nil {
+		return err
+	}
+	g, _ := v.Generation()
+	fmt.Fprintf(stdout, "set key=%s generation=%d\n", shmvar.FormatKey(key.key), g)
+	return nil
+}
+
+// parseValue reads VALUE as protobuf text format, or JSON when it starts
+// with '{' or --format json says so.
+func parseValue(mt protoreflect.MessageType, s, format string) (proto.Message, error) {
+	m := mt.New().Interface()
+	if format == "" {
+		format = "text"
+		if strings.HasPrefix(strings.TrimSpace(s), "{") {
+			format = "json"
+		}
+	}
+	var err error
+	switch format {
+	case "text":
+		err = prototext.Unmarshal([]byte(s), m)
+	case "json":
+		err = protojson.Unmarshal([]byte(s), m)
+	default:
+		return nil, usageError{fmt.Sprintf("--format %q: want text or json", format)}
+	}
+	if err != nil {
+		return nil, usageError{fmt.Sprintf("VALUE is not a valid %s in %s format: %v", mt.Descriptor().FullName(), format, err)}
+	}
+	return m, nil
+}
+
+func cmdIncr(args []string, stdout io.Writer) error {
+	fs := newFlags("incr")
+	var key keyFlag
+	fs.Var(&key, "key", "")
+	count := fs.Int64("count", 0, "")
+	timeout := fs.Duration("timeout", 10*time.Second, "")
+	quiet := fs.Bool("quiet", false, "")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := requireKey(&key); err != nil {
+		return err
+	}
+	if *count < 1 {
+		return usageError{"--count must be at least 1"}
+	}
+	if *timeout <= 0 {
+		return usageError{"--timeout must be positive"}
+	}
+	v, err := shmvar.Open[*shmvarpb.Counter](key.key, shmvar.Options{})
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	me := fmt.Sprintf("go:%d", os.Getpid())
+	progress := !*quiet && isTerminal(os.Stderr)
+	start := time.Now()
+	var last *shmvarpb.Counter
+	for i := int64(1); i <= *count; i++ {
+		last, err = v.TryUpdate(*timeout, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+			c.Value++
+			c.LastWriter = me
+			return c, nil
+		})
+		if err != nil {
+			return fmt.Errorf("after %d of %d increments: %w", i-1, *count, err)
+		}
+		if progress && i%10000 == 0 {
+			fmt.Fprintf(os.Stderr, "\r%d/%d increments", i, *count)
+		}
+	}
+	elapsed := time.Since(start)
+	if progress {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	fmt.Fprintf(stdout, "incr: count=%d elapsed=%s rate=%.0f/s value=%d\n",
+		*count, elapsed.Round(time.Millisecond), float64(*count)/elapsed.Seconds(), last.GetValue())
+	return nil
+}
+
+func cmdRm(args []string, stdout io.Writer) error {
+	fs := newFlags("rm")
+	var key keyFlag
+	fs.Var(&key, "key", "")
+	force := fs.Bool("force", false, "")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := requireKey(&key); err != nil {
+		return err
+	}
+	if *force {
+		if err := shmvar.RemoveKey(key.key); err != nil {
+			return err
+		}
+	} else {
+		v, err := shmvar.OpenAny(key.key, shmvar.Options{ReadOnly: true})
+		if err != nil {
+			if errors.Is(err, shmvar.ErrNotShmvar) || errors.Is(err, shmvar.ErrCorrupt) ||
+				errors.Is(err, shmvar.ErrLayoutVersion) || errors.Is(err, shmvar.ErrNotInitialised) {
+				return fmt.Errorf("%w (refusing to remove it; add --force to remove it anyway)", err)
+			}
+			return err
+		}
+		if err := v.Remove(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "removed key=%s\n", shmvar.FormatKey(key.key))
+	return nil
+}
+
+// isTerminal reports whether f is a terminal, where progress lines belong.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,23 @@
+// Package shmvar shares one protobuf-typed variable between processes through
+// a System V shared-memory segment.
+//
+// A segment holds a fixed header, a protobuf-encoded SegmentDescriptor that
+// names the payload type and carries its schema, and two slots for the
+// encoded value. Writers take a spinlock word in the segment, write the
+// inactive slot and publish it by advancing the generation word; readers take
+// no lock and retry when the generation moves under them. The layout is
+// declared once in proto/shmvar/v1/layout.proto; PROTOCOL.md at the root of
+// the repository describes it precisely, and the Java library
+// (io.shmvar.SharedVariable) implements the same protocol.
+//
+// The segment is untrusted input: every length is read once, bounds-checked,
+// copied, checksummed and only then parsed. Errors are *Error values that wrap
+// either a unix.Errno or one of the Err* sentinels, so errors.Is works:
+//
+//	v, err := shmvar.Open[*shmvarpb.Counter](0x5eed, shmvar.Options{})
+//	if errors.Is(err, unix.ENOENT) { ... }
+//
+// The files mirror the Java classes: layout.go (LayoutDescriptor), lock.go
+// (SpinLock), variable.go (SharedVariable), native.go (LibC/SysV) and
+// errors.go (ShmException).
+package shmvar

@@ -1,0 +1,112 @@
+package shmvar
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors that an *Error wraps when the failure is not an errno.
+var (
+	// ErrNotShmvar means the segment does not start with the shmvar magic.
+	ErrNotShmvar = errors.New("not a shmvar segment")
+	// ErrNotInitialised means the segment's header was still zero after the wait.
+	ErrNotInitialised = errors.New("segment not initialised")
+	// ErrLayoutVersion means the segment's layout major version differs from ours.
+	ErrLayoutVersion = errors.New("layout version mismatch")
+	// ErrTypeMismatch means the segment holds another payload type than asked for.
+	ErrTypeMismatch = errors.New("payload type mismatch")
+	// ErrCorrupt means a header, descriptor or slot failed validation.
+	ErrCorrupt = errors.New("segment corrupt")
+	// ErrTooLarge means an encoded value does not fit the segment's capacity.
+	ErrTooLarge = errors.New("value too large")
+	// ErrTimeout means the lock was not acquired before the deadline.
+	ErrTimeout = errors.New("lock timeout")
+	// ErrBusy means readers kept losing the race with writers until the deadline.
+	ErrBusy = errors.New("segment busy")
+	// ErrClosed means the variable was used after Close or Remove.
+	ErrClosed = errors.New("variable closed")
+	// ErrInvalidArgument means a caller passed an unusable argument.
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// Error is the error type of this package. Op names the failed call (a libc
+// function such as "shmget", or an operation such as "open"), Key is the
+// segment's key and Err is a unix.Errno or one of the Err* sentinels.
+type Error struct {
+	Op     string
+	Key    int32
+	Err    error
+	Detail string // what a person can do about it, or what check failed
+	Holder int32  // for ErrTimeout: the pid holding the lock
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("%s key=%s: ", e.Op, FormatKey(e.Key))
+	if errno, ok := e.Err.(unix.Errno); ok {
+		s += fmt.Sprintf("%s (%s)", errno.Error(), errnoName(errno))
+	} else {
+		s += e.Err.Error()
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+
+// Unwrap returns the errno or sentinel, so errors.Is(err, unix.EEXIST) works.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errno returns the errno carried by err, or 0.
+func Errno(err error) unix.Errno {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return 0
+}
+
+// FormatKey formats a key the way ipcs prints it.
+func FormatKey(key int32) string { return fmt.Sprintf("0x%08x", uint32(key)) }
+
+func errnoName(errno unix.Errno) string {
+	if name := unix.ErrnoName(errno); name != "" {
+		return name
+	}
+	return fmt.Sprintf("errno %d", int(errno))
+}
+
+func newError(op string, key int32, err error, format string, args ...any) *Error {
+	return &Error{Op: op, Key: key, Err: err, Detail: fmt.Sprintf(format, args...)}
+}
+
+// nativeError turns a failed libc call into an *Error with advice a person
+// can act on.
+func nativeError(op string, key int32, err error, creating bool, size uint64) *Error {
+	errno, ok := err.(unix.Errno)
+	if !ok {
+		return &Error{Op: op, Key: key, Err: err}
+	}
+	e := &Error{Op: op, Key: key, Err: errno}
+	k := FormatKey(key)
+	switch {
+	case errno == unix.EEXIST:
+		e.Detail = "a segment with this key already exists; remove it with 'rm --key " + k + "' or 'ipcrm -M " + k + "'"
+	case errno == unix.ENOENT:
+		e.Detail = "no segment with this key; create it with 'create --key " + k + "'"
+	case errno == unix.EINVAL && creating:
+		e.Detail = fmt.Sprintf("size %d is outside the kernel's limits (shmmax in /proc/sys/kernel/shmmax, shmmin)", size)
+	case errno == unix.EINVAL && op == "shmget":
+		e.Detail = "a segment with this key exists but is smaller than asked for"
+	case errno == unix.ENOSPC:
+		e.Detail = "the system-wide segment limit (shmmni, /proc/sys/kernel/shmmni) or shared memory total (shmall) is reached"
+	case errno == unix.ENOMEM:
+		e.Detail = "not enough memory for the segment"
+	case errno == unix.EACCES || errno == unix.EPERM:
+		e.Detail = "permission denied: the segment's owner and mode do not let this user use it"
+	case errno == unix.EIDRM:
+		e.Detail = "the segment was removed"
+	}
+	return e
+}

@@ -1,0 +1,247 @@
+package shmvar
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"sort"
+	"time"
+
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// The segment layout, from proto/shmvar/v1/layout.proto (see PROTOCOL.md).
+// The Java twin is io.shmvar.LayoutDescriptor.
+//
+//	0        128      256        384      512          512+D    slot0       slot1
+//	+--------+--------+----------+--------+------------+--------+-----------+-----------+
+//	|identity| lock   |generation|reserved| descriptor | pad 64 | hdr|value | hdr|value |
+//	+--------+--------+----------+--------+------------+--------+-----------+-----------+
+//
+//	identity: magic u32 | version u32 | header length u32 | flags u32 | capacity u64 |
+//	          descriptor offset u64 | descriptor length u64 | slot0 u64 | slot1 u64 | segment length u64
+//	lock:     lock word u64 | lock futex u32 | pad | contended u64 | takeovers u64
+//	slot hdr: length u32 | crc32c u32 | generation u64
+const (
+	MagicOffset            = int(shmvarpb.SegmentLayout_MAGIC_OFFSET)
+	LayoutVersionOffset    = int(shmvarpb.SegmentLayout_LAYOUT_VERSION_OFFSET)
+	HeaderLengthOffset     = int(shmvarpb.SegmentLayout_HEADER_LENGTH_OFFSET)
+	FlagsOffset            = int(shmvarpb.SegmentLayout_FLAGS_OFFSET)
+	CapacityOffset         = int(shmvarpb.SegmentLayout_CAPACITY_OFFSET)
+	DescriptorOffsetOffset = int(shmvarpb.SegmentLayout_DESCRIPTOR_OFFSET_OFFSET)
+	DescriptorLengthOffset = int(shmvarpb.SegmentLayout_DESCRIPTOR_LENGTH_OFFSET)
+	Slot0OffsetOffset      = int(shmvarpb.SegmentLayout_SLOT0_OFFSET_OFFSET)
+	Slot1OffsetOffset      = int(shmvarpb.SegmentLayout_SLOT1_OFFSET_OFFSET)
+	SegmentLengthOffset    = int(shmvarpb.SegmentLayout_SEGMENT_LENGTH_OFFSET)
+
+	LockWordOffset       = int(shmvarpb.SegmentLayout_LOCK_WORD_OFFSET)
+	LockFutexOffset      = int(shmvarpb.SegmentLayout_LOCK_FUTEX_OFFSET)
+	ContendedCountOffset = int(shmvarpb.SegmentLayout_CONTENDED_COUNT_OFFSET)
+	TakeoverCountOffset  = int(shmvarpb.SegmentLayout_TAKEOVER_COUNT_OFFSET)
+
+	GenerationOffset      = int(shmvarpb.SegmentLayout_GENERATION_OFFSET)
+	GenerationFutexOffset = int(shmvarpb.SegmentLayout_GENERATION_FUTEX_OFFSET)
+
+	HeaderLength = int(shmvarpb.SegmentLayout_HEADER_LENGTH)
+
+	SlotLengthOffset     = int(shmvarpb.SegmentLayout_SLOT_LENGTH_OFFSET)
+	SlotCrcOffset        = int(shmvarpb.SegmentLayout_SLOT_CRC_OFFSET)
+	SlotGenerationOffset = int(shmvarpb.SegmentLayout_SLOT_GENERATION_OFFSET)
+	SlotHeaderLength     = int(shmvarpb.SegmentLayout_SLOT_HEADER_LENGTH)
+	SlotAlignment        = int(shmvarpb.SegmentLayout_SLOT_ALIGNMENT)
+
+	Magic              = uint32(shmvarpb.SegmentLayout_MAGIC)
+	LayoutVersionMajor = uint32(shmvarpb.SegmentLayout_LAYOUT_VERSION_MAJOR)
+	LayoutVersionMinor = uint32(shmvarpb.SegmentLayout_LAYOUT_VERSION_MINOR)
+	LayoutVersion      = LayoutVersionMajor<<16 | LayoutVersionMinor
+
+	DefaultCapacity     = int(shmvarpb.SegmentLayout_DEFAULT_CAPACITY)
+	MaxCapacity         = int(shmvarpb.SegmentLayout_MAX_CAPACITY)
+	MaxDescriptorLength = int(shmvarpb.SegmentLayout_MAX_DESCRIPTOR_LENGTH)
+)
+
+var le = binary.LittleEndian
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crc32c(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+func alignUp(n, a uint64) uint64 { return (n + a - 1) &^ (a - 1) }
+
+// geometry is where the regions of a segment lie.
+type geometry struct {
+	capacity         uint64
+	descriptorOffset uint64
+	descriptorLength uint64
+	slot             [2]uint64
+	segmentLength    uint64
+}
+
+func newGeometry(capacity, descriptorLength uint64) geometry {
+	g := geometry{capacity: capacity, descriptorOffset: uint64(HeaderLength), descriptorLength: descriptorLength}
+	slotLength := alignUp(uint64(SlotHeaderLength)+capacity, uint64(SlotAlignment))
+	g.slot[0] = alignUp(g.descriptorOffset+descriptorLength, uint64(SlotAlignment))
+	g.slot[1] = g.slot[0] + slotLength
+	g.segmentLength = g.slot[1] + slotLength
+	return g
+}
+
+// FormatVersion formats a layout version word as major.minor.
+func FormatVersion(v uint32) string { return fmt.Sprintf("%d.%d", v>>16, v&0xffff) }
+
+// readGeometry validates the identity line of mem, whose real size is
+// len(mem) as IPC_STAT reports it, and returns the regions. Every offset and
+// length is read once and checked with arithmetic that cannot overflow:
+// each value is bounded by len(mem) or MaxCapacity before it is added.
+func readGeometry(key int32, mem []byte, initWait time.Duration) (geometry, uint32, error) {
+	fail := func(err error, format string, args ...any) (geometry, uint32, error) {
+		return geometry{}, 0, newError("open", key, err, format, args...)
+	}
+	size := uint64(len(mem))
+	if size < uint64(HeaderLength) {
+		return fail(ErrCorrupt, "segment too small: size=%d, header needs %d", size, HeaderLength)
+	}
+	// The creator stores the version word last; wait briefly for a segment
+	// that is still being created.
+	version := load32(mem, LayoutVersionOffset)
+	for deadline := time.Now().Add(initWait); version == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		version = load32(mem, LayoutVersionOffset)
+	}
+	magic := le.Uint32(mem[MagicOffset:])
+	if magic != Magic {
+		if magic == 0 && version == 0 {
+			return fail(ErrNotInitialised, "magic and version are zero after %v (a creator died or this is not a shmvar segment)", initWait)
+		}
+		return fail(ErrNotShmvar, "magic=0x%08x, want 0x%08x", magic, Magic)
+	}
+	if version == 0 {
+		return fail(ErrNotInitialised, "version is zero after %v (creator died before finishing)", initWait)
+	}
+	if version>>16 != LayoutVersionMajor {
+		return fail(ErrLayoutVersion, "app=%s segment=%s", FormatVersion(LayoutVersion), FormatVersion(version))
+	}
+	if h := le.Uint32(mem[HeaderLengthOffset:]); h != uint32(HeaderLength) {
+		return fail(ErrCorrupt, "header length=%d, want %d", h, HeaderLength)
+	}
+	g := geometry{
+		capacity:         le.Uint64(mem[CapacityOffset:]),
+		descriptorOffset: le.Uint64(mem[DescriptorOffsetOffset:]),
+		descriptorLength: le.Uint64(mem[DescriptorLengthOffset:]),
+		slot:             [2]uint64{le.Uint64(mem[Slot0OffsetOffset:]), le.Uint64(mem[Slot1OffsetOffset:])},
+		segmentLength:    le.Uint64(mem[SegmentLengthOffset:]),
+	}
+	switch {
+	case g.capacity > uint64(MaxCapacity):
+		return fail(ErrCorrupt, "capacity=%d exceeds maximum %d", g.capacity, MaxCapacity)
+	case g.segmentLength > size:
+		return fail(ErrCorrupt, "header claims segment length=%d, real size=%d", g.segmentLength, size)
+	case g.descriptorOffset != uint64(HeaderLength):
+		return fail(ErrCorrupt, "descriptor offset=%d, want %d", g.descriptorOffset, HeaderLength)
+	case g.descriptorLength == 0 || g.descriptorLength > uint64(MaxDescriptorLength):
+		return fail(ErrCorrupt, "descriptor length=%d outside 1..%d", g.descriptorLength, MaxDescriptorLength)
+	case g.descriptorOffset+g.descriptorLength > size:
+		return fail(ErrCorrupt, "descriptor [%d,+%d) outside segment size=%d", g.descriptorOffset, g.descriptorLength, size)
+	}
+	for i, off := range g.slot {
+		if off%uint64(SlotAlignment) != 0 || off < g.descriptorOffset+g.descriptorLength ||
+			off > size || size-off < uint64(SlotHeaderLength)+g.capacity {
+			return fail(ErrCorrupt, "slot %d offset=%d (capacity=%d) outside segment size=%d or overlapping the descriptor", i, off, g.capacity, size)
+		}
+	}
+	lo, hi := g.slot[0], g.slot[1]
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	if hi-lo < uint64(SlotHeaderLength)+g.capacity {
+		return fail(ErrCorrupt, "slots at %d and %d overlap (capacity=%d)", g.slot[0], g.slot[1], g.capacity)
+	}
+	return g, version, nil
+}
+
+// readDescriptor copies, decodes and checks the SegmentDescriptor, then
+// resolves the payload's message type from the stored schema.
+func readDescriptor(key int32, mem []byte, g geometry, version uint32) (*shmvarpb.SegmentDescriptor, protoreflect.MessageType, error) {
+	raw := append([]byte(nil), mem[g.descriptorOffset:g.descriptorOffset+g.descriptorLength]...)
+	d := &shmvarpb.SegmentDescriptor{}
+	if err := proto.Unmarshal(raw, d); err != nil {
+		return nil, nil, newError("open", key, ErrCorrupt, "descriptor does not decode: %v", err)
+	}
+	if d.GetLayoutVersion() != version {
+		return nil, nil, newError("open", key, ErrCorrupt, "descriptor layout version=%s, header=%s", FormatVersion(d.GetLayoutVersion()), FormatVersion(version))
+	}
+	if d.GetCapacity() != g.capacity {
+		return nil, nil, newError("open", key, ErrCorrupt, "descriptor capacity=%d, header=%d", d.GetCapacity(), g.capacity)
+	}
+	mt, err := messageTypeFromSchema(d)
+	if err != nil {
+		return nil, nil, newError("open", key, ErrCorrupt, "%v", err)
+	}
+	return d, mt, nil
+}
+
+func messageTypeFromSchema(d *shmvarpb.SegmentDescriptor) (protoreflect.MessageType, error) {
+	set := &descriptorpb.FileDescriptorSet{}
+	if err := proto.Unmarshal(d.GetSchema(), set); err != nil {
+		return nil, fmt.Errorf("schema does not decode: %v", err)
+	}
+	files, err := protodesc.NewFiles(set)
+	if err != nil {
+		return nil, fmt.Errorf("schema is not valid: %v", err)
+	}
+	desc, err := files.FindDescriptorByName(protoreflect.FullName(d.GetMessageType()))
+	if err != nil {
+		return nil, fmt.Errorf("schema has no message %q", d.GetMessageType())
+	}
+	md, ok := desc.(protoreflect.MessageDescriptor)
+	if !ok {
+		return nil, fmt.Errorf("%q is not a message", d.GetMessageType())
+	}
+	return dynamicpb.NewMessageType(md), nil
+}
+
+// schemaOf returns the encoded FileDescriptorSet of md's file and everything
+// it imports, dependencies first.
+func schemaOf(md protoreflect.MessageDescriptor) ([]byte, error) {
+	set := &descriptorpb.FileDescriptorSet{}
+	seen := map[string]bool{}
+	var add func(fd protoreflect.FileDescriptor)
+	add = func(fd protoreflect.FileDescriptor) {
+		if seen[fd.Path()] {
+			return
+		}
+		seen[fd.Path()] = true
+		imports := fd.Imports()
+		for i := 0; i < imports.Len(); i++ {
+			add(imports.Get(i).FileDescriptor)
+		}
+		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
+	}
+	add(md.ParentFile())
+	return proto.MarshalOptions{Deterministic: true}.Marshal(set)
+}
+
+// LookupType finds a message type compiled into this program by full name.
+func LookupType(name string) (protoreflect.MessageType, error) {
+	return protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name))
+}
+
+// KnownTypes lists the message types of package shmvar.v1 compiled into
+// this program, for error messages.
+func KnownTypes() []string {
+	var names []string
+	protoregistry.GlobalTypes.RangeMessages(func(mt protoreflect.MessageType) bool {
+		if name := mt.Descriptor().FullName(); name.Parent() == "shmvar.v1" && name.Name() != "SegmentDescriptor" {
+			names = append(names, string(name))
+		}
+		return true
+	})
+	sort.Strings(names)
+	return names
+}

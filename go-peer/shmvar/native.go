@@ -1,0 +1,123 @@
+package shmvar
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file holds every call into the kernel: System V shared memory, the
+// process identity used by the lock, and atomic access to the mapped words.
+
+// segmentInfo is what IPC_STAT says about a segment.
+type segmentInfo struct {
+	ID      int
+	Size    uint64
+	UID     uint32
+	GID     uint32
+	Mode    uint32 // permission bits
+	Cpid    int32
+	Lpid    int32
+	Nattach uint64
+}
+
+func shmGet(key int32, size uint64, flags int) (int, error) {
+	id, err := unix.SysvShmGet(int(key), int(size), flags)
+	if err != nil {
+		return 0, nativeError("shmget", key, err, flags&unix.IPC_CREAT != 0, size)
+	}
+	return id, nil
+}
+
+func shmStat(key int32, id int) (segmentInfo, error) {
+	var desc unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
+		return segmentInfo{}, nativeError("shmctl(IPC_STAT)", key, err, false, 0)
+	}
+	return segmentInfo{
+		ID: id, Size: desc.Segsz, UID: desc.Perm.Uid, GID: desc.Perm.Gid,
+		Mode: desc.Perm.Mode & 0o777, Cpid: desc.Cpid, Lpid: desc.Lpid, Nattach: desc.Nattch,
+	}, nil
+}
+
+func shmAttach(key int32, id int, readOnly bool) ([]byte, error) {
+	flags := 0
+	if readOnly {
+		flags = unix.SHM_RDONLY
+	}
+	mem, err := unix.SysvShmAttach(id, 0, flags)
+	if err != nil {
+		return nil, nativeError("shmat", key, err, false, 0)
+	}
+	return mem, nil
+}
+
+func shmDetach(key int32, mem []byte) error {
+	if err := unix.SysvShmDetach(mem); err != nil {
+		return nativeError("shmdt", key, err, false, 0)
+	}
+	return nil
+}
+
+func shmRemove(key int32, id int) error {
+	if _, err := unix.SysvShmCtl(id, unix.IPC_RMID, nil); err != nil {
+		return nativeError("shmctl(IPC_RMID)", key, err, false, 0)
+	}
+	return nil
+}
+
+// procStat is the part of /proc/<pid>/stat the lock needs.
+type procStat struct {
+	state     byte
+	startTime uint64 // clock ticks after boot
+}
+
+// readProcStat parses /proc/<pid>/stat; ok is false when the process is gone.
+func readProcStat(pid int32) (procStat, bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
+	if err != nil {
+		return procStat{}, false
+	}
+	// comm may hold spaces and parentheses: the fields start after the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	fields := bytes.Fields(data[i+1:])
+	// fields[0] is field 3 (state); starttime is field 22.
+	if len(fields) < 20 || len(fields[0]) != 1 {
+		return procStat{}, false
+	}
+	start, err := strconv.ParseUint(string(fields[19]), 10, 64)
+	if err != nil {
+		return procStat{}, false
+	}
+	return procStat{state: fields[0][0], startTime: start}, true
+}
+
+// Atomic access to 8-byte aligned words of the mapped segment. The segment is
+// page aligned and every atomic offset is a multiple of 8 (see layout.go).
+
+func word64(mem []byte, off int) *uint64 { return (*uint64)(unsafe.Pointer(&mem[off])) }
+
+func load64(mem []byte, off int) uint64 { return atomic.LoadUint64(word64(mem, off)) }
+
+func store64(mem []byte, off int, v uint64) { atomic.StoreUint64(word64(mem, off), v) }
+
+func cas64(mem []byte, off int, old, new uint64) bool {
+	return atomic.CompareAndSwapUint64(word64(mem, off), old, new)
+}
+
+func add64(mem []byte, off int, delta uint64) { atomic.AddUint64(word64(mem, off), delta) }
+
+func load32(mem []byte, off int) uint32 {
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&mem[off])))
+}
+
+func store32(mem []byte, off int, v uint32) {
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&mem[off])), v)
+}

@@ -1,0 +1,428 @@
+package shmvar
+
+import (
+	"os"
+	"sync"
+	"time"
+
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure Create and Open. The zero value gives the defaults.
+type Options struct {
+	// Capacity is the most bytes an encoded value may take (Create only);
+	// 0 means DefaultCapacity.
+	Capacity int
+	// Mode is the segment's permission bits (Create only); 0 means 0600.
+	Mode os.FileMode
+	// InitWait is how long Open waits for a creator that has not finished
+	// writing the header; 0 means one second.
+	InitWait time.Duration
+	// ReadOnly attaches the segment read-only (Open only); writes then fail.
+	ReadOnly bool
+}
+
+// Var is a protobuf value of type T shared through a System V segment. Its
+// methods are safe for concurrent use by several goroutines. The Java twin
+// is io.shmvar.SharedVariable.
+type Var[T proto.Message] struct {
+	key      int32
+	id       int
+	geo      geometry
+	desc     *shmvarpb.SegmentDescriptor
+	mtype    protoreflect.MessageType
+	readOnly bool
+
+	mu  sync.RWMutex // held shared while mem is used, exclusively to detach
+	mem []byte       // nil once closed
+}
+
+// Create makes a new segment under key holding the empty value of T. It
+// fails with unix.EEXIST if the key is taken.
+func Create[T proto.Message](key int32, opts Options) (*Var[T], error) {
+	var zero T
+	return create[T](key, zero.ProtoReflect().Type(), opts)
+}
+
+// CreateOf is Create for a type chosen at run time, such as one found by
+// name in protoregistry.GlobalTypes.
+func CreateOf(key int32, mt protoreflect.MessageType, opts Options) (*Var[proto.Message], error) {
+	return create[proto.Message](key, mt, opts)
+}
+
+// Open attaches to the segment under key, validates it and checks that it
+// holds values of type T.
+func Open[T proto.Message](key int32, opts Options) (*Var[T], error) {
+	var zero T
+	mt := zero.ProtoReflect().Type()
+	v, err := open[T](key, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.checkType(mt.Descriptor().FullName()); err != nil {
+		v.Close()
+		return nil, err
+	}
+	v.mtype = mt
+	return v, nil
+}
+
+// OpenAny attaches to the segment under key and decodes values with the
+// schema stored in it, as dynamicpb messages.
+func OpenAny(key int32, opts Options) (*Var[proto.Message], error) {
+	return open[proto.Message](key, opts)
+}
+
+func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Options) (*Var[T], error) {
+	if key == unix.IPC_PRIVATE {
+		return nil, newError("create", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE, which no other process can open; pick a non-zero key")
+	}
+	capacity := opts.Capacity
+	if capacity == 0 {
+		capacity = DefaultCapacity
+	}
+	if capacity < 0 || capacity > MaxCapacity {
+		return nil, newError("create", key, ErrInvalidArgument, "capacity=%d outside 1..%d", capacity, MaxCapacity)
+	}
+	mode := uint32(opts.Mode.Perm())
+	if mode == 0 {
+		mode = 0o600
+	}
+	schema, err := schemaOf(mt.Descriptor())
+	if err != nil {
+		return nil, newError("create", key, ErrInvalidArgument, "schema of %s: %v", mt.Descriptor().FullName(), err)
+	}
+	desc := &shmvarpb.SegmentDescriptor{
+		LayoutVersion:    LayoutVersion,
+		MessageType:      string(mt.Descriptor().FullName()),
+		Schema:           schema,
+		Capacity:         uint64(capacity),
+		CreatorPid:       int32(os.Getpid()),
+		CreatedUnixNanos: time.Now().UnixNano(),
+		Creator:          "go",
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(desc)
+	if err != nil || len(raw) > MaxDescriptorLength {
+		return nil, newError("create", key, ErrTooLarge, "descriptor of %d bytes exceeds %d", len(raw), MaxDescriptorLength)
+	}
+	geo := newGeometry(uint64(capacity), uint64(len(raw)))
+	id, err := shmGet(key, geo.segmentLength, unix.IPC_CREAT|unix.IPC_EXCL|int(mode))
+	if err != nil {
+		return nil, err
+	}
+	mem, err := shmAttach(key, id, false)
+	if err != nil {
+		shmRemove(key, id)
+		return nil, err
+	}
+	le.PutUint32(mem[MagicOffset:], Magic)
+	le.PutUint32(mem[HeaderLengthOffset:], uint32(HeaderLength))
+	le.PutUint64(mem[CapacityOffset:], geo.capacity)
+	le.PutUint64(mem[DescriptorOffsetOffset:], geo.descriptorOffset)
+	le.PutUint64(mem[DescriptorLengthOffset:], geo.descriptorLength)
+	le.PutUint64(mem[Slot0OffsetOffset:], geo.slot[0])
+	le.PutUint64(mem[Slot1OffsetOffset:], geo.slot[1])
+	le.PutUint64(mem[SegmentLengthOffset:], geo.segmentLength)
+	copy(mem[geo.descriptorOffset:], raw)
+	// Slot 0 holds the empty value (length 0, CRC 0) for generation 0; the
+	// kernel zero-fills new segments, so only the version word is left: it
+	// goes last, with release semantics, and makes the segment valid.
+	store32(mem, LayoutVersionOffset, LayoutVersion)
+	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem}, nil
+}
+
+func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
+	if key == unix.IPC_PRIVATE {
+		return nil, newError("open", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE; pass the key the segment was created with")
+	}
+	id, err := shmGet(key, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	info, err := shmStat(key, id)
+	if err != nil {
+		return nil, err
+	}
+	if info.Size < uint64(HeaderLength) {
+		return nil, newError("open", key, ErrCorrupt, "segment too small: size=%d, header needs %d", info.Size, HeaderLength)
+	}
+	mem, err := shmAttach(key, id, opts.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	wait := opts.InitWait
+	if wait == 0 {
+		wait = time.Second
+	}
+	geo, version, err := readGeometry(key, mem, wait)
+	if err == nil {
+		var v *Var[T]
+		var desc *shmvarpb.SegmentDescriptor
+		var mt protoreflect.MessageType
+		if desc, mt, err = readDescriptor(key, mem, geo, version); err == nil {
+			v = &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, readOnly: opts.ReadOnly}
+			return v, nil
+		}
+	}
+	shmDetach(key, mem)
+	return nil, err
+}
+
+func (v *Var[T]) checkType(want protoreflect.FullName) error {
+	if got := v.desc.GetMessageType(); got != string(want) {
+		return newError("open", v.key, ErrTypeMismatch, "segment holds %s, asked for %s", got, want)
+	}
+	return nil
+}
+
+// Key returns the segment's key.
+func (v *Var[T]) Key() int32 { return v.key }
+
+// Descriptor returns the descriptor stored in the segment at creation.
+func (v *Var[T]) Descriptor() *shmvarpb.SegmentDescriptor { return v.desc }
+
+// MessageType returns the type values are decoded as.
+func (v *Var[T]) MessageType() protoreflect.MessageType { return v.mtype }
+
+// Capacity returns the most bytes an encoded value may take.
+func (v *Var[T]) Capacity() int { return int(v.geo.capacity) }
+
+// Generation returns the number of values committed since creation.
+func (v *Var[T]) Generation() (uint64, error) {
+	mem, err := v.use("generation")
+	if err != nil {
+		return 0, err
+	}
+	defer v.mu.RUnlock()
+	return load64(mem, GenerationOffset), nil
+}
+
+// Get returns a copy of the last committed value. It takes no lock.
+func (v *Var[T]) Get() (T, error) {
+	var zero T
+	mem, err := v.use("get")
+	if err != nil {
+		return zero, err
+	}
+	defer v.mu.RUnlock()
+	data, _, err := v.read(mem, "get")
+	if err != nil {
+		return zero, err
+	}
+	return v.decode(data, "get")
+}
+
+// Set commits value, waiting for the lock as long as it takes.
+func (v *Var[T]) Set(value T) error {
+	_, err := v.update(time.Time{}, "set", func(T) (T, error) { return value, nil }, false)
+	return err
+}
+
+// Update commits fn(current) under the lock and returns it. fn gets its own
+// copy of the current value and may modify and return it. When fn returns an
+// error or panics, nothing is committed and the lock is released.
+func (v *Var[T]) Update(fn func(current T) (T, error)) (T, error) {
+	return v.update(time.Time{}, "update", fn, true)
+}
+
+// TryUpdate is Update that gives up with ErrTimeout if the lock is not free
+// within timeout; the error names the holder's pid.
+func (v *Var[T]) TryUpdate(timeout time.Duration, fn func(current T) (T, error)) (T, error) {
+	return v.update(time.Now().Add(timeout), "update", fn, true)
+}
+
+// LockState describes the lock word and its counters.
+type LockState struct {
+	Word        uint64
+	HolderPid   int32
+	HolderAlive bool
+	Contended   uint64
+	Takeovers   uint64
+}
+
+// Lock returns a snapshot of the lock word and counters.
+func (v *Var[T]) Lock() (LockState, error) {
+	mem, err := v.use("inspect")
+	if err != nil {
+		return LockState{}, err
+	}
+	defer v.mu.RUnlock()
+	s := LockState{Word: load64(mem, LockWordOffset), Contended: load64(mem, ContendedCountOffset), Takeovers: load64(mem, TakeoverCountOffset)}
+	if s.Word != 0 {
+		s.HolderPid = HolderPid(s.Word)
+		s.HolderAlive = HolderAlive(s.Word)
+	}
+	return s, nil
+}
+
+// SegmentInfo is what the kernel says about the segment (IPC_STAT).
+type SegmentInfo = segmentInfo
+
+// Stat asks the kernel about the segment.
+func (v *Var[T]) Stat() (SegmentInfo, error) { return shmStat(v.key, v.id) }
+
+// Close detaches the segment; it stays in the system for other processes.
+func (v *Var[T]) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.mem == nil {
+		return nil
+	}
+	err := shmDetach(v.key, v.mem)
+	v.mem = nil
+	return err
+}
+
+// Remove marks the segment for removal, which the kernel carries out at the
+// last detach, and detaches it.
+func (v *Var[T]) Remove() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.mem == nil {
+		return newError("remove", v.key, ErrClosed, "")
+	}
+	err := shmRemove(v.key, v.id)
+	if derr := shmDetach(v.key, v.mem); err == nil {
+		err = derr
+	}
+	v.mem = nil
+	return err
+}
+
+// use read-locks mu and returns the mapped memory; callers RUnlock.
+func (v *Var[T]) use(op string) ([]byte, error) {
+	v.mu.RLock()
+	if v.mem == nil {
+		v.mu.RUnlock()
+		return nil, newError(op, v.key, ErrClosed, "")
+	}
+	return v.mem, nil
+}
+
+// readRetryLimit bounds how long a reader keeps retrying while writers move
+// the generation under it.
+const readRetryLimit = time.Second
+
+// read copies the active slot's payload: the length is read once and
+// bounds-checked, the bytes copied, the generation re-checked (retrying if it
+// moved), then the slot's generation and CRC32C verified.
+func (v *Var[T]) read(mem []byte, op string) ([]byte, uint64, error) {
+	var buf []byte
+	var deadline time.Time
+	for attempt := 0; ; attempt++ {
+		g1 := load64(mem, GenerationOffset)
+		off := v.geo.slot[g1&1]
+		n := uint64(le.Uint32(mem[off+uint64(SlotLengthOffset):]))
+		if n <= v.geo.capacity {
+			start := off + uint64(SlotHeaderLength)
+			buf = append(buf[:0], mem[start:start+n]...)
+		}
+		crc := le.Uint32(mem[off+uint64(SlotCrcOffset):])
+		slotGen := le.Uint64(mem[off+uint64(SlotGenerationOffset):])
+		if g2 := load64(mem, GenerationOffset); g2 != g1 {
+			if attempt == 0 {
+				deadline = time.Now().Add(readRetryLimit)
+			} else if attempt%64 == 0 && time.Now().After(deadline) {
+				return nil, 0, newError(op, v.key, ErrBusy, "generation kept moving for %v", readRetryLimit)
+			}
+			continue
+		}
+		switch {
+		case n > v.geo.capacity:
+			return nil, 0, newError(op, v.key, ErrCorrupt, "slot %d length=%d exceeds capacity=%d", g1&1, n, v.geo.capacity)
+		case slotGen != g1:
+			return nil, 0, newError(op, v.key, ErrCorrupt, "slot %d generation=%d, header generation=%d", g1&1, slotGen, g1)
+		case crc32c(buf) != crc:
+			return nil, 0, newError(op, v.key, ErrCorrupt, "slot %d CRC32C mismatch at generation %d", g1&1, g1)
+		}
+		return buf, g1, nil
+	}
+}
+
+// unmarshalOptions matches protobuf-java's default nesting limit, so a value
+// one language accepts the other accepts too.
+var unmarshalOptions = proto.UnmarshalOptions{RecursionLimit: 100}
+
+func (v *Var[T]) decode(data []byte, op string) (T, error) {
+	m := v.mtype.New().Interface()
+	if err := unmarshalOptions.Unmarshal(data, m); err != nil {
+		var zero T
+		return zero, newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), err)
+	}
+	return m.(T), nil
+}
+
+func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (result T, err error) {
+	mem, err := v.use(op)
+	if err != nil {
+		return result, err
+	}
+	defer v.mu.RUnlock()
+	if v.readOnly {
+		return result, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
+	}
+	if _, err = acquire(v.key, mem, deadline); err != nil {
+		return result, err
+	}
+	defer func() {
+		if rerr := release(v.key, mem); err == nil {
+			err = rerr
+		}
+	}()
+	g := load64(mem, GenerationOffset)
+	var current T
+	if needCurrent {
+		data, _, err := v.read(mem, op)
+		if err != nil {
+			return result, err
+		}
+		if current, err = v.decode(data, op); err != nil {
+			return result, err
+		}
+	}
+	next, err := fn(current)
+	if err != nil {
+		return result, err
+	}
+	if err = v.commit(mem, g, next, op); err != nil {
+		return result, err
+	}
+	return next, nil
+}
+
+// commit encodes value straight into the inactive slot and publishes it by
+// advancing the generation: the commit point.
+func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
+	if value.ProtoReflect().Descriptor().FullName() != protoreflect.FullName(v.desc.GetMessageType()) {
+		return newError(op, v.key, ErrTypeMismatch, "value is %s, segment holds %s", value.ProtoReflect().Descriptor().FullName(), v.desc.GetMessageType())
+	}
+	next := g + 1
+	off := v.geo.slot[next&1]
+	start := off + uint64(SlotHeaderLength)
+	payload := mem[start : start : start+v.geo.capacity]
+	out, err := proto.MarshalOptions{}.MarshalAppend(payload, value)
+	if err != nil {
+		return newError(op, v.key, ErrInvalidArgument, "value does not encode: %v", err)
+	}
+	if uint64(len(out)) > v.geo.capacity {
+		return newError(op, v.key, ErrTooLarge, "encoded size=%d, capacity=%d", len(out), v.geo.capacity)
+	}
+	le.PutUint32(mem[off+uint64(SlotLengthOffset):], uint32(len(out)))
+	le.PutUint32(mem[off+uint64(SlotCrcOffset):], crc32c(out))
+	le.PutUint64(mem[off+uint64(SlotGenerationOffset):], next)
+	store64(mem, GenerationOffset, next)
+	return nil
+}
+
+// RemoveKey removes the segment under key without validating it, for
+// segments too damaged to open. The kernel frees it at the last detach.
+func RemoveKey(key int32) error {
+	id, err := shmGet(key, 0, 0)
+	if err != nil {
+		return err
+	}
+	return shmRemove(key, id)
+}
