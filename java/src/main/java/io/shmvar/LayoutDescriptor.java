@@ -1,0 +1,280 @@
+package io.shmvar;
+
+import com.google.protobuf.DescriptorProtos.FileDescriptorProto;
+import com.google.protobuf.DescriptorProtos.FileDescriptorSet;
+import com.google.protobuf.Descriptors;
+import com.google.protobuf.Descriptors.FileDescriptor;
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.shmvar.proto.SegmentDescriptor;
+import io.shmvar.proto.SegmentLayout;
+
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+
+import static io.shmvar.Native.INT;
+
+/**
+ * Where everything lies in a shmvar segment. Every number comes from the {@code SegmentLayout} enum generated
+ * from {@code proto/shmvar/v1/layout.proto}; PROTOCOL.md explains each word. The Go twin is
+ * {@code go-peer/shmvar/layout.go}.
+ *
+ * <pre>
+ *   0        128      256        384      512          512+D    slot0         slot1
+ *   +--------+--------+----------+--------+------------+--------+-------------+-------------+
+ *   |identity| lock   |generation|reserved| descriptor | pad 64 | hdr | value | hdr | value |
+ *   +--------+--------+----------+--------+------------+--------+-------------+-------------+
+ *
+ *   identity (0..127)
+ *    0                   1                   2                   3
+ *    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *   +---------------------------------------------------------------+
+ *   |                 magic "SVAR"              (u32 @0)            |
+ *   |     layout version: major << 16 | minor   (u32 @4, last)      |
+ *   |                 header length = 512       (u32 @8)            |
+ *   |                 flags = 0                 (u32 @12)           |
+ *   |                 capacity                  (u64 @16)           |
+ *   |                 descriptor offset         (u64 @24)           |
+ *   |                 descriptor length         (u64 @32)           |
+ *   |                 slot 0 offset             (u64 @40)           |
+ *   |                 slot 1 offset             (u64 @48)           |
+ *   |                 segment length            (u64 @56)           |
+ *   +---------------------------------------------------------------+
+ *   lock (128..255): lock word u64 @128 | lock futex u32 @136 | contended u64 @144 | takeovers u64 @152
+ *   generation (256..383): generation u64 @256 | generation futex u32 @264
+ *   slot header: length u32 @+0 | crc32c u32 @+4 | generation u64 @+8 | payload @+16
+ * </pre>
+ */
+public final class LayoutDescriptor {
+    public static final int MAGIC_OFFSET = SegmentLayout.MAGIC_OFFSET_VALUE;
+    public static final int LAYOUT_VERSION_OFFSET = SegmentLayout.LAYOUT_VERSION_OFFSET_VALUE;
+    public static final int HEADER_LENGTH_OFFSET = SegmentLayout.HEADER_LENGTH_OFFSET_VALUE;
+    public static final int FLAGS_OFFSET = SegmentLayout.FLAGS_OFFSET_VALUE;
+    public static final int CAPACITY_OFFSET = SegmentLayout.CAPACITY_OFFSET_VALUE;
+    public static final int DESCRIPTOR_OFFSET_OFFSET = SegmentLayout.DESCRIPTOR_OFFSET_OFFSET_VALUE;
+    public static final int DESCRIPTOR_LENGTH_OFFSET = SegmentLayout.DESCRIPTOR_LENGTH_OFFSET_VALUE;
+    public static final int SLOT0_OFFSET_OFFSET = SegmentLayout.SLOT0_OFFSET_OFFSET_VALUE;
+    public static final int SLOT1_OFFSET_OFFSET = SegmentLayout.SLOT1_OFFSET_OFFSET_VALUE;
+    public static final int SEGMENT_LENGTH_OFFSET = SegmentLayout.SEGMENT_LENGTH_OFFSET_VALUE;
+
+    public static final int LOCK_WORD_OFFSET = SegmentLayout.LOCK_WORD_OFFSET_VALUE;
+    public static final int LOCK_FUTEX_OFFSET = SegmentLayout.LOCK_FUTEX_OFFSET_VALUE;
+    public static final int CONTENDED_COUNT_OFFSET = SegmentLayout.CONTENDED_COUNT_OFFSET_VALUE;
+    public static final int TAKEOVER_COUNT_OFFSET = SegmentLayout.TAKEOVER_COUNT_OFFSET_VALUE;
+
+    public static final int GENERATION_OFFSET = SegmentLayout.GENERATION_OFFSET_VALUE;
+    public static final int GENERATION_FUTEX_OFFSET = SegmentLayout.GENERATION_FUTEX_OFFSET_VALUE;
+
+    public static final int HEADER_LENGTH = SegmentLayout.HEADER_LENGTH_VALUE;
+
+    public static final int SLOT_LENGTH_OFFSET = SegmentLayout.SLOT_LENGTH_OFFSET_VALUE;
+    public static final int SLOT_CRC_OFFSET = SegmentLayout.SLOT_CRC_OFFSET_VALUE;
+    public static final int SLOT_GENERATION_OFFSET = SegmentLayout.SLOT_GENERATION_OFFSET_VALUE;
+    public static final int SLOT_HEADER_LENGTH = SegmentLayout.SLOT_HEADER_LENGTH_VALUE;
+    public static final int SLOT_ALIGNMENT = SegmentLayout.SLOT_ALIGNMENT_VALUE;
+
+    public static final int MAGIC = SegmentLayout.MAGIC_VALUE;
+    public static final int LAYOUT_VERSION_MAJOR = SegmentLayout.LAYOUT_VERSION_MAJOR_VALUE;
+    public static final int LAYOUT_VERSION_MINOR = SegmentLayout.LAYOUT_VERSION_MINOR_VALUE;
+    public static final int LAYOUT_VERSION = LAYOUT_VERSION_MAJOR << 16 | LAYOUT_VERSION_MINOR;
+
+    public static final int DEFAULT_CAPACITY = SegmentLayout.DEFAULT_CAPACITY_VALUE;
+    public static final int MAX_CAPACITY = SegmentLayout.MAX_CAPACITY_VALUE;
+    public static final int MAX_DESCRIPTOR_LENGTH = SegmentLayout.MAX_DESCRIPTOR_LENGTH_VALUE;
+
+    private LayoutDescriptor() {
+    }
+
+    /** Formats a layout version word as {@code major.minor}. */
+    public static String formatVersion(int version) {
+        return (version >>> 16) + "." + (version & 0xffff);
+    }
+
+    static long alignUp(long n, long alignment) {
+        return (n + alignment - 1) & -alignment;
+    }
+
+    /** Where the regions of one segment lie; created from sizes or read and validated from a header. */
+    record Geometry(long capacity, long descriptorOffset, long descriptorLength, long slot0, long slot1,
+                    long segmentLength) {
+
+        static Geometry of(long capacity, long descriptorLength) {
+            long slotLength = alignUp(SLOT_HEADER_LENGTH + capacity, SLOT_ALIGNMENT);
+            long slot0 = alignUp(HEADER_LENGTH + descriptorLength, SLOT_ALIGNMENT);
+            return new Geometry(capacity, HEADER_LENGTH, descriptorLength, slot0, slot0 + slotLength,
+                slot0 + 2 * slotLength);
+        }
+
+        long slot(long generation) {
+            return (generation & 1) == 0 ? slot0 : slot1;
+        }
+    }
+
+    /** Waits up to {@code initWait} for a creator to store the version word, which it stores last. */
+    static int awaitVersion(ByteBuffer m, Duration initWait) {
+        int version = (int) INT.getAcquire(m, LAYOUT_VERSION_OFFSET);
+        long deadline = System.nanoTime() + initWait.toNanos();
+        while (version == 0 && System.nanoTime() - deadline < 0) {
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+            version = (int) INT.getAcquire(m, LAYOUT_VERSION_OFFSET);
+        }
+        return version;
+    }
+
+    /**
+     * Validates the identity line of {@code m}, whose capacity is the segment's real size as IPC_STAT reports it,
+     * and returns the regions. Each value is read once and bounded by the size or {@link #MAX_CAPACITY} before it
+     * takes part in any sum, so no check can overflow.
+     */
+    static Geometry readGeometry(int key, ByteBuffer m, int version, Duration initWait) {
+        long size = m.capacity();
+        int magic = m.getInt(MAGIC_OFFSET);
+        if (magic != MAGIC) {
+            if (magic == 0 && version == 0) {
+                throw corrupt(key, ShmException.Reason.NOT_INITIALISED, "magic and version are zero after "
+                    + initWait.toMillis() + "ms (a creator died or this is not a shmvar segment)");
+            }
+            throw corrupt(key, ShmException.Reason.NOT_SHMVAR, String.format("magic=0x%08x, want 0x%08x", magic, MAGIC));
+        }
+        if (version == 0) {
+            throw corrupt(key, ShmException.Reason.NOT_INITIALISED,
+                "version is zero after " + initWait.toMillis() + "ms (creator died before finishing)");
+        }
+        if (version >>> 16 != LAYOUT_VERSION_MAJOR) {
+            throw corrupt(key, ShmException.Reason.LAYOUT_VERSION,
+                "app=" + formatVersion(LAYOUT_VERSION) + " segment=" + formatVersion(version));
+        }
+        int headerLength = m.getInt(HEADER_LENGTH_OFFSET);
+        if (headerLength != HEADER_LENGTH) {
+            throw corrupt(key, "header length=" + Integer.toUnsignedString(headerLength) + ", want " + HEADER_LENGTH);
+        }
+        long capacity = m.getLong(CAPACITY_OFFSET);
+        long descriptorOffset = m.getLong(DESCRIPTOR_OFFSET_OFFSET);
+        long descriptorLength = m.getLong(DESCRIPTOR_LENGTH_OFFSET);
+        long[] slots = {m.getLong(SLOT0_OFFSET_OFFSET), m.getLong(SLOT1_OFFSET_OFFSET)};
+        long segmentLength = m.getLong(SEGMENT_LENGTH_OFFSET);
+        if (Long.compareUnsigned(capacity, MAX_CAPACITY) > 0) {
+            throw corrupt(key, "capacity=" + Long.toUnsignedString(capacity) + " exceeds maximum " + MAX_CAPACITY);
+        }
+        if (Long.compareUnsigned(segmentLength, size) > 0) {
+            throw corrupt(key, "header claims segment length=" + Long.toUnsignedString(segmentLength)
+                + ", real size=" + size);
+        }
+        if (descriptorOffset != HEADER_LENGTH) {
+            throw corrupt(key, "descriptor offset=" + Long.toUnsignedString(descriptorOffset) + ", want " + HEADER_LENGTH);
+        }
+        if (descriptorLength == 0 || Long.compareUnsigned(descriptorLength, MAX_DESCRIPTOR_LENGTH) > 0) {
+            throw corrupt(key, "descriptor length=" + Long.toUnsignedString(descriptorLength)
+                + " outside 1.." + MAX_DESCRIPTOR_LENGTH);
+        }
+        if (descriptorOffset + descriptorLength > size) {
+            throw corrupt(key, "descriptor [" + descriptorOffset + ",+" + descriptorLength
+                + ") outside segment size=" + size);
+        }
+        for (int i = 0; i < 2; i++) {
+            long off = slots[i];
+            if (off % SLOT_ALIGNMENT != 0 || Long.compareUnsigned(off, descriptorOffset + descriptorLength) < 0
+                || Long.compareUnsigned(off, size) > 0 || size - off < SLOT_HEADER_LENGTH + capacity) {
+                throw corrupt(key, "slot " + i + " offset=" + Long.toUnsignedString(off) + " (capacity=" + capacity
+                    + ") outside segment size=" + size + " or overlapping the descriptor");
+            }
+        }
+        if (Math.abs(slots[1] - slots[0]) < SLOT_HEADER_LENGTH + capacity) {
+            throw corrupt(key, "slots at " + slots[0] + " and " + slots[1] + " overlap (capacity=" + capacity + ")");
+        }
+        return new Geometry(capacity, descriptorOffset, descriptorLength, slots[0], slots[1], segmentLength);
+    }
+
+    /** Copies, decodes and checks the SegmentDescriptor. */
+    static SegmentDescriptor readDescriptor(int key, ByteBuffer m, Geometry g, int version) {
+        byte[] raw = new byte[(int) g.descriptorLength()];
+        m.get((int) g.descriptorOffset(), raw);
+        SegmentDescriptor d;
+        try {
+            d = SegmentDescriptor.parseFrom(raw);
+        } catch (InvalidProtocolBufferException e) {
+            throw corrupt(key, "descriptor does not decode: " + e.getMessage());
+        }
+        if (d.getLayoutVersion() != version) {
+            throw corrupt(key, "descriptor layout version=" + formatVersion(d.getLayoutVersion()) + ", header="
+                + formatVersion(version));
+        }
+        if (d.getCapacity() != g.capacity()) {
+            throw corrupt(key, "descriptor capacity=" + Long.toUnsignedString(d.getCapacity()) + ", header="
+                + g.capacity());
+        }
+        return d;
+    }
+
+    /** Resolves the payload's message type from the schema stored in the descriptor. */
+    static Descriptors.Descriptor messageDescriptorOf(int key, SegmentDescriptor d) {
+        try {
+            FileDescriptorSet set = FileDescriptorSet.parseFrom(d.getSchema());
+            Map<String, FileDescriptorProto> byName = new HashMap<>();
+            for (FileDescriptorProto file : set.getFileList()) {
+                byName.put(file.getName(), file);
+            }
+            Map<String, FileDescriptor> built = new HashMap<>();
+            for (FileDescriptorProto file : set.getFileList()) {
+                Descriptors.Descriptor type = findMessage(build(file, byName, built, new HashSet<>()).getMessageTypes(),
+                    d.getMessageType());
+                if (type != null) {
+                    return type;
+                }
+            }
+            throw corrupt(key, "schema has no message \"" + d.getMessageType() + "\"");
+        } catch (InvalidProtocolBufferException e) {
+            throw corrupt(key, "schema does not decode: " + e.getMessage());
+        } catch (Descriptors.DescriptorValidationException | IllegalStateException | IllegalArgumentException e) {
+            throw corrupt(key, "schema is not valid: " + e.getMessage());
+        }
+    }
+
+    private static Descriptors.Descriptor findMessage(java.util.List<Descriptors.Descriptor> types, String fullName) {
+        for (Descriptors.Descriptor type : types) {
+            if (type.getFullName().equals(fullName)) {
+                return type;
+            }
+            Descriptors.Descriptor nested = findMessage(type.getNestedTypes(), fullName);
+            if (nested != null) {
+                return nested;
+            }
+        }
+        return null;
+    }
+
+    private static FileDescriptor build(FileDescriptorProto file, Map<String, FileDescriptorProto> byName,
+                                        Map<String, FileDescriptor> built, Set<String> visiting)
+        throws Descriptors.DescriptorValidationException {
+        FileDescriptor done = built.get(file.getName());
+        if (done != null) {
+            return done;
+        }
+        if (!visiting.add(file.getName())) {
+            throw new IllegalStateException("import cycle at " + file.getName());
+        }
+        FileDescriptor[] dependencies = new FileDescriptor[file.getDependencyCount()];
+        for (int i = 0; i < dependencies.length; i++) {
+            FileDescriptorProto dependency = byName.get(file.getDependency(i));
+            if (dependency == null) {
+                throw new IllegalStateException(file.getName() + " imports " + file.getDependency(i)
+                    + ", which the schema lacks");
+            }
+            dependencies[i] = build(dependency, byName, built, visiting);
+        }
+        FileDescriptor result = FileDescriptor.buildFrom(file, dependencies);
+        built.put(file.getName(), result);
+        return result;
+    }
+
+    private static ShmException corrupt(int key, String detail) {
+        return corrupt(key, ShmException.Reason.CORRUPT, detail);
+    }
+
+    private static ShmException corrupt(int key, ShmException.Reason reason, String detail) {
+        return ShmException.of("open", key, reason, detail);
+    }
+}

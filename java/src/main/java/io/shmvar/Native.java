@@ -1,0 +1,200 @@
+package io.shmvar;
+
+import com.kenai.jffi.MemoryIO;
+import jnr.ffi.LibraryLoader;
+import jnr.ffi.Platform;
+import jnr.ffi.Runtime;
+import jnr.ffi.annotations.Out;
+import jnr.ffi.annotations.SaveError;
+import jnr.ffi.types.intptr_t;
+import jnr.ffi.types.size_t;
+
+import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * Every call into the kernel: System V shared memory through jnr-ffi, and the process identity the lock records.
+ * The Go twin is {@code go-peer/shmvar/native.go}.
+ */
+public final class Native {
+    /** The libc calls this library makes, mirroring their C prototypes. */
+    public interface LibC {
+        @SaveError
+        int shmget(int key, @size_t long size, int shmflg);
+
+        /** Returns the address, or -1 on failure. */
+        @SaveError
+        @intptr_t
+        long shmat(int shmid, @intptr_t long shmaddr, int shmflg);
+
+        @SaveError
+        int shmdt(@intptr_t long shmaddr);
+
+        /** buf is a {@code struct shmid_ds} for IPC_STAT, or null for IPC_RMID. */
+        @SaveError
+        int shmctl(int shmid, int cmd, @Out byte[] buf);
+
+        String strerror(int errnum);
+    }
+
+    // Linux's values (include/uapi/linux/ipc.h, shm.h), the same on every architecture.
+    static final int IPC_CREAT = 01000;
+    static final int IPC_EXCL = 02000;
+    static final int IPC_RMID = 0;
+    static final int IPC_STAT = 2;
+    static final int SHM_RDONLY = 010000;
+
+    static final int EPERM = 1, ENOENT = 2, EINTR = 4, ENOMEM = 12, EACCES = 13, EEXIST = 17, EINVAL = 22,
+        ENOSPC = 28, EIDRM = 43;
+
+    private static final Map<Integer, String> ERRNO_NAMES = Map.ofEntries(
+        Map.entry(EPERM, "EPERM"), Map.entry(ENOENT, "ENOENT"), Map.entry(EINTR, "EINTR"),
+        Map.entry(ENOMEM, "ENOMEM"), Map.entry(EACCES, "EACCES"), Map.entry(14, "EFAULT"),
+        Map.entry(EEXIST, "EEXIST"), Map.entry(EINVAL, "EINVAL"), Map.entry(23, "ENFILE"),
+        Map.entry(24, "EMFILE"), Map.entry(ENOSPC, "ENOSPC"), Map.entry(EIDRM, "EIDRM"));
+
+    /** struct shmid_ds as glibc lays it out on 64-bit Linux (x86_64 and aarch64). */
+    private static final int SHMID_DS_LENGTH = 128;
+    private static final int SHM_PERM_UID = 4, SHM_PERM_GID = 8, SHM_PERM_MODE = 20, SHM_SEGSZ = 48,
+        SHM_CPID = 80, SHM_LPID = 84, SHM_NATTCH = 88;
+
+    private static final LibC LIBC;
+    private static final Runtime RUNTIME;
+
+    static {
+        Platform platform = Platform.getNativePlatform();
+        if (platform.getOS() != Platform.OS.LINUX || platform.addressSize() != 64
+            || ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
+            throw new UnsupportedOperationException("shmvar needs 64-bit little-endian Linux, not "
+                + platform.getOS() + "/" + platform.getCPU());
+        }
+        LIBC = LibraryLoader.create(LibC.class).load("c");
+        RUNTIME = Runtime.getRuntime(LIBC);
+    }
+
+    private Native() {
+    }
+
+    /** What IPC_STAT says about a segment. */
+    public record SegmentInfo(int id, long size, int uid, int gid, int mode, int cpid, int lpid, long attached) {
+    }
+
+    static int shmget(int key, long size, int flags) {
+        int id = LIBC.shmget(key, size, flags);
+        if (id < 0) {
+            throw nativeError("shmget", key, lastErrno(), (flags & IPC_CREAT) != 0, size);
+        }
+        return id;
+    }
+
+    static SegmentInfo shmStat(int key, int id) {
+        byte[] buf = new byte[SHMID_DS_LENGTH];
+        if (LIBC.shmctl(id, IPC_STAT, buf) < 0) {
+            throw nativeError("shmctl(IPC_STAT)", key, lastErrno(), false, 0);
+        }
+        ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.LITTLE_ENDIAN);
+        return new SegmentInfo(id, b.getLong(SHM_SEGSZ), b.getInt(SHM_PERM_UID), b.getInt(SHM_PERM_GID),
+            b.getShort(SHM_PERM_MODE) & 0777, b.getInt(SHM_CPID), b.getInt(SHM_LPID), b.getLong(SHM_NATTCH));
+    }
+
+    /** Attaches the segment and returns its address. */
+    static long shmat(int key, int id, boolean readOnly) {
+        long address = LIBC.shmat(id, 0, readOnly ? SHM_RDONLY : 0);
+        if (address == -1L) {
+            throw nativeError("shmat", key, lastErrno(), false, 0);
+        }
+        return address;
+    }
+
+    static void shmdt(int key, long address) {
+        if (LIBC.shmdt(address) < 0) {
+            throw nativeError("shmdt", key, lastErrno(), false, 0);
+        }
+    }
+
+    static void shmRemove(int key, int id) {
+        if (LIBC.shmctl(id, IPC_RMID, null) < 0) {
+            throw nativeError("shmctl(IPC_RMID)", key, lastErrno(), false, 0);
+        }
+    }
+
+    /**
+     * Atomic access to the mapped words: compare-and-set to acquire, release store to unlock and publish, acquire
+     * load to read. Every atomic offset is a multiple of its size and the segment is page aligned.
+     */
+    static final VarHandle LONG = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+    static final VarHandle INT = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+
+    /** A direct buffer over attached memory; it must not be touched after {@link #shmdt}. */
+    static ByteBuffer wrap(long address, long size) {
+        return MemoryIO.getInstance().newDirectByteBuffer(address, Math.toIntExact(size)).order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    private static int lastErrno() {
+        return jnr.ffi.LastError.getLastError(RUNTIME);
+    }
+
+    static String strerror(int errno) {
+        String s = LIBC.strerror(errno);
+        return s == null ? "errno " + errno : s;
+    }
+
+    static String errnoName(int errno) {
+        return ERRNO_NAMES.getOrDefault(errno, "errno " + errno);
+    }
+
+    /** Turns a failed libc call into an exception with advice a person can act on. */
+    static ShmException nativeError(String function, int key, int errno, boolean creating, long size) {
+        String k = ShmException.formatKey(key);
+        String detail = switch (errno) {
+            case EEXIST -> "a segment with this key already exists; remove it with 'rm --key " + k
+                + "' or 'ipcrm -M " + k + "'";
+            case ENOENT -> "no segment with this key; create it with 'create --key " + k + "'";
+            case EINVAL -> creating
+                ? "size " + size + " is outside the kernel's limits (shmmax in /proc/sys/kernel/shmmax, shmmin)"
+                : function.equals("shmget") ? "a segment with this key exists but is smaller than asked for" : "";
+            case ENOSPC -> "the system-wide segment limit (shmmni, /proc/sys/kernel/shmmni) or shared memory "
+                + "total (shmall) is reached";
+            case ENOMEM -> "not enough memory for the segment";
+            case EACCES, EPERM -> "permission denied: the segment's owner and mode do not let this user use it";
+            case EIDRM -> "the segment was removed";
+            default -> "";
+        };
+        return ShmException.nativeError(function, key, errno, detail);
+    }
+
+    /** The part of /proc/PID/stat the lock needs; null when the process is gone. */
+    record ProcStat(char state, long startTicks) {
+    }
+
+    static ProcStat readProcStat(long pid) {
+        String stat;
+        try {
+            stat = new String(Files.readAllBytes(Path.of("/proc", Long.toString(pid), "stat")), StandardCharsets.ISO_8859_1);
+        } catch (IOException e) {
+            return null;
+        }
+        // comm may hold spaces and parentheses: the fields start after the last ')'.
+        int close = stat.lastIndexOf(')');
+        if (close < 0) {
+            return null;
+        }
+        String[] fields = stat.substring(close + 1).trim().split(" +");
+        // fields[0] is field 3 (state); starttime is field 22.
+        if (fields.length < 20 || fields[0].length() != 1) {
+            return null;
+        }
+        try {
+            return new ProcStat(fields[0].charAt(0), Long.parseUnsignedLong(fields[19]));
+        } catch (NumberFormatException e) {
+            return null;
+        }
+    }
+}

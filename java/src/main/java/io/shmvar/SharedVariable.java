@@ -1,0 +1,492 @@
+package io.shmvar;
+
+import com.google.protobuf.CodedOutputStream;
+import com.google.protobuf.DescriptorProtos.FileDescriptorSet;
+import com.google.protobuf.Descriptors;
+import com.google.protobuf.Descriptors.FileDescriptor;
+import com.google.protobuf.DynamicMessage;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import com.google.protobuf.Parser;
+import io.shmvar.proto.SegmentDescriptor;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.UnaryOperator;
+import java.util.zip.CRC32C;
+
+import static io.shmvar.LayoutDescriptor.*;
+import static io.shmvar.Native.INT;
+import static io.shmvar.Native.LONG;
+
+/**
+ * A protobuf value of type {@code T} shared with other processes through a System V segment. Writers take the
+ * {@link SpinLock}, encode the new value into the inactive slot and publish it by advancing the generation word;
+ * {@link #get()} takes no lock. Safe for use by several threads. The Go twin is {@code shmvar.Var[T]}.
+ *
+ * <pre>{@code
+ * try (var counter = SharedVariable.create(0x5eed, Counter.getDefaultInstance())) {
+ *     counter.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+ * }
+ * }</pre>
+ */
+public final class SharedVariable<T extends Message> implements AutoCloseable {
+
+    /**
+     * Options for {@link #create} and {@link #open}; {@link #defaults()} gives the defaults.
+     *
+     * @param capacity the most bytes an encoded value may take (create only)
+     * @param mode     the segment's permission bits (create only)
+     * @param initWait how long open waits for a creator that has not finished writing the header
+     * @param readOnly attach read-only (open only); writes then fail
+     * @param type     the payload type {@link #openDynamic} requires, or null for any
+     */
+    public record Options(int capacity, int mode, Duration initWait, boolean readOnly, String type) {
+        public static Options defaults() {
+            return new Options(DEFAULT_CAPACITY, 0600, Duration.ofSeconds(1), false, null);
+        }
+
+        public Options withCapacity(int capacity) {
+            return new Options(capacity, mode, initWait, readOnly, type);
+        }
+
+        public Options withMode(int mode) {
+            return new Options(capacity, mode, initWait, readOnly, type);
+        }
+
+        public Options withInitWait(Duration initWait) {
+            return new Options(capacity, mode, initWait, readOnly, type);
+        }
+
+        public Options withReadOnly(boolean readOnly) {
+            return new Options(capacity, mode, initWait, readOnly, type);
+        }
+
+        public Options withType(String type) {
+            return new Options(capacity, mode, initWait, readOnly, type);
+        }
+    }
+
+    /** How long a reader keeps retrying while writers move the generation under it. */
+    private static final long READ_RETRY_NANOS = 1_000_000_000L;
+    private static final long CLOSED = 1L << 62;
+    private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[256]);
+
+    private final int key;
+    private final int id;
+    private final long address;
+    private final ByteBuffer memory;
+    private final Geometry geometry;
+    private final SegmentDescriptor descriptor;
+    private final Descriptors.Descriptor messageDescriptor;
+    private final Parser<T> parser;
+    private final boolean readOnly;
+    private final SpinLock lock;
+    /** Operations in flight, plus {@link #CLOSED} once detaching: close waits for the count to drain. */
+    private final AtomicLong users = new AtomicLong();
+
+    private SharedVariable(int key, int id, long address, ByteBuffer memory, Geometry geometry,
+                           SegmentDescriptor descriptor, Descriptors.Descriptor messageDescriptor, Parser<T> parser,
+                           boolean readOnly) {
+        this.key = key;
+        this.id = id;
+        this.address = address;
+        this.memory = memory;
+        this.geometry = geometry;
+        this.descriptor = descriptor;
+        this.messageDescriptor = messageDescriptor;
+        this.parser = parser;
+        this.readOnly = readOnly;
+        this.lock = new SpinLock(memory, key);
+    }
+
+    /** Creates a segment under {@code key} holding the empty value of {@code prototype}'s type, mode 0600. */
+    public static <T extends Message> SharedVariable<T> create(int key, T prototype) {
+        return create(key, prototype, Options.defaults());
+    }
+
+    /**
+     * Creates a segment under {@code key} holding the empty value of {@code prototype}'s type. Fails with
+     * errno EEXIST if the key is taken.
+     */
+    @SuppressWarnings("unchecked")
+    public static <T extends Message> SharedVariable<T> create(int key, T prototype, Options options) {
+        if (key == 0) {
+            throw ShmException.of("create", key, ShmException.Reason.INVALID_ARGUMENT,
+                "key 0 is IPC_PRIVATE, which no other process can open; pick a non-zero key");
+        }
+        if (options.capacity() < 1 || options.capacity() > MAX_CAPACITY) {
+            throw ShmException.of("create", key, ShmException.Reason.INVALID_ARGUMENT,
+                "capacity=" + options.capacity() + " outside 1.." + MAX_CAPACITY);
+        }
+        Descriptors.Descriptor type = prototype.getDescriptorForType();
+        SegmentDescriptor descriptor = SegmentDescriptor.newBuilder()
+            .setLayoutVersion(LAYOUT_VERSION)
+            .setMessageType(type.getFullName())
+            .setSchema(schemaOf(type).toByteString())
+            .setCapacity(options.capacity())
+            .setCreatorPid((int) ProcessHandle.current().pid())
+            .setCreatedUnixNanos(nowNanos())
+            .setCreator("java")
+            .build();
+        byte[] raw = descriptor.toByteArray();
+        if (raw.length > MAX_DESCRIPTOR_LENGTH) {
+            throw ShmException.of("create", key, ShmException.Reason.TOO_LARGE,
+                "descriptor of " + raw.length + " bytes exceeds " + MAX_DESCRIPTOR_LENGTH);
+        }
+        Geometry g = Geometry.of(options.capacity(), raw.length);
+        int mode = options.mode() & 0777;
+        int id = Native.shmget(key, g.segmentLength(), Native.IPC_CREAT | Native.IPC_EXCL | (mode == 0 ? 0600 : mode));
+        long address;
+        try {
+            address = Native.shmat(key, id, false);
+        } catch (ShmException e) {
+            Native.shmRemove(key, id);
+            throw e;
+        }
+        ByteBuffer m = Native.wrap(address, g.segmentLength());
+        m.putInt(MAGIC_OFFSET, MAGIC);
+        m.putInt(HEADER_LENGTH_OFFSET, HEADER_LENGTH);
+        m.putLong(CAPACITY_OFFSET, g.capacity());
+        m.putLong(DESCRIPTOR_OFFSET_OFFSET, g.descriptorOffset());
+        m.putLong(DESCRIPTOR_LENGTH_OFFSET, g.descriptorLength());
+        m.putLong(SLOT0_OFFSET_OFFSET, g.slot0());
+        m.putLong(SLOT1_OFFSET_OFFSET, g.slot1());
+        m.putLong(SEGMENT_LENGTH_OFFSET, g.segmentLength());
+        m.put((int) g.descriptorOffset(), raw);
+        // Slot 0 holds the empty value (length 0, CRC 0) for generation 0; the kernel zero-fills new segments, so
+        // only the version word is left: it goes last, with release semantics, and makes the segment valid.
+        INT.setRelease(m, LAYOUT_VERSION_OFFSET, LAYOUT_VERSION);
+        return new SharedVariable<>(key, id, address, m, g, descriptor, type,
+            (Parser<T>) prototype.getParserForType(), false);
+    }
+
+    /** Opens the segment under {@code key} and checks that it holds {@code prototype}'s type. */
+    public static <T extends Message> SharedVariable<T> open(int key, T prototype) {
+        return open(key, prototype, Options.defaults());
+    }
+
+    /** Opens the segment under {@code key}, validates it and checks that it holds {@code prototype}'s type. */
+    @SuppressWarnings("unchecked")
+    public static <T extends Message> SharedVariable<T> open(int key, T prototype, Options options) {
+        String want = prototype.getDescriptorForType().getFullName();
+        return attach(key, options, (d, type) -> {
+            requireType(key, d, want);
+            return new Typed<>(prototype.getDescriptorForType(), (Parser<T>) prototype.getParserForType());
+        });
+    }
+
+    /**
+     * Opens the segment under {@code key} and decodes values with the schema stored in it; when
+     * {@link Options#type()} is set, the segment must hold that type.
+     */
+    public static SharedVariable<DynamicMessage> openDynamic(int key, Options options) {
+        return attach(key, options, (d, type) -> {
+            if (options.type() != null) {
+                requireType(key, d, options.type());
+            }
+            return new Typed<>(type, DynamicMessage.getDefaultInstance(type).getParserForType());
+        });
+    }
+
+    private static void requireType(int key, SegmentDescriptor d, String want) {
+        if (!d.getMessageType().equals(want)) {
+            throw ShmException.of("open", key, ShmException.Reason.TYPE_MISMATCH,
+                "segment holds " + d.getMessageType() + ", asked for " + want);
+        }
+    }
+
+    /** Removes the segment under {@code key} without validating it, for segments too damaged to open. */
+    public static void removeKey(int key) {
+        Native.shmRemove(key, Native.shmget(key, 0, 0));
+    }
+
+    private record Typed<T>(Descriptors.Descriptor descriptor, Parser<T> parser) {
+    }
+
+    private interface TypeCheck<T> {
+        Typed<T> check(SegmentDescriptor descriptor, Descriptors.Descriptor stored);
+    }
+
+    private static <T extends Message> SharedVariable<T> attach(int key, Options options, TypeCheck<T> typeCheck) {
+        if (key == 0) {
+            throw ShmException.of("open", key, ShmException.Reason.INVALID_ARGUMENT,
+                "key 0 is IPC_PRIVATE; pass the key the segment was created with");
+        }
+        int id = Native.shmget(key, 0, 0);
+        Native.SegmentInfo info = Native.shmStat(key, id);
+        if (info.size() < HEADER_LENGTH) {
+            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
+                "segment too small: size=" + info.size() + ", header needs " + HEADER_LENGTH);
+        }
+        if (info.size() > Integer.MAX_VALUE) {
+            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
+                "segment size=" + info.size() + " is larger than any shmvar segment");
+        }
+        long address = Native.shmat(key, id, options.readOnly());
+        try {
+            ByteBuffer m = Native.wrap(address, info.size());
+            int version = awaitVersion(m, options.initWait());
+            Geometry g = readGeometry(key, m, version, options.initWait());
+            SegmentDescriptor d = readDescriptor(key, m, g, version);
+            Descriptors.Descriptor stored = messageDescriptorOf(key, d);
+            Typed<T> typed = typeCheck.check(d, stored);
+            return new SharedVariable<>(key, id, address, m, g, d, typed.descriptor(), typed.parser(),
+                options.readOnly());
+        } catch (RuntimeException e) {
+            Native.shmdt(key, address);
+            throw e;
+        }
+    }
+
+    /** The segment's key. */
+    public int key() {
+        return key;
+    }
+
+    /** The descriptor stored in the segment at creation. */
+    public SegmentDescriptor descriptor() {
+        return descriptor;
+    }
+
+    /** The type values are decoded as. */
+    public Descriptors.Descriptor messageDescriptor() {
+        return messageDescriptor;
+    }
+
+    /** The most bytes an encoded value may take. */
+    public int capacity() {
+        return (int) geometry.capacity();
+    }
+
+    /** The number of values committed since creation. */
+    public long generation() {
+        enter("generation");
+        try {
+            return (long) LONG.getAcquire(memory, GENERATION_OFFSET);
+        } finally {
+            exit();
+        }
+    }
+
+    /** A copy of the last committed value; takes no lock. */
+    public T get() {
+        enter("get");
+        try {
+            return read("get");
+        } finally {
+            exit();
+        }
+    }
+
+    /** Commits {@code value}, waiting for the lock as long as it takes. */
+    public void set(T value) {
+        update(null, "set", current -> value, false);
+    }
+
+    /**
+     * Commits {@code fn(current)} under the lock and returns it. When {@code fn} throws, nothing is committed, the
+     * lock is released and the exception propagates.
+     */
+    public T update(UnaryOperator<T> fn) {
+        return update(null, "update", fn, true);
+    }
+
+    /** {@link #update} that gives up with {@link ShmException.Reason#TIMEOUT}, naming the holder, after timeout. */
+    public T tryUpdate(UnaryOperator<T> fn, Duration timeout) {
+        return update(timeout, "update", fn, true);
+    }
+
+    /** A snapshot of the lock word and its counters. */
+    public SpinLock.State lockState() {
+        enter("inspect");
+        try {
+            return lock.state();
+        } finally {
+            exit();
+        }
+    }
+
+    /** Asks the kernel about the segment. */
+    public Native.SegmentInfo stat() {
+        return Native.shmStat(key, id);
+    }
+
+    /** Detaches the segment, after operations in flight end; it stays in the system for other processes. */
+    @Override
+    public void close() {
+        if (detach()) {
+            Native.shmdt(key, address);
+        }
+    }
+
+    /** Marks the segment for removal, which the kernel carries out at the last detach, and detaches it. */
+    public void remove() {
+        if (!detach()) {
+            throw ShmException.of("remove", key, ShmException.Reason.CLOSED, "");
+        }
+        try {
+            Native.shmRemove(key, id);
+        } finally {
+            Native.shmdt(key, address);
+        }
+    }
+
+    /** Marks this variable closed and waits for operations in flight; false if it was closed already. */
+    private boolean detach() {
+        long before = users.getAndAdd(CLOSED);
+        if ((before & CLOSED) != 0) {
+            users.getAndAdd(-CLOSED);
+            return false;
+        }
+        while (users.get() != CLOSED) {
+            Thread.onSpinWait();
+        }
+        return true;
+    }
+
+    private void enter(String op) {
+        if ((users.incrementAndGet() & CLOSED) != 0) {
+            users.decrementAndGet();
+            throw ShmException.of(op, key, ShmException.Reason.CLOSED, "");
+        }
+    }
+
+    private void exit() {
+        users.decrementAndGet();
+    }
+
+    private T update(Duration timeout, String op, UnaryOperator<T> fn, boolean needCurrent) {
+        enter(op);
+        try {
+            if (readOnly) {
+                throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "segment is attached read-only");
+            }
+            lock.acquire(timeout);
+            try {
+                long g = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
+                T next = fn.apply(needCurrent ? read(op) : null);
+                commit(g, next, op);
+                return next;
+            } finally {
+                lock.release();
+            }
+        } finally {
+            exit();
+        }
+    }
+
+    /**
+     * Copies the active slot: the length is read once and bounds-checked, the bytes copied, the generation
+     * re-checked (retrying if it moved), then the slot's generation and CRC32C verified, and only then parsed.
+     */
+    private T read(String op) {
+        byte[] buf = SCRATCH.get();
+        long deadline = 0;
+        for (int attempt = 0; ; attempt++) {
+            long g1 = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
+            int off = (int) geometry.slot(g1);
+            long n = Integer.toUnsignedLong(memory.getInt(off + SLOT_LENGTH_OFFSET));
+            if (n <= geometry.capacity()) {
+                if (buf.length < n) {
+                    buf = new byte[(int) Math.max(n, Math.min(2L * buf.length, geometry.capacity()))];
+                    SCRATCH.set(buf);
+                }
+                memory.get(off + SLOT_HEADER_LENGTH, buf, 0, (int) n);
+            }
+            int crc = memory.getInt(off + SLOT_CRC_OFFSET);
+            long slotGeneration = memory.getLong(off + SLOT_GENERATION_OFFSET);
+            java.lang.invoke.VarHandle.acquireFence();
+            long g2 = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
+            if (g2 != g1) {
+                if (attempt == 0) {
+                    deadline = System.nanoTime() + READ_RETRY_NANOS;
+                } else if (attempt % 64 == 0 && System.nanoTime() - deadline > 0) {
+                    throw ShmException.of(op, key, ShmException.Reason.BUSY,
+                        "generation kept moving for " + READ_RETRY_NANOS / 1_000_000 + "ms");
+                }
+                continue;
+            }
+            if (n > geometry.capacity()) {
+                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
+                    "slot " + (g1 & 1) + " length=" + n + " exceeds capacity=" + geometry.capacity());
+            }
+            if (slotGeneration != g1) {
+                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
+                    "slot " + (g1 & 1) + " generation=" + slotGeneration + ", header generation=" + g1);
+            }
+            CRC32C c = new CRC32C();
+            c.update(buf, 0, (int) n);
+            if ((int) c.getValue() != crc) {
+                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
+                    "slot " + (g1 & 1) + " CRC32C mismatch at generation " + g1);
+            }
+            try {
+                return parser.parseFrom(buf, 0, (int) n);
+            } catch (InvalidProtocolBufferException e) {
+                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
+                    "value does not decode as " + descriptor.getMessageType() + ": " + e.getMessage());
+            }
+        }
+    }
+
+    /** Encodes {@code value} straight into the inactive slot and publishes it by advancing the generation. */
+    private void commit(long g, T value, String op) {
+        if (value == null) {
+            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value is null");
+        }
+        if (value.getDescriptorForType() != messageDescriptor
+            && !value.getDescriptorForType().getFullName().equals(descriptor.getMessageType())) {
+            throw ShmException.of(op, key, ShmException.Reason.TYPE_MISMATCH, "value is "
+                + value.getDescriptorForType().getFullName() + ", segment holds " + descriptor.getMessageType());
+        }
+        int size = value.getSerializedSize();
+        if (size > geometry.capacity()) {
+            throw ShmException.of(op, key, ShmException.Reason.TOO_LARGE,
+                "encoded size=" + size + ", capacity=" + geometry.capacity());
+        }
+        long next = g + 1;
+        int off = (int) geometry.slot(next);
+        ByteBuffer payload = memory.slice(off + SLOT_HEADER_LENGTH, size);
+        try {
+            CodedOutputStream out = CodedOutputStream.newInstance(payload);
+            value.writeTo(out);
+            out.flush();
+        } catch (IOException e) {
+            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value does not encode: " + e);
+        }
+        CRC32C c = new CRC32C();
+        c.update(payload.rewind());
+        memory.putInt(off + SLOT_LENGTH_OFFSET, size);
+        memory.putInt(off + SLOT_CRC_OFFSET, (int) c.getValue());
+        memory.putLong(off + SLOT_GENERATION_OFFSET, next);
+        LONG.setRelease(memory, GENERATION_OFFSET, next);
+    }
+
+    /** The file of {@code type} and everything it imports, dependencies first. */
+    static FileDescriptorSet schemaOf(Descriptors.Descriptor type) {
+        FileDescriptorSet.Builder set = FileDescriptorSet.newBuilder();
+        addFile(type.getFile(), set, new HashSet<>());
+        return set.build();
+    }
+
+    private static void addFile(FileDescriptor file, FileDescriptorSet.Builder set, Set<String> seen) {
+        if (!seen.add(file.getName())) {
+            return;
+        }
+        for (FileDescriptor dependency : file.getDependencies()) {
+            addFile(dependency, set, seen);
+        }
+        set.addFile(file.toProto());
+    }
+
+    private static long nowNanos() {
+        Instant now = Instant.now();
+        return now.getEpochSecond() * 1_000_000_000L + now.getNano();
+    }
+}

@@ -1,0 +1,110 @@
+package io.shmvar;
+
+/**
+ * The one exception of this library. It names the failed {@link #function()} (a libc call such as {@code shmget} or
+ * an operation such as {@code open}), the {@link #errno()} (0 when the failure is not a libc one), the segment's
+ * {@link #key()} and a {@link #reason()} that says what kind of failure it was. The Go twin is {@code *shmvar.Error},
+ * whose sentinels match the reasons one for one.
+ */
+public class ShmException extends RuntimeException {
+    /** What went wrong; each matches a Go sentinel error ({@code ErrCorrupt} and so on). */
+    public enum Reason {
+        /** A libc call failed; {@link #errno()} says why. */
+        NATIVE("native error"),
+        /** The segment does not start with the shmvar magic. */
+        NOT_SHMVAR("not a shmvar segment"),
+        /** The header was still zero after the wait for its creator. */
+        NOT_INITIALISED("segment not initialised"),
+        /** The segment's layout major version differs from this library's. */
+        LAYOUT_VERSION("layout version mismatch"),
+        /** The segment holds another payload type than asked for. */
+        TYPE_MISMATCH("payload type mismatch"),
+        /** A header, descriptor or slot failed validation. */
+        CORRUPT("segment corrupt"),
+        /** An encoded value does not fit the capacity. */
+        TOO_LARGE("value too large"),
+        /** The lock was not acquired in time; {@link ShmException#holderPid()} names the holder. */
+        TIMEOUT("lock timeout"),
+        /** Readers kept losing the race with writers until the deadline. */
+        BUSY("segment busy"),
+        /** The variable was used after close or remove. */
+        CLOSED("variable closed"),
+        /** A caller passed an unusable argument. */
+        INVALID_ARGUMENT("invalid argument");
+
+        private final String text;
+
+        Reason(String text) {
+            this.text = text;
+        }
+
+        public String text() {
+            return text;
+        }
+    }
+
+    private final String function;
+    private final int errno;
+    private final int key;
+    private final Reason reason;
+    private final int holderPid;
+
+    ShmException(String function, int key, Reason reason, int errno, int holderPid, String detail) {
+        super(message(function, key, reason, errno, detail));
+        this.function = function;
+        this.errno = errno;
+        this.key = key;
+        this.reason = reason;
+        this.holderPid = holderPid;
+    }
+
+    static ShmException of(String function, int key, Reason reason, String detail) {
+        return new ShmException(function, key, reason, 0, 0, detail);
+    }
+
+    static ShmException nativeError(String function, int key, int errno, String detail) {
+        return new ShmException(function, key, Reason.NATIVE, errno, 0, detail);
+    }
+
+    private static String message(String function, int key, Reason reason, int errno, String detail) {
+        StringBuilder sb = new StringBuilder(function).append(" key=").append(formatKey(key)).append(": ");
+        if (reason == Reason.NATIVE) {
+            sb.append(Native.strerror(errno)).append(" (").append(Native.errnoName(errno)).append(')');
+        } else {
+            sb.append(reason.text());
+        }
+        if (detail != null && !detail.isEmpty()) {
+            sb.append(": ").append(detail);
+        }
+        return sb.toString();
+    }
+
+    /** Formats a key the way {@code ipcs} prints it. */
+    public static String formatKey(int key) {
+        return String.format("0x%08x", key);
+    }
+
+    /** The libc function or operation that failed. */
+    public String function() {
+        return function;
+    }
+
+    /** The errno of a failed libc call, or 0. */
+    public int errno() {
+        return errno;
+    }
+
+    /** The segment's key. */
+    public int key() {
+        return key;
+    }
+
+    public Reason reason() {
+        return reason;
+    }
+
+    /** For {@link Reason#TIMEOUT}: the pid of the process holding the lock; otherwise 0. */
+    public int holderPid() {
+        return holderPid;
+    }
+}

@@ -1,0 +1,136 @@
+package io.shmvar;
+
+import java.nio.ByteBuffer;
+import java.time.Duration;
+
+import static io.shmvar.LayoutDescriptor.CONTENDED_COUNT_OFFSET;
+import static io.shmvar.LayoutDescriptor.LOCK_WORD_OFFSET;
+import static io.shmvar.LayoutDescriptor.TAKEOVER_COUNT_OFFSET;
+import static io.shmvar.Native.LONG;
+
+/**
+ * The lock word at {@link LayoutDescriptor#LOCK_WORD_OFFSET}: 0 when free, else the holder's identity
+ * {@code pid << 32 | (process start time in clock ticks & 0xffffffff)}, taken by compare-and-set from 0.
+ * A waiter that finds the holder's process gone, a zombie, or another process under the same pid (the start time
+ * differs) takes the lock over with one compare-and-set on the exact word it saw; a live holder is never robbed.
+ * The Go twin is {@code go-peer/shmvar/lock.go}.
+ */
+public final class SpinLock {
+    private static final int SPIN_ROUNDS = 128;
+    private static final int YIELD_ROUNDS = 2048;
+    private static final long MAX_BACKOFF_NANOS = 1_000_000;
+    private static final long CHECK_EVERY_NANOS = 1_000_000;
+
+    private static final long IDENTITY;
+
+    static {
+        long pid = ProcessHandle.current().pid();
+        Native.ProcStat self = Native.readProcStat(pid);
+        IDENTITY = lockWord(pid, self == null ? 0 : self.startTicks());
+    }
+
+    private final ByteBuffer memory;
+    private final int key;
+
+    SpinLock(ByteBuffer memory, int key) {
+        this.memory = memory;
+        this.key = key;
+    }
+
+    /** This process's lock word. */
+    public static long identity() {
+        return IDENTITY;
+    }
+
+    static long lockWord(long pid, long startTicks) {
+        return pid << 32 | (startTicks & 0xffffffffL);
+    }
+
+    /** The pid recorded in a lock word. */
+    public static int holderPid(long word) {
+        return (int) (word >>> 32);
+    }
+
+    /** Whether the process recorded in a non-zero lock word still runs: same pid, same start time, not a zombie. */
+    public static boolean holderAlive(long word) {
+        if (word == IDENTITY) {
+            return true;
+        }
+        Native.ProcStat stat = Native.readProcStat(Integer.toUnsignedLong(holderPid(word)));
+        if (stat == null || stat.state() == 'Z' || stat.state() == 'X') {
+            return false;
+        }
+        return (stat.startTicks() & 0xffffffffL) == (word & 0xffffffffL);
+    }
+
+    /**
+     * Takes the lock, waiting up to {@code timeout} (null: forever). Returns whether it was taken over from a dead
+     * holder; throws {@link ShmException.Reason#TIMEOUT} naming the live holder.
+     */
+    boolean acquire(Duration timeout) {
+        if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, 0L, IDENTITY)) {
+            return false;
+        }
+        long start = System.nanoTime();
+        long timeoutNanos = timeout == null ? Long.MAX_VALUE : timeout.toNanos();
+        long nextCheck = start + CHECK_EVERY_NANOS;
+        long backoff = 1_000;
+        for (int rounds = 1; ; rounds++) {
+            long word = (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET);
+            if (word == 0) {
+                if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, 0L, IDENTITY)) {
+                    LONG.getAndAdd(memory, CONTENDED_COUNT_OFFSET, 1L);
+                    return false;
+                }
+                continue;
+            }
+            if (rounds < SPIN_ROUNDS) {
+                Thread.onSpinWait();
+            } else if (rounds < SPIN_ROUNDS + YIELD_ROUNDS) {
+                Thread.yield();
+            } else {
+                java.util.concurrent.locks.LockSupport.parkNanos(backoff);
+                backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);
+            }
+            if (rounds % 64 != 0 && rounds < SPIN_ROUNDS + YIELD_ROUNDS) {
+                continue; // reading the clock costs more than a spin round
+            }
+            long now = System.nanoTime();
+            if (now - nextCheck < 0) {
+                continue;
+            }
+            nextCheck = now + CHECK_EVERY_NANOS;
+            if (word != IDENTITY && !holderAlive(word)) {
+                if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, word, IDENTITY)) {
+                    LONG.getAndAdd(memory, TAKEOVER_COUNT_OFFSET, 1L);
+                    LONG.getAndAdd(memory, CONTENDED_COUNT_OFFSET, 1L);
+                    return true;
+                }
+                continue;
+            }
+            if (now - start > timeoutNanos) {
+                int pid = holderPid(word);
+                throw new ShmException("lock", key, ShmException.Reason.TIMEOUT, 0, pid,
+                    "held by pid " + pid + ", which is alive");
+            }
+        }
+    }
+
+    /** Frees the lock; fails if the word no longer holds this process's identity. */
+    void release() {
+        if (!LONG.compareAndSet(memory, LOCK_WORD_OFFSET, IDENTITY, 0L)) {
+            throw ShmException.of("unlock", key, ShmException.Reason.CORRUPT, String.format(
+                "lock word 0x%016x is not ours (0x%016x)", (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET), IDENTITY));
+        }
+    }
+
+    /** A snapshot of the lock word and its counters, for inspect. */
+    public record State(long word, int holderPid, boolean holderAlive, long contended, long takeovers) {
+    }
+
+    State state() {
+        long word = (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET);
+        return new State(word, word == 0 ? 0 : holderPid(word), word != 0 && holderAlive(word),
+            (long) LONG.getVolatile(memory, CONTENDED_COUNT_OFFSET), (long) LONG.getVolatile(memory, TAKEOVER_COUNT_OFFSET));
+    }
+}

@@ -1,0 +1,408 @@
+package io.shmvar.cli;
+
+import com.google.protobuf.DynamicMessage;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import com.google.protobuf.TextFormat;
+import com.google.protobuf.util.JsonFormat;
+import io.shmvar.LayoutDescriptor;
+import io.shmvar.ShmException;
+import io.shmvar.SharedVariable;
+import io.shmvar.SpinLock;
+import io.shmvar.proto.AllTypes;
+import io.shmvar.proto.Counter;
+import io.shmvar.proto.SegmentDescriptor;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The java-peer command: the same subcommands, options and output as go-peer ({@code go-peer/cmd/go-peer}).
+ * Expected failures print one line on stderr and exit 1; usage errors exit 2.
+ */
+@Command(name = "java-peer", mixinStandardHelpOptions = true,
+    description = "Create, read, update, inspect and remove shmvar segments.",
+    subcommands = {JavaPeer.Create.class, JavaPeer.Get.class, JavaPeer.Set.class, JavaPeer.Incr.class,
+        JavaPeer.Inspect.class, JavaPeer.Rm.class})
+public final class JavaPeer implements Callable<Integer> {
+    /** The payload types compiled into this program, by full name. */
+    static final Map<String, Message> TYPES = Map.of(
+        Counter.getDescriptor().getFullName(), Counter.getDefaultInstance(),
+        AllTypes.getDescriptor().getFullName(), AllTypes.getDefaultInstance());
+
+    public static void main(String[] args) {
+        System.exit(run(args, System.out, System.err));
+    }
+
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        CommandLine cmd = new CommandLine(new JavaPeer());
+        cmd.setOut(new java.io.PrintWriter(out, true));
+        cmd.setErr(new java.io.PrintWriter(err, true));
+        cmd.setParameterExceptionHandler((e, a) -> {
+            err.println(name(e.getCommandLine()) + ": " + e.getMessage());
+            return 2;
+        });
+        cmd.setExecutionExceptionHandler((e, c, parsed) -> {
+            if (e instanceof UsageException) {
+                err.println(name(c) + ": " + e.getMessage());
+                return 2;
+            }
+            if (e instanceof ShmException || e instanceof CommandFailed) {
+                err.println(name(c) + ": " + e.getMessage());
+                return 1;
+            }
+            err.println(name(c) + ": " + e);
+            return 1;
+        });
+        return cmd.execute(args);
+    }
+
+    private static String name(CommandLine c) {
+        return c.getCommandSpec().qualifiedName();
+    }
+
+    @Override
+    public Integer call() {
+        throw new UsageException("missing command (want create, get, set, incr, inspect or rm)");
+    }
+
+    /** A mistake on the command line found after parsing: exit status 2. */
+    static final class UsageException extends RuntimeException {
+        UsageException(String message) {
+            super(message);
+        }
+    }
+
+    /** Parses K as decimal or 0x-hex into a key_t. */
+    static final class KeyConverter implements CommandLine.ITypeConverter<Integer> {
+        @Override
+        public Integer convert(String s) {
+            long n;
+            try {
+                n = s.startsWith("0x") || s.startsWith("0X") ? Long.parseLong(s.substring(2), 16) : Long.parseLong(s);
+            } catch (NumberFormatException e) {
+                n = -1;
+            }
+            if (n < 1 || n > 0xffffffffL) {
+                throw new CommandLine.TypeConversionException(
+                    "key \"" + s + "\" is not a number in 1..0xffffffff (decimal or 0x-hex)");
+            }
+            return (int) n;
+        }
+    }
+
+    /** Parses a Go-style duration such as 500ms, 2s, 1m30s. */
+    static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+        private static final Pattern PART = Pattern.compile("(\\d+(?:\\.\\d*)?)(ns|us|µs|ms|s|m|h)");
+
+        @Override
+        public Duration convert(String s) {
+            Matcher m = PART.matcher(s);
+            double nanos = 0;
+            int end = 0;
+            while (m.find() && m.start() == end) {
+                double unit = switch (m.group(2)) {
+                    case "ns" -> 1;
+                    case "us", "µs" -> 1e3;
+                    case "ms" -> 1e6;
+                    case "s" -> 1e9;
+                    case "m" -> 60e9;
+                    default -> 3600e9;
+                };
+                nanos += Double.parseDouble(m.group(1)) * unit;
+                end = m.end();
+            }
+            if (end == 0 || end != s.length() || nanos <= 0) {
+                throw new CommandLine.TypeConversionException(
+                    "duration \"" + s + "\" is not like 500ms, 2s or 1m (a positive number and a unit)");
+            }
+            return Duration.ofNanos((long) nanos);
+        }
+    }
+
+    abstract static class KeyCommand implements Callable<Integer> {
+        @Option(names = "--key", required = true, paramLabel = "K", converter = KeyConverter.class,
+            description = "segment key, decimal or 0x-hex")
+        int key;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        PrintStream out() {
+            return System.out;
+        }
+    }
+
+    @Command(name = "create", description = "Create a segment holding the empty value of a type.")
+    static final class Create extends KeyCommand {
+        @Option(names = "--capacity", paramLabel = "BYTES", defaultValue = "4096")
+        int capacity;
+
+        @Option(names = "--type", paramLabel = "FULL.NAME", defaultValue = "shmvar.v1.Counter")
+        String type;
+
+        @Option(names = "--mode", paramLabel = "OCTAL", defaultValue = "0600")
+        String mode;
+
+        @Override
+        public Integer call() {
+            if (capacity < 1 || capacity > LayoutDescriptor.MAX_CAPACITY) {
+                throw new UsageException("--capacity " + capacity + " outside 1.." + LayoutDescriptor.MAX_CAPACITY);
+            }
+            int perm;
+            try {
+                perm = Integer.parseInt(mode, 8);
+            } catch (NumberFormatException e) {
+                perm = -1;
+            }
+            if (perm < 1 || perm > 0777) {
+                throw new UsageException("--mode \"" + mode + "\" is not octal permission bits such as 0600");
+            }
+            Message prototype = TYPES.get(type);
+            if (prototype == null) {
+                throw new UsageException("--type " + type + ": unknown message type (known: "
+                    + String.join(", ", new java.util.TreeSet<>(TYPES.keySet())) + ")");
+            }
+            try (SharedVariable<Message> v = SharedVariable.create(key, prototype,
+                SharedVariable.Options.defaults().withCapacity(capacity).withMode(perm))) {
+                out().printf("created key=%s type=%s capacity=%d%n", ShmException.formatKey(key), type, capacity);
+            }
+            return 0;
+        }
+    }
+
+    static SharedVariable<DynamicMessage> openAny(int key, String type, boolean readOnly) {
+        return SharedVariable.openDynamic(key, SharedVariable.Options.defaults().withReadOnly(readOnly).withType(type));
+    }
+
+    @Command(name = "get", description = "Print the current value.")
+    static final class Get extends KeyCommand {
+        @Option(names = "--format", defaultValue = "text", description = "text, json or binary")
+        String format;
+
+        @Option(names = "--type", paramLabel = "FULL.NAME", description = "fail unless the segment holds this type")
+        String type;
+
+        @Override
+        public Integer call() throws IOException {
+            if (!format.equals("text") && !format.equals("json") && !format.equals("binary")) {
+                throw new UsageException("--format \"" + format + "\": want text, json or binary");
+            }
+            try (SharedVariable<DynamicMessage> v = openAny(key, type, true)) {
+                DynamicMessage value = v.get();
+                switch (format) {
+                    case "json" -> out().println(JsonFormat.printer().print(value));
+                    case "binary" -> {
+                        out().write(value.toByteArray());
+                        out().flush();
+                    }
+                    default -> out().print(TextFormat.printer().escapingNonAscii(false).printToString(value));
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "set", description = "Commit VALUE, in protobuf text format or JSON.")
+    static final class Set extends KeyCommand {
+        @Option(names = "--format", description = "text or json (default: json if VALUE starts with '{')")
+        String format;
+
+        @Parameters(paramLabel = "VALUE", arity = "1")
+        String value;
+
+        @Override
+        public Integer call() {
+            try (SharedVariable<DynamicMessage> v = openAny(key, null, false)) {
+                DynamicMessage parsed = parseValue(v, value, format);
+                v.set(parsed);
+                out().printf("set key=%s generation=%d%n", ShmException.formatKey(key), v.generation());
+            }
+            return 0;
+        }
+    }
+
+    static DynamicMessage parseValue(SharedVariable<DynamicMessage> v, String text, String format) {
+        if (format == null) {
+            format = text.strip().startsWith("{") ? "json" : "text";
+        }
+        DynamicMessage.Builder builder = DynamicMessage.newBuilder(v.messageDescriptor());
+        try {
+            switch (format) {
+                case "text" -> TextFormat.merge(text, builder);
+                case "json" -> JsonFormat.parser().merge(text, builder);
+                default -> throw new UsageException("--format \"" + format + "\": want text or json");
+            }
+        } catch (TextFormat.ParseException | InvalidProtocolBufferException e) {
+            throw new UsageException("VALUE is not a valid " + v.messageDescriptor().getFullName() + " in " + format
+                + " format: " + e.getMessage());
+        }
+        return builder.build();
+    }
+
+    @Command(name = "incr", description = "Increment Counter.value COUNT times, each under the lock.")
+    static final class Incr extends KeyCommand {
+        @Option(names = "--count", required = true, paramLabel = "N")
+        long count;
+
+        @Option(names = "--timeout", paramLabel = "DURATION", defaultValue = "10s", converter = DurationConverter.class)
+        Duration timeout;
+
+        @Option(names = "--quiet", description = "no progress line")
+        boolean quiet;
+
+        @Override
+        public Integer call() throws InterruptedException {
+            if (count < 1) {
+                throw new UsageException("--count must be at least 1");
+            }
+            String me = "java:" + ProcessHandle.current().pid();
+            boolean progress = !quiet && System.console() != null;
+            AtomicBoolean stop = new AtomicBoolean();
+            Thread main = Thread.currentThread();
+            Thread hook = new Thread(() -> {
+                stop.set(true);
+                try {
+                    main.join(2000); // let the increment in flight commit and release the lock
+                } catch (InterruptedException ignored) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            Runtime.getRuntime().addShutdownHook(hook);
+            try (SharedVariable<Counter> v = SharedVariable.open(key, Counter.getDefaultInstance())) {
+                long start = System.nanoTime();
+                Counter last = null;
+                for (long i = 1; i <= count; i++) {
+                    if (stop.get()) {
+                        System.err.printf("java-peer incr: interrupted after %d of %d increments%n", i - 1, count);
+                        return 130;
+                    }
+                    try {
+                        last = v.tryUpdate(c -> c.toBuilder().setValue(c.getValue() + 1).setLastWriter(me).build(),
+                            timeout);
+                    } catch (ShmException e) {
+                        throw new IncrFailed(i - 1, count, e);
+                    }
+                    if (progress && i % 10000 == 0) {
+                        System.err.printf("\r%d/%d increments", i, count);
+                    }
+                }
+                long elapsed = System.nanoTime() - start;
+                if (progress) {
+                    System.err.print("\r\033[K");
+                }
+                out().printf("incr: count=%d elapsed=%s rate=%.0f/s value=%d%n", count, formatDuration(elapsed),
+                    count / (elapsed / 1e9), last.getValue());
+            } finally {
+                try {
+                    Runtime.getRuntime().removeShutdownHook(hook);
+                } catch (IllegalStateException shuttingDown) {
+                    // the hook is running and waits for us
+                }
+            }
+            return 0;
+        }
+    }
+
+    /** An incr that stopped part way: says how far it got, keeps the library's message. */
+    static final class IncrFailed extends CommandFailed {
+        IncrFailed(long done, long count, ShmException cause) {
+            super("after " + done + " of " + count + " increments: " + cause.getMessage());
+        }
+    }
+
+    /** An expected failure that is not a usage error: one line, exit 1. */
+    static class CommandFailed extends RuntimeException {
+        CommandFailed(String message) {
+            super(message);
+        }
+    }
+
+    /** Formats nanoseconds like Go's time.Duration rounded to milliseconds: 1.234s, 56ms. */
+    static String formatDuration(long nanos) {
+        long ms = Math.round(nanos / 1e6);
+        if (ms < 1000) {
+            return ms + "ms";
+        }
+        return java.math.BigDecimal.valueOf(ms, 3).stripTrailingZeros().toPlainString() + "s";
+    }
+
+    @Command(name = "inspect", description = "Print the header, lock, generation, type, capacity and value.")
+    static final class Inspect extends KeyCommand {
+        @Override
+        public Integer call() {
+            try (SharedVariable<DynamicMessage> v = openAny(key, null, true)) {
+                io.shmvar.Native.SegmentInfo info = v.stat();
+                SegmentDescriptor d = v.descriptor();
+                SpinLock.State lock = v.lockState();
+                PrintStream o = out();
+                line(o, "key", ShmException.formatKey(key));
+                line(o, "shmid", Integer.toString(info.id()));
+                line(o, "size", info.size() + " bytes");
+                line(o, "owner", String.format("uid=%d gid=%d mode=%04o", info.uid(), info.gid(), info.mode()));
+                line(o, "attached", info.attached() + " process(es)");
+                line(o, "layout version", LayoutDescriptor.formatVersion(d.getLayoutVersion()));
+                line(o, "type", d.getMessageType());
+                line(o, "capacity", v.capacity() + " bytes");
+                Instant created = Instant.ofEpochSecond(0, d.getCreatedUnixNanos());
+                line(o, "created", created.truncatedTo(java.time.temporal.ChronoUnit.SECONDS) + " by "
+                    + d.getCreator() + " pid " + d.getCreatorPid());
+                line(o, "generation", Long.toUnsignedString(v.generation()));
+                line(o, "lock", lock.word() == 0 ? "free" : String.format("held by pid %d (%s), word=0x%016x",
+                    lock.holderPid(), lock.holderAlive() ? "alive" : "dead", lock.word()));
+                line(o, "contended", Long.toUnsignedString(lock.contended()));
+                line(o, "takeovers", Long.toUnsignedString(lock.takeovers()));
+                String value;
+                try {
+                    value = TextFormat.printer().escapingNonAscii(false).emittingSingleLine(true).printToString(v.get());
+                } catch (ShmException e) {
+                    value = "unreadable: " + e.getMessage();
+                }
+                line(o, "value", value);
+            }
+            return 0;
+        }
+
+        private static void line(PrintStream o, String name, String value) {
+            o.printf("%-16s %s%n", name + ":", value);
+        }
+    }
+
+    @Command(name = "rm", description = "Remove the segment.")
+    static final class Rm extends KeyCommand {
+        @Option(names = "--force", description = "remove it even if it is not a valid shmvar segment")
+        boolean force;
+
+        @Override
+        public Integer call() {
+            if (force) {
+                SharedVariable.removeKey(key);
+            } else {
+                SharedVariable<DynamicMessage> v;
+                try {
+                    v = openAny(key, null, true);
+                } catch (ShmException e) {
+                    if (e.reason() != ShmException.Reason.NATIVE) {
+                        throw new CommandFailed(e.getMessage()
+                            + " (refusing to remove it; add --force to remove it anyway)");
+                    }
+                    throw e;
+                }
+                v.remove();
+            }
+            out().printf("removed key=%s%n", ShmException.formatKey(key));
+            return 0;
+        }
+    }
+}
