@@ -1,0 +1,230 @@
+package shmvar_test
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shmvar/shmvar/go-peer/shmvar"
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestShouldStartEmptyAndCommitSets(t *testing.T) {
+	key := testKey(t)
+	v := mustCreateCounter(t, key)
+	got, err := v.Get()
+	if err != nil || got.GetValue() != 0 {
+		t.Fatalf("Get on a new segment = %v, %v; want the empty Counter", got, err)
+	}
+	if err := v.Set(&shmvarpb.Counter{Value: 41, LastWriter: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := v.Generation(); g != 1 {
+		t.Fatalf("generation after one set = %d, want 1", g)
+	}
+	// A second attachment sees the same value: the memory is shared.
+	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	got, err = other.Get()
+	if err != nil || got.GetValue() != 41 || got.GetLastWriter() != "test" {
+		t.Fatalf("Get through a second attachment = %v, %v", got, err)
+	}
+}
+
+func TestShouldCountEveryUpdateFromManyGoroutines(t *testing.T) {
+	v := mustCreateCounter(t, testKey(t))
+	const workers, each = 4, 2000
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+					c.Value++
+					return c, nil
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got, _ := v.Get()
+	if got.GetValue() != workers*each {
+		t.Fatalf("value = %d, want %d", got.GetValue(), workers*each)
+	}
+	if g, _ := v.Generation(); g != workers*each {
+		t.Fatalf("generation = %d, want %d", g, workers*each)
+	}
+}
+
+func TestShouldCommitNothingWhenUpdateFunctionFails(t *testing.T) {
+	v := mustCreateCounter(t, testKey(t))
+	v.Set(&shmvarpb.Counter{Value: 5})
+	boom := errors.New("boom")
+	_, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		c.Value = 99
+		return nil, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update error = %v, want boom", err)
+	}
+	func() {
+		defer func() { recover() }()
+		v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { panic("in fn") })
+	}()
+	got, _ := v.Get()
+	if g, _ := v.Generation(); got.GetValue() != 5 || g != 1 {
+		t.Fatalf("after failed updates value=%d generation=%d, want 5 and 1", got.GetValue(), g)
+	}
+	// The lock was released both times: a bounded update goes through at once.
+	if _, err := v.TryUpdate(100*time.Millisecond, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil }); err != nil {
+		t.Fatalf("lock not released after failed update: %v", err)
+	}
+}
+
+func TestShouldRefuseValuesLargerThanCapacity(t *testing.T) {
+	key := testKey(t)
+	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Capacity: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	err = v.Set(&shmvarpb.Counter{Value: 1, LastWriter: "far too long for eight bytes"})
+	if !errors.Is(err, shmvar.ErrTooLarge) || !strings.Contains(err.Error(), "capacity=8") {
+		t.Fatalf("Set of a too large value: %v", err)
+	}
+	if g, _ := v.Generation(); g != 0 {
+		t.Fatalf("generation moved to %d after a refused set", g)
+	}
+}
+
+func TestShouldReportErrnoAndKey(t *testing.T) {
+	key := testKey(t)
+	mustCreateCounter(t, key)
+	_, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	if !errors.Is(err, unix.EEXIST) {
+		t.Fatalf("second Create: %v, want EEXIST", err)
+	}
+	var e *shmvar.Error
+	if !errors.As(err, &e) || e.Key != key || e.Op != "shmget" || !strings.Contains(err.Error(), "ipcrm -M") {
+		t.Fatalf("error %v does not name shmget, the key and the fix", err)
+	}
+	_, err = shmvar.Open[*shmvarpb.Counter](testKey(t), shmvar.Options{})
+	if !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("Open of a missing key: %v, want ENOENT", err)
+	}
+	_, err = shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Capacity: shmvar.MaxCapacity + 1})
+	if !errors.Is(err, shmvar.ErrInvalidArgument) {
+		t.Fatalf("Create with too large capacity: %v", err)
+	}
+}
+
+func TestShouldRefuseWrongType(t *testing.T) {
+	key := testKey(t)
+	mustCreateCounter(t, key)
+	_, err := shmvar.Open[*shmvarpb.AllTypes](key, shmvar.Options{})
+	if !errors.Is(err, shmvar.ErrTypeMismatch) || !strings.Contains(err.Error(), "segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes") {
+		t.Fatalf("Open as the wrong type: %v", err)
+	}
+}
+
+func TestShouldFailAfterClose(t *testing.T) {
+	key := testKey(t)
+	v := mustCreateCounter(t, key)
+	v.Close()
+	if _, err := v.Get(); !errors.Is(err, shmvar.ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestShouldRemoveSegment(t *testing.T) {
+	key := testKey(t)
+	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.SysvShmGet(int(key), 0, 0); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("segment still there after Remove: %v", err)
+	}
+}
+
+func TestShouldReadAnyTypeThroughStoredSchema(t *testing.T) {
+	key := testKey(t)
+	sample, _ := allTypesSample(t)
+	v, err := shmvar.Create[*shmvarpb.AllTypes](key, shmvar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if err := v.Set(sample); err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := shmvar.OpenAny(key, shmvar.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dyn.Close()
+	got, err := dyn.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Compare through the wire: the dynamic message must encode to the same value.
+	b, _ := proto.Marshal(got)
+	back := &shmvarpb.AllTypes{}
+	if err := proto.Unmarshal(b, back); err != nil || !proto.Equal(back, sample) {
+		t.Fatalf("dynamic read differs: %v", err)
+	}
+	if err := dyn.Set(got); !errors.Is(err, shmvar.ErrInvalidArgument) {
+		t.Fatalf("Set through a read-only attachment: %v", err)
+	}
+}
+
+func TestShouldTimeOutNamingLiveHolderAndTakeOverDeadOne(t *testing.T) {
+	key := testKey(t)
+	v := mustCreateCounter(t, key)
+
+	// A live holder: a sleeping child process. It is never robbed.
+	sleeper := exec.Command("sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleeper.Process.Kill()
+	live := identityOf(t, sleeper.Process.Pid)
+	poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, live) })
+	_, err := v.TryUpdate(50*time.Millisecond, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil })
+	var e *shmvar.Error
+	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || e.Holder != int32(sleeper.Process.Pid) {
+		t.Fatalf("TryUpdate against a live holder: %v", err)
+	}
+
+	// The same holder, killed and reaped: its word now names a dead process.
+	sleeper.Process.Kill()
+	sleeper.Wait()
+	if _, err := v.TryUpdate(time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		c.Value++
+		return c, nil
+	}); err != nil {
+		t.Fatalf("TryUpdate after the holder died: %v", err)
+	}
+	st, _ := v.Lock()
+	if st.Takeovers != 1 || st.Word != 0 {
+		t.Fatalf("lock state after takeover = %+v, want one takeover and a free lock", st)
+	}
+}
