@@ -20,6 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// errInterrupted ends a command stopped by Ctrl-C or SIGTERM: exit 130, no message.
+var errInterrupted = errors.New("interrupted")
+
 // cmdDemo creates a Counter, increments it from this process and from a Java
 // process at the same time with a live progress line, checks the final value
 // is exactly the sum, and removes the segment, also when interrupted.
@@ -27,7 +30,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	fs := newFlags("demo")
 	var key keyFlag
 	fs.Var(&key, "key", "")
-	count := fs.Int64("count", 200000, "")
+	count := fs.Int64("count", 1000000, "")
 	javaPeer := fs.String("java", "bin/java-peer", "")
 	if err := parse(fs, args, 0); err != nil {
 		return err
@@ -61,6 +64,19 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	javaDone := make(chan error, 1)
 	go func() { javaDone <- java.Wait() }()
 
+	// Start counting once Java's first increment lands, so both really run at once.
+	for g, _ := v.Generation(); g == 0; g, _ = v.Generation() {
+		select {
+		case err := <-javaDone:
+			return fmt.Errorf("java peer exited before its first increment: %v: %s", err, bytes.TrimSpace(javaOut.Bytes()))
+		case <-signals:
+			unix.Kill(-java.Process.Pid, unix.SIGTERM)
+			<-javaDone
+			return errInterrupted
+		case <-time.After(time.Millisecond):
+		}
+	}
+
 	var goResult string
 	var goErr error
 	var wg sync.WaitGroup
@@ -73,7 +89,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		for i := int64(0); i < *count; i++ {
 			select {
 			case <-stop:
-				goErr = errors.New("interrupted")
+				goErr = errInterrupted
 				return
 			default:
 			}
@@ -103,7 +119,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 			<-javaDone
 			wg.Wait()
 			fmt.Fprintln(stdout, "\ndemo: interrupted; segment removed")
-			return errors.New("interrupted")
+			return errInterrupted
 		case javaErr = <-javaDone:
 			javaRunning = false
 		case <-ticker.C:

@@ -65,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, errInterrupted):
+		return 130
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "go-peer %s: %s\n", args[0], ue.msg)
 		return 2

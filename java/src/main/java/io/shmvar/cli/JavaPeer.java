@@ -23,6 +23,8 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -270,11 +272,11 @@ public final class JavaPeer implements Callable<Integer> {
             String me = "java:" + ProcessHandle.current().pid();
             boolean progress = !quiet && System.console() != null;
             AtomicBoolean stop = new AtomicBoolean();
-            Thread main = Thread.currentThread();
+            CountDownLatch left = new CountDownLatch(1);
             Thread hook = new Thread(() -> {
                 stop.set(true);
                 try {
-                    main.join(2000); // let the increment in flight commit and release the lock
+                    left.await(2, TimeUnit.SECONDS); // let the increment in flight commit and release the lock
                 } catch (InterruptedException ignored) {
                     Thread.currentThread().interrupt();
                 }
@@ -305,6 +307,7 @@ public final class JavaPeer implements Callable<Integer> {
                 out().printf("incr: count=%d elapsed=%s rate=%.0f/s value=%d%n", count, formatDuration(elapsed),
                     count / (elapsed / 1e9), last.getValue());
             } finally {
+                left.countDown();
                 try {
                     Runtime.getRuntime().removeShutdownHook(hook);
                 } catch (IllegalStateException shuttingDown) {

@@ -1,0 +1,51 @@
+# The front door. `make demo` and `make test` do all set-up on a machine with
+# a JDK (17+), Maven and Go; Maven brings protoc and the Java libraries, the Go
+# module proxy brings the Go ones.
+
+SHELL   := /bin/bash
+GO      ?= go
+MVN     ?= mvn -B -q
+PROTOC  := target/tools/protoc
+GOFLAGS_TEST ?= -count=1
+COUNT   ?= 1000000
+
+.PHONY: build test demo generate clean go-build java-build check-ipcs
+
+build: go-build java-build
+
+go-build:
+	cd go-peer && $(GO) build -o ../bin/go-peer ./cmd/go-peer
+
+# Compiles, generates the Java protobuf code with Maven's protoc, and packages
+# target/java-peer.jar, which bin/java-peer runs.
+java-build:
+	$(MVN) package -DskipTests
+
+# Java tests (cross-language ones start bin/go-peer), then Go tests
+# (cross-language ones start bin/java-peer), then a check that no System V
+# segment was left behind.
+test:
+	@mkdir -p target && ipcs -m | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
+	$(MAKE) go-build
+	mvn -B --no-transfer-progress verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
+	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
+	@ipcs -m | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
+	  left=$$(comm -13 target/ipcs-before.txt target/ipcs-after.txt); \
+	  if [ -n "$$left" ]; then echo "make test left System V segments behind: $$left"; exit 1; fi; \
+	  echo "ipcs -m: no segment left behind"
+
+# Go and Java increment one counter at the same time; Ctrl-C stops both and
+# removes the segment.
+demo: build
+	bin/go-peer demo --count $(COUNT) --java bin/java-peer
+
+# Regenerates the committed Go code from proto/ with the same protoc Maven uses.
+generate:
+	$(MVN) generate-sources
+	chmod +x $(PROTOC)
+	cd go-peer && $(GO) build -o ../target/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer \
+	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto proto/shmvar/v1/*.proto
+
+clean:
+	rm -rf target bin/go-peer

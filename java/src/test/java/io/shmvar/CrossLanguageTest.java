@@ -1,0 +1,99 @@
+package io.shmvar;
+
+import com.google.protobuf.TextFormat;
+import io.shmvar.proto.AllTypes;
+import io.shmvar.proto.Counter;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Tests that start the real Go process, bin/go-peer, which make build (or make test) builds first. */
+class CrossLanguageTest {
+    private final TestSegments segments = new TestSegments();
+
+    @AfterEach
+    void removeSegments() {
+        segments.close();
+    }
+
+    @Test
+    void goShouldReadAllTypesWrittenByJava() throws Exception {
+        int key = segments.newKey();
+        String k = ShmException.formatKey(key);
+        AllTypes sample = TestSegments.allTypesSample();
+        try (var v = SharedVariable.create(key, AllTypes.getDefaultInstance())) {
+            v.set(sample);
+            assertEquals(sample, AllTypes.parseFrom(TestSegments.mustRunGo("get", "--key", k, "--format", "binary").stdout()));
+            AllTypes.Builder text = AllTypes.newBuilder();
+            TextFormat.merge(TestSegments.mustRunGo("get", "--key", k, "--format", "text").out(), text);
+            assertEquals(sample, text.build());
+        }
+    }
+
+    @Test
+    void javaShouldReadAllTypesWrittenByGoInASegmentGoCreated() throws Exception {
+        int key = segments.newKey();
+        String k = ShmException.formatKey(key);
+        TestSegments.mustRunGo("create", "--key", k, "--type", "shmvar.v1.AllTypes");
+        TestSegments.mustRunGo("set", "--key", k, TestSegments.allTypesText());
+        try (var v = SharedVariable.open(key, AllTypes.getDefaultInstance())) {
+            assertEquals("go", v.descriptor().getCreator());
+            assertEquals(TestSegments.allTypesSample(), v.get());
+        }
+    }
+
+    @Test
+    void javaAndGoIncrementsShouldSumExactlyWithJavaAsCreator() throws Exception {
+        int each = 100_000;
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance())) {
+            Process go = new ProcessBuilder(TestSegments.goPeer().toString(), "incr", "--key", ShmException.formatKey(key),
+                "--count", Integer.toString(each), "--quiet").redirectErrorStream(true).start();
+            try {
+                // Wait for Go's first increment, so that both really run at once.
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+                while (v.generation() == 0) {
+                    assertTrue(System.nanoTime() < deadline, "go-peer made no increment in 20s");
+                    Thread.onSpinWait();
+                }
+                for (int i = 0; i < each; i++) {
+                    v.tryUpdate(c -> c.toBuilder().setValue(c.getValue() + 1).build(), Duration.ofSeconds(10));
+                }
+                assertTrue(go.waitFor(60, TimeUnit.SECONDS), "go-peer incr did not finish");
+                String out = new String(go.getInputStream().readAllBytes());
+                assertEquals(0, go.exitValue(), out);
+            } finally {
+                go.destroyForcibly();
+            }
+            assertEquals(2L * each, v.get().getValue());
+            assertEquals(2L * each, v.generation());
+        }
+    }
+
+    @Test
+    void goShouldRefuseBadSegmentsWithOneLine() throws Exception {
+        int key = segments.newKey();
+        String k = ShmException.formatKey(key);
+        SharedVariable.create(key, Counter.getDefaultInstance()).close();
+        assertGoRefuses("payload type mismatch: segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes",
+            "get", "--key", k, "--type", "shmvar.v1.AllTypes");
+        TestSegments.poke(key, m -> m.putInt(LayoutDescriptor.LAYOUT_VERSION_OFFSET, 2 << 16 | 3));
+        assertGoRefuses("layout version mismatch: app=1.0 segment=2.3", "get", "--key", k);
+        int garbage = segments.rawSegment(4096, m -> m.put(0, "definitely not a shmvar segment".getBytes()));
+        assertGoRefuses("not a shmvar segment", "inspect", "--key", ShmException.formatKey(garbage));
+        assertGoRefuses("refusing to remove it", "rm", "--key", ShmException.formatKey(garbage));
+    }
+
+    private static void assertGoRefuses(String message, String... args) throws Exception {
+        TestSegments.Run r = TestSegments.runGo(args);
+        assertEquals(1, r.exit(), r.stderr());
+        assertEquals(0, r.stdout().length);
+        assertTrue(r.stderr().endsWith("\n") && r.stderr().indexOf('\n') == r.stderr().length() - 1,
+            "one line: " + r.stderr());
+        assertTrue(r.stderr().contains(message), r.stderr() + " lacks " + message);
+    }
+}

@@ -1,0 +1,122 @@
+package io.shmvar;
+
+import io.shmvar.proto.Counter;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.Random;
+import java.util.function.Consumer;
+import java.util.zip.CRC32C;
+
+import static io.shmvar.LayoutDescriptor.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+class LayoutValidationTest {
+    private final TestSegments segments = new TestSegments();
+
+    @AfterEach
+    void removeSegments() {
+        segments.close();
+    }
+
+    private int valid() {
+        int key = segments.newKey();
+        SharedVariable.create(key, Counter.getDefaultInstance()).close();
+        return key;
+    }
+
+    private int damaged(Consumer<ByteBuffer> damage) {
+        int key = valid();
+        TestSegments.poke(key, damage);
+        return key;
+    }
+
+    /** Opens the segment, expects a refusal and checks that the segment's bytes were left alone. */
+    private static void assertRefused(int key, ShmException.Reason reason, String message) {
+        byte[] before = TestSegments.snapshot(key);
+        ShmException e = assertThrows(ShmException.class, () -> SharedVariable.openDynamic(key,
+            SharedVariable.Options.defaults().withInitWait(Duration.ofMillis(20))));
+        assertEquals(reason, e.reason(), e.getMessage());
+        assertTrue(e.getMessage().contains(message), e.getMessage() + " lacks " + message);
+        assertFalse(e.getMessage().contains("\n"), "one line");
+        assertArrayEquals(before, TestSegments.snapshot(key), "a refused open changed the segment");
+    }
+
+    @Test
+    void shouldRefuseTooSmallSegment() {
+        assertRefused(segments.rawSegment(100, null), ShmException.Reason.CORRUPT, "segment too small: size=100");
+    }
+
+    @Test
+    void shouldRefuseAllZeros() {
+        assertRefused(segments.rawSegment(8192, null), ShmException.Reason.NOT_INITIALISED, "magic and version are zero");
+    }
+
+    @Test
+    void shouldRefuseRandomBytes() {
+        int key = segments.rawSegment(8192, m -> {
+            byte[] noise = new byte[m.capacity()];
+            new Random(1).nextBytes(noise);
+            m.put(0, noise);
+        });
+        assertRefused(key, ShmException.Reason.NOT_SHMVAR, "magic=0x");
+    }
+
+    @Test
+    void shouldRefuseNewerMajorVersionShowingBoth() {
+        assertRefused(damaged(m -> m.putInt(LAYOUT_VERSION_OFFSET, 2 << 16)), ShmException.Reason.LAYOUT_VERSION,
+            "app=1.0 segment=2.0");
+    }
+
+    @Test
+    void shouldRefuseLengthsOutsideTheSegment() {
+        assertRefused(damaged(m -> m.putLong(DESCRIPTOR_LENGTH_OFFSET, 1L << 63)), ShmException.Reason.CORRUPT,
+            "descriptor length=");
+        assertRefused(damaged(m -> m.putLong(CAPACITY_OFFSET, MAX_CAPACITY)), ShmException.Reason.CORRUPT,
+            "slot 0 offset=");
+        assertRefused(damaged(m -> m.putLong(SLOT1_OFFSET_OFFSET, ~63L)), ShmException.Reason.CORRUPT, "slot 1 offset=");
+        assertRefused(damaged(m -> m.putLong(SLOT1_OFFSET_OFFSET, m.getLong(SLOT0_OFFSET_OFFSET))),
+            ShmException.Reason.CORRUPT, "overlap");
+        assertRefused(damaged(m -> m.putLong(SEGMENT_LENGTH_OFFSET, m.capacity() + 1L)), ShmException.Reason.CORRUPT,
+            "claims segment length");
+        assertRefused(damaged(m -> {
+            for (int i = HEADER_LENGTH; i < HEADER_LENGTH + 16; i++) {
+                m.put(i, (byte) 0xff);
+            }
+        }), ShmException.Reason.CORRUPT, "descriptor does not decode");
+    }
+
+    @Test
+    void shouldRefuseCorruptSlots() {
+        assertCorruptSlot((m, s) -> m.putInt(s + SLOT_LENGTH_OFFSET, 1 << 31), "exceeds capacity");
+        assertCorruptSlot((m, s) -> m.put(s + SLOT_HEADER_LENGTH, (byte) (m.get(s + SLOT_HEADER_LENGTH) ^ 0x40)),
+            "CRC32C mismatch");
+        assertCorruptSlot((m, s) -> m.putLong(s + SLOT_GENERATION_OFFSET, 7), "slot 0 generation=7");
+        assertCorruptSlot((m, s) -> {
+            m.put(s + SLOT_HEADER_LENGTH, (byte) 0xff); // field 31, wire type 7: no such wire type
+            CRC32C crc = new CRC32C();
+            crc.update(m.slice(s + SLOT_HEADER_LENGTH, m.getInt(s + SLOT_LENGTH_OFFSET)));
+            m.putInt(s + SLOT_CRC_OFFSET, (int) crc.getValue());
+        }, "does not decode");
+    }
+
+    private interface SlotDamage {
+        void apply(ByteBuffer m, int slot0);
+    }
+
+    private void assertCorruptSlot(SlotDamage damage, String message) {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance())) {
+            v.set(Counter.newBuilder().setValue(1).build());
+            v.set(Counter.newBuilder().setValue(2).setLastWriter("x").build()); // generation 2: slot 0 active
+            TestSegments.poke(key, m -> damage.apply(m, (int) m.getLong(SLOT0_OFFSET_OFFSET)));
+            ShmException e = assertThrows(ShmException.class, v::get);
+            assertEquals(ShmException.Reason.CORRUPT, e.reason());
+            assertTrue(e.getMessage().contains(message), e.getMessage() + " lacks " + message);
+            assertEquals(ShmException.Reason.CORRUPT, assertThrows(ShmException.class, () -> v.update(c -> c)).reason());
+            assertEquals(2, v.generation());
+        }
+    }
+}

@@ -1,0 +1,141 @@
+package io.shmvar;
+
+import io.shmvar.proto.AllTypes;
+import io.shmvar.proto.Counter;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class SharedVariableTest {
+    private final TestSegments segments = new TestSegments();
+
+    @AfterEach
+    void removeSegments() {
+        segments.close();
+    }
+
+    @Test
+    void shouldStartEmptyAndShareCommittedValues() {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance());
+             var other = SharedVariable.open(key, Counter.getDefaultInstance())) {
+            assertEquals(Counter.getDefaultInstance(), v.get());
+            v.set(Counter.newBuilder().setValue(41).setLastWriter("test").build());
+            assertEquals(1, v.generation());
+            assertEquals(41, other.get().getValue());
+            assertEquals("test", other.get().getLastWriter());
+        }
+    }
+
+    @Test
+    void shouldCountEveryUpdateFromManyThreads() throws InterruptedException {
+        int key = segments.newKey();
+        int threads = 4, each = 2000;
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance())) {
+            List<Thread> workers = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                Thread w = new Thread(() -> {
+                    for (int i = 0; i < each; i++) {
+                        v.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+                    }
+                });
+                workers.add(w);
+                w.start();
+            }
+            for (Thread w : workers) {
+                w.join();
+            }
+            assertEquals(threads * each, v.get().getValue());
+            assertEquals(threads * each, v.generation());
+        }
+    }
+
+    @Test
+    void shouldCommitNothingAndReleaseLockWhenUpdateFunctionThrows() {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance())) {
+            v.set(Counter.newBuilder().setValue(5).build());
+            IllegalStateException thrown = assertThrows(IllegalStateException.class, () -> v.update(c -> {
+                throw new IllegalStateException("boom");
+            }));
+            assertEquals("boom", thrown.getMessage());
+            assertEquals(5, v.get().getValue());
+            assertEquals(1, v.generation());
+            assertEquals(0, v.lockState().word(), "lock released");
+            assertEquals(6, v.tryUpdate(c -> c.toBuilder().setValue(6).build(), Duration.ofMillis(100)).getValue());
+        }
+    }
+
+    @Test
+    void shouldRefuseValueLargerThanCapacity() {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance(),
+            SharedVariable.Options.defaults().withCapacity(8))) {
+            ShmException e = assertThrows(ShmException.class,
+                () -> v.set(Counter.newBuilder().setValue(1).setLastWriter("far too long for eight bytes").build()));
+            assertEquals(ShmException.Reason.TOO_LARGE, e.reason());
+            assertTrue(e.getMessage().contains("capacity=8"), e.getMessage());
+            assertEquals(0, v.generation());
+        }
+    }
+
+    @Test
+    void shouldCarryFunctionErrnoAndKey() {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance())) {
+            ShmException e = assertThrows(ShmException.class,
+                () -> SharedVariable.create(key, Counter.getDefaultInstance()));
+            assertEquals("shmget", e.function());
+            assertEquals(Native.EEXIST, e.errno());
+            assertEquals(key, e.key());
+            assertEquals("shmget key=" + ShmException.formatKey(key) + ": File exists (EEXIST): a segment with this "
+                + "key already exists; remove it with 'rm --key " + ShmException.formatKey(key) + "' or 'ipcrm -M "
+                + ShmException.formatKey(key) + "'", e.getMessage());
+        }
+        int missing = segments.newKey();
+        ShmException e = assertThrows(ShmException.class, () -> SharedVariable.open(missing, Counter.getDefaultInstance()));
+        assertEquals(Native.ENOENT, e.errno());
+        ShmException tooBig = assertThrows(ShmException.class, () -> SharedVariable.create(missing,
+            Counter.getDefaultInstance(), SharedVariable.Options.defaults().withCapacity(LayoutDescriptor.MAX_CAPACITY + 1)));
+        assertEquals(ShmException.Reason.INVALID_ARGUMENT, tooBig.reason());
+    }
+
+    @Test
+    void shouldRefuseWrongType() {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance())) {
+            ShmException e = assertThrows(ShmException.class, () -> SharedVariable.open(key, AllTypes.getDefaultInstance()));
+            assertEquals(ShmException.Reason.TYPE_MISMATCH, e.reason());
+            assertTrue(e.getMessage().endsWith("segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes"),
+                e.getMessage());
+        }
+    }
+
+    @Test
+    void shouldFailAfterCloseAndRemove() {
+        int key = segments.newKey();
+        var v = SharedVariable.create(key, Counter.getDefaultInstance());
+        v.remove();
+        assertEquals(ShmException.Reason.CLOSED, assertThrows(ShmException.class, v::get).reason());
+        v.close(); // a second close is harmless
+        assertEquals(Native.ENOENT, assertThrows(ShmException.class, () -> Native.shmget(key, 0, 0)).errno());
+    }
+
+    @Test
+    void shouldReadAnyTypeThroughStoredSchema() throws Exception {
+        int key = segments.newKey();
+        AllTypes sample = TestSegments.allTypesSample();
+        try (var v = SharedVariable.create(key, AllTypes.getDefaultInstance());
+             var dynamic = SharedVariable.openDynamic(key, SharedVariable.Options.defaults().withReadOnly(true))) {
+            v.set(sample);
+            assertEquals(sample, AllTypes.parseFrom(dynamic.get().toByteArray()));
+            ShmException e = assertThrows(ShmException.class, () -> dynamic.set(dynamic.get()));
+            assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason());
+        }
+    }
+}
