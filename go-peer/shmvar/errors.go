@@ -27,6 +27,8 @@ var (
 	ErrBusy = errors.New("segment busy")
 	// ErrClosed means the variable was used after Close or Remove.
 	ErrClosed = errors.New("variable closed")
+	// ErrPermission means the segment's owner or mode is not what the caller accepts.
+	ErrPermission = errors.New("segment permission refused")
 	// ErrInvalidArgument means a caller passed an unusable argument.
 	ErrInvalidArgument = errors.New("invalid argument")
 )

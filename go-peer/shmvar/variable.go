@@ -23,6 +23,17 @@ type Options struct {
 	InitWait time.Duration
 	// ReadOnly attaches the segment read-only (Open only); writes then fail.
 	ReadOnly bool
+	// AnyOwner accepts a segment owned by another user (Open only). By
+	// default Open refuses one whose owner is not this process's user.
+	AnyOwner bool
+	// AnyMode accepts a world-writable segment (Open only), which any user
+	// of the machine could corrupt; by default Open refuses it.
+	AnyMode bool
+	// Ephemeral marks the segment for removal as soon as it is attached:
+	// the kernel frees it when the last process detaches or dies, and no
+	// new process can open it by key from then on. Set it on the last peer
+	// to open, or on a creator whose segment nobody else needs to find.
+	Ephemeral bool
 }
 
 // Var is a protobuf value of type T shared through a System V segment. Its
@@ -91,9 +102,34 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 	if mode == 0 {
 		mode = 0o600
 	}
+	desc, raw, geo, err := describe(key, mt, capacity)
+	if err != nil {
+		return nil, err
+	}
+	id, err := shmGet(key, geo.segmentLength, unix.IPC_CREAT|unix.IPC_EXCL|int(mode))
+	if err != nil {
+		return nil, err
+	}
+	mem, err := shmAttach(key, id, false)
+	if err != nil {
+		shmRemove(key, id)
+		return nil, err
+	}
+	initialise(mem, geo, raw)
+	if opts.Ephemeral {
+		if err := shmRemove(key, id); err != nil {
+			shmDetach(key, mem)
+			return nil, err
+		}
+	}
+	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem}, nil
+}
+
+// describe builds the descriptor of a new segment and its geometry.
+func describe(key int32, mt protoreflect.MessageType, capacity int) (*shmvarpb.SegmentDescriptor, []byte, geometry, error) {
 	schema, err := schemaOf(mt.Descriptor())
 	if err != nil {
-		return nil, newError("create", key, ErrInvalidArgument, "schema of %s: %v", mt.Descriptor().FullName(), err)
+		return nil, nil, geometry{}, newError("create", key, ErrInvalidArgument, "schema of %s: %v", mt.Descriptor().FullName(), err)
 	}
 	desc := &shmvarpb.SegmentDescriptor{
 		LayoutVersion:    LayoutVersion,
@@ -106,18 +142,13 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 	}
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(desc)
 	if err != nil || len(raw) > MaxDescriptorLength {
-		return nil, newError("create", key, ErrTooLarge, "descriptor of %d bytes exceeds %d", len(raw), MaxDescriptorLength)
+		return nil, nil, geometry{}, newError("create", key, ErrTooLarge, "descriptor of %d bytes exceeds %d", len(raw), MaxDescriptorLength)
 	}
-	geo := newGeometry(uint64(capacity), uint64(len(raw)))
-	id, err := shmGet(key, geo.segmentLength, unix.IPC_CREAT|unix.IPC_EXCL|int(mode))
-	if err != nil {
-		return nil, err
-	}
-	mem, err := shmAttach(key, id, false)
-	if err != nil {
-		shmRemove(key, id)
-		return nil, err
-	}
+	return desc, raw, newGeometry(uint64(capacity), uint64(len(raw))), nil
+}
+
+// initialise writes the header and descriptor into zeroed memory.
+func initialise(mem []byte, geo geometry, raw []byte) {
 	le.PutUint32(mem[MagicOffset:], Magic)
 	le.PutUint32(mem[HeaderLengthOffset:], uint32(HeaderLength))
 	le.PutUint64(mem[CapacityOffset:], geo.capacity)
@@ -131,7 +162,6 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 	// kernel zero-fills new segments, so only the version word is left: it
 	// goes last, with release semantics, and makes the segment valid.
 	store32(mem, LayoutVersionOffset, LayoutVersion)
-	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem}, nil
 }
 
 func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
@@ -149,26 +179,42 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 	if info.Size < uint64(HeaderLength) {
 		return nil, newError("open", key, ErrCorrupt, "segment too small: size=%d, header needs %d", info.Size, HeaderLength)
 	}
+	if euid := uint32(os.Geteuid()); !opts.AnyOwner && info.UID != euid {
+		return nil, newError("open", key, ErrPermission, "segment is owned by uid %d, this process runs as uid %d; accept it with AnyOwner (--any-owner)", info.UID, euid)
+	}
+	if !opts.AnyMode && info.Mode&0o002 != 0 {
+		return nil, newError("open", key, ErrPermission, "segment mode %04o lets any user write it; accept it with AnyMode (--any-mode)", info.Mode)
+	}
 	mem, err := shmAttach(key, id, opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
+	v, err := newVar[T](key, id, mem, opts)
+	if err == nil && opts.Ephemeral {
+		err = shmRemove(key, id)
+	}
+	if err != nil {
+		shmDetach(key, mem)
+		return nil, err
+	}
+	return v, nil
+}
+
+// newVar validates mem, an attached segment or any image of one, and wraps it.
+func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[T], error) {
 	wait := opts.InitWait
 	if wait == 0 {
 		wait = time.Second
 	}
 	geo, version, err := readGeometry(key, mem, wait)
-	if err == nil {
-		var v *Var[T]
-		var desc *shmvarpb.SegmentDescriptor
-		var mt protoreflect.MessageType
-		if desc, mt, err = readDescriptor(key, mem, geo, version); err == nil {
-			v = &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, readOnly: opts.ReadOnly}
-			return v, nil
-		}
+	if err != nil {
+		return nil, err
 	}
-	shmDetach(key, mem)
-	return nil, err
+	desc, mt, err := readDescriptor(key, mem, geo, version)
+	if err != nil {
+		return nil, err
+	}
+	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, readOnly: opts.ReadOnly}, nil
 }
 
 func (v *Var[T]) checkType(want protoreflect.FullName) error {

@@ -19,7 +19,7 @@ func cmdInspect(args []string, stdout io.Writer) error {
 	if err := requireKey(&key); err != nil {
 		return err
 	}
-	v, err := shmvar.OpenAny(key.key, shmvar.Options{ReadOnly: true})
+	v, err := shmvar.OpenAny(key.key, reader)
 	if err != nil {
 		return err
 	}

@@ -26,13 +26,18 @@ const usage = `usage: go-peer COMMAND [OPTIONS]
 commands:
   create  --key K [--capacity BYTES] [--type FULL.NAME] [--mode OCTAL]
   get     --key K [--format text|json|binary] [--type FULL.NAME]
-  set     --key K [--format text|json] VALUE
-  incr    --key K --count N [--timeout DURATION]
+  set     --key K [--format text|json] [--any-owner] [--any-mode] VALUE
+  incr    --key K --count N [--timeout DURATION] [--hold DURATION] [--quiet] [--any-owner] [--any-mode]
   inspect --key K
-  rm      --key K
+  check   --key K [--duration DURATION]
+  rm      --key K [--force] [--any-owner] [--any-mode]
   demo    [--key K] [--count N] [--java PATH]
 
-K is decimal or 0x-hex; DURATION is like 500ms, 2s or 1m.`
+K is decimal or 0x-hex; DURATION is like 500ms, 2s or 1m. Commands that
+write refuse a segment owned by another user (--any-owner accepts it) or
+writable by any user (--any-mode); get, inspect and check attach read-only
+and accept any. incr --hold keeps the lock that long in each increment, to
+try out contention, timeouts and crashes.`
 
 // usageError is a mistake in the command line: exit status 2.
 type usageError struct{ msg string }
@@ -53,11 +58,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func([]string, io.Writer) error{
 		"create": cmdCreate, "get": cmdGet, "set": cmdSet, "incr": cmdIncr,
-		"inspect": cmdInspect, "rm": cmdRm, "demo": cmdDemo,
+		"inspect": cmdInspect, "check": cmdCheck, "rm": cmdRm, "demo": cmdDemo,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "go-peer: unknown command %q (want create, get, set, incr, inspect, rm or demo)\n", args[0])
+		fmt.Fprintf(stderr, "go-peer: unknown command %q (want create, get, set, incr, inspect, check, rm or demo)\n", args[0])
 		return 2
 	}
 	err := cmd(args[1:], stdout)
@@ -161,8 +166,25 @@ func cmdCreate(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func openAny(key int32, typeName string, readOnly bool) (*shmvar.Var[proto.Message], error) {
-	v, err := shmvar.OpenAny(key, shmvar.Options{ReadOnly: readOnly})
+// trust holds --any-owner and --any-mode, which commands that write take.
+type trust struct{ anyOwner, anyMode *bool }
+
+func trustFlags(fs *flag.FlagSet) trust {
+	return trust{fs.Bool("any-owner", false, ""), fs.Bool("any-mode", false, "")}
+}
+
+// writer is the Options of a command that writes: the owner and mode checks
+// apply unless the user accepts them.
+func (t trust) writer() shmvar.Options {
+	return shmvar.Options{AnyOwner: *t.anyOwner, AnyMode: *t.anyMode}
+}
+
+// reader is the Options of a command that only reads: it attaches read-only
+// and cannot change the segment, so any owner and mode are accepted.
+var reader = shmvar.Options{ReadOnly: true, AnyOwner: true, AnyMode: true}
+
+func openAny(key int32, typeName string, opts shmvar.Options) (*shmvar.Var[proto.Message], error) {
+	v, err := shmvar.OpenAny(key, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +211,7 @@ func cmdGet(args []string, stdout io.Writer) error {
 	if *format != "text" && *format != "json" && *format != "binary" {
 		return usageError{fmt.Sprintf("--format %q: want text, json or binary", *format)}
 	}
-	v, err := openAny(key.key, *typeName, true)
+	v, err := openAny(key.key, *typeName, reader)
 	if err != nil {
 		return err
 	}
@@ -223,13 +245,14 @@ func cmdSet(args []string, stdout io.Writer) error {
 	var key keyFlag
 	fs.Var(&key, "key", "")
 	format := fs.String("format", "", "")
+	trusted := trustFlags(fs)
 	if err := parse(fs, args, 1); err != nil {
 		return err
 	}
 	if err := requireKey(&key); err != nil {
 		return err
 	}
-	v, err := openAny(key.key, "", false)
+	v, err := openAny(key.key, "", trusted.writer())
 	if err != nil {
 		return err
 	}
@@ -278,6 +301,8 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	count := fs.Int64("count", 0, "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
 	quiet := fs.Bool("quiet", false, "")
+	hold := fs.Duration("hold", 0, "")
+	trusted := trustFlags(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -290,7 +315,7 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	if *timeout <= 0 {
 		return usageError{"--timeout must be positive"}
 	}
-	v, err := shmvar.Open[*shmvarpb.Counter](key.key, shmvar.Options{})
+	v, err := shmvar.Open[*shmvarpb.Counter](key.key, trusted.writer())
 	if err != nil {
 		return err
 	}
@@ -303,6 +328,9 @@ func cmdIncr(args []string, stdout io.Writer) error {
 		last, err = v.TryUpdate(*timeout, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
 			c.Value++
 			c.LastWriter = me
+			if *hold > 0 {
+				time.Sleep(*hold)
+			}
 			return c, nil
 		})
 		if err != nil {
@@ -326,6 +354,7 @@ func cmdRm(args []string, stdout io.Writer) error {
 	var key keyFlag
 	fs.Var(&key, "key", "")
 	force := fs.Bool("force", false, "")
+	trusted := trustFlags(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -337,7 +366,9 @@ func cmdRm(args []string, stdout io.Writer) error {
 			return err
 		}
 	} else {
-		v, err := shmvar.OpenAny(key.key, shmvar.Options{ReadOnly: true})
+		opts := trusted.writer()
+		opts.ReadOnly = true
+		v, err := shmvar.OpenAny(key.key, opts)
 		if err != nil {
 			if errors.Is(err, shmvar.ErrNotShmvar) || errors.Is(err, shmvar.ErrCorrupt) ||
 				errors.Is(err, shmvar.ErrLayoutVersion) || errors.Is(err, shmvar.ErrNotInitialised) {

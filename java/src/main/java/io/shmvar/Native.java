@@ -42,6 +42,8 @@ public final class Native {
         int shmctl(int shmid, int cmd, @Out byte[] buf);
 
         String strerror(int errnum);
+
+        int geteuid();
     }
 
     // Linux's values (include/uapi/linux/ipc.h, shm.h), the same on every architecture.
@@ -131,6 +133,10 @@ public final class Native {
      */
     static final VarHandle LONG = MethodHandles.byteBufferViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
     static final VarHandle INT = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+
+    static int geteuid() {
+        return LIBC.geteuid();
+    }
 
     /** A direct buffer over attached memory; it must not be touched after {@link #shmdt}. */
     static ByteBuffer wrap(long address, long size) {

@@ -37,38 +37,111 @@ import static io.shmvar.Native.LONG;
  */
 public final class SharedVariable<T extends Message> implements AutoCloseable {
 
-    /**
-     * Options for {@link #create} and {@link #open}; {@link #defaults()} gives the defaults.
-     *
-     * @param capacity the most bytes an encoded value may take (create only)
-     * @param mode     the segment's permission bits (create only)
-     * @param initWait how long open waits for a creator that has not finished writing the header
-     * @param readOnly attach read-only (open only); writes then fail
-     * @param type     the payload type {@link #openDynamic} requires, or null for any
-     */
-    public record Options(int capacity, int mode, Duration initWait, boolean readOnly, String type) {
+    /** Options for {@link #create} and {@link #open}; {@link #defaults()} gives the defaults. Immutable. */
+    public static final class Options {
+        private int capacity = DEFAULT_CAPACITY;
+        private int mode = 0600;
+        private Duration initWait = Duration.ofSeconds(1);
+        private boolean readOnly;
+        private boolean anyOwner;
+        private boolean anyMode;
+        private boolean ephemeral;
+        private String type;
+
+        private Options() {
+        }
+
         public static Options defaults() {
-            return new Options(DEFAULT_CAPACITY, 0600, Duration.ofSeconds(1), false, null);
+            return new Options();
         }
 
+        private Options copy(java.util.function.Consumer<Options> change) {
+            Options o = new Options();
+            o.capacity = capacity;
+            o.mode = mode;
+            o.initWait = initWait;
+            o.readOnly = readOnly;
+            o.anyOwner = anyOwner;
+            o.anyMode = anyMode;
+            o.ephemeral = ephemeral;
+            o.type = type;
+            change.accept(o);
+            return o;
+        }
+
+        /** The most bytes an encoded value may take (create only); default 4096. */
         public Options withCapacity(int capacity) {
-            return new Options(capacity, mode, initWait, readOnly, type);
+            return copy(o -> o.capacity = capacity);
         }
 
+        /** The segment's permission bits (create only); default 0600. */
         public Options withMode(int mode) {
-            return new Options(capacity, mode, initWait, readOnly, type);
+            return copy(o -> o.mode = mode);
         }
 
+        /** How long open waits for a creator that has not finished writing the header; default 1s. */
         public Options withInitWait(Duration initWait) {
-            return new Options(capacity, mode, initWait, readOnly, type);
+            return copy(o -> o.initWait = initWait);
         }
 
+        /** Attach read-only (open only); writes then fail. */
         public Options withReadOnly(boolean readOnly) {
-            return new Options(capacity, mode, initWait, readOnly, type);
+            return copy(o -> o.readOnly = readOnly);
         }
 
+        /** Accept a segment owned by another user (open only); by default open refuses it. */
+        public Options withAnyOwner(boolean anyOwner) {
+            return copy(o -> o.anyOwner = anyOwner);
+        }
+
+        /** Accept a world-writable segment (open only), which any user could corrupt; by default refused. */
+        public Options withAnyMode(boolean anyMode) {
+            return copy(o -> o.anyMode = anyMode);
+        }
+
+        /**
+         * Mark the segment for removal as soon as it is attached: the kernel frees it when the last process
+         * detaches or dies, and no new process can open it by key from then on.
+         */
+        public Options withEphemeral(boolean ephemeral) {
+            return copy(o -> o.ephemeral = ephemeral);
+        }
+
+        /** The payload type {@link #openDynamic} requires; null (the default) accepts any. */
         public Options withType(String type) {
-            return new Options(capacity, mode, initWait, readOnly, type);
+            return copy(o -> o.type = type);
+        }
+
+        public int capacity() {
+            return capacity;
+        }
+
+        public int mode() {
+            return mode;
+        }
+
+        public Duration initWait() {
+            return initWait;
+        }
+
+        public boolean readOnly() {
+            return readOnly;
+        }
+
+        public boolean anyOwner() {
+            return anyOwner;
+        }
+
+        public boolean anyMode() {
+            return anyMode;
+        }
+
+        public boolean ephemeral() {
+            return ephemeral;
+        }
+
+        public String type() {
+            return type;
         }
     }
 
@@ -150,6 +223,21 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             throw e;
         }
         ByteBuffer m = Native.wrap(address, g.segmentLength());
+        initialise(m, g, raw);
+        if (options.ephemeral()) {
+            try {
+                Native.shmRemove(key, id);
+            } catch (ShmException e) {
+                Native.shmdt(key, address);
+                throw e;
+            }
+        }
+        return new SharedVariable<>(key, id, address, m, g, descriptor, type,
+            (Parser<T>) prototype.getParserForType(), false);
+    }
+
+    /** Writes the header and descriptor into zeroed memory. */
+    static void initialise(ByteBuffer m, Geometry g, byte[] descriptor) {
         m.putInt(MAGIC_OFFSET, MAGIC);
         m.putInt(HEADER_LENGTH_OFFSET, HEADER_LENGTH);
         m.putLong(CAPACITY_OFFSET, g.capacity());
@@ -158,12 +246,10 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         m.putLong(SLOT0_OFFSET_OFFSET, g.slot0());
         m.putLong(SLOT1_OFFSET_OFFSET, g.slot1());
         m.putLong(SEGMENT_LENGTH_OFFSET, g.segmentLength());
-        m.put((int) g.descriptorOffset(), raw);
+        m.put((int) g.descriptorOffset(), descriptor);
         // Slot 0 holds the empty value (length 0, CRC 0) for generation 0; the kernel zero-fills new segments, so
         // only the version word is left: it goes last, with release semantics, and makes the segment valid.
         INT.setRelease(m, LAYOUT_VERSION_OFFSET, LAYOUT_VERSION);
-        return new SharedVariable<>(key, id, address, m, g, descriptor, type,
-            (Parser<T>) prototype.getParserForType(), false);
     }
 
     /** Opens the segment under {@code key} and checks that it holds {@code prototype}'s type. */
@@ -206,10 +292,10 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         Native.shmRemove(key, Native.shmget(key, 0, 0));
     }
 
-    private record Typed<T>(Descriptors.Descriptor descriptor, Parser<T> parser) {
+    record Typed<T>(Descriptors.Descriptor descriptor, Parser<T> parser) {
     }
 
-    private interface TypeCheck<T> {
+    interface TypeCheck<T> {
         Typed<T> check(SegmentDescriptor descriptor, Descriptors.Descriptor stored);
     }
 
@@ -228,20 +314,43 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
                 "segment size=" + info.size() + " is larger than any shmvar segment");
         }
+        int euid = Native.geteuid();
+        if (!options.anyOwner() && info.uid() != euid) {
+            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, "segment is owned by uid " + info.uid()
+                + ", this process runs as uid " + euid + "; accept it with withAnyOwner (--any-owner)");
+        }
+        if (!options.anyMode() && (info.mode() & 0002) != 0) {
+            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, String.format(
+                "segment mode %04o lets any user write it; accept it with withAnyMode (--any-mode)", info.mode()));
+        }
         long address = Native.shmat(key, id, options.readOnly());
         try {
-            ByteBuffer m = Native.wrap(address, info.size());
-            int version = awaitVersion(m, options.initWait());
-            Geometry g = readGeometry(key, m, version, options.initWait());
-            SegmentDescriptor d = readDescriptor(key, m, g, version);
-            Descriptors.Descriptor stored = messageDescriptorOf(key, d);
-            Typed<T> typed = typeCheck.check(d, stored);
-            return new SharedVariable<>(key, id, address, m, g, d, typed.descriptor(), typed.parser(),
-                options.readOnly());
+            SharedVariable<T> v = validate(key, id, address, Native.wrap(address, info.size()), options, typeCheck);
+            if (options.ephemeral()) {
+                Native.shmRemove(key, id);
+            }
+            return v;
         } catch (RuntimeException e) {
             Native.shmdt(key, address);
             throw e;
         }
+    }
+
+    /** Validates {@code m}, an attached segment or any image of one, and wraps it; address 0: nothing to detach. */
+    static <T extends Message> SharedVariable<T> validate(int key, int id, long address, ByteBuffer m, Options options,
+                                                         TypeCheck<T> typeCheck) {
+        int version = awaitVersion(m, options.initWait());
+        Geometry g = readGeometry(key, m, version, options.initWait());
+        SegmentDescriptor d = readDescriptor(key, m, g, version);
+        Descriptors.Descriptor stored = messageDescriptorOf(key, d);
+        Typed<T> typed = typeCheck.check(d, stored);
+        return new SharedVariable<>(key, id, address, m, g, d, typed.descriptor(), typed.parser(), options.readOnly());
+    }
+
+    /** Validates an image of a segment held in {@code m} and decodes with its stored schema; for tests. */
+    static SharedVariable<DynamicMessage> validateDynamic(ByteBuffer m) {
+        return validate(1, -1, 0, m, Options.defaults().withInitWait(Duration.ZERO),
+            (d, type) -> new Typed<>(type, DynamicMessage.getDefaultInstance(type).getParserForType()));
     }
 
     /** The segment's key. */
@@ -320,7 +429,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     /** Detaches the segment, after operations in flight end; it stays in the system for other processes. */
     @Override
     public void close() {
-        if (detach()) {
+        if (detach() && address != 0) {
             Native.shmdt(key, address);
         }
     }

@@ -29,6 +29,8 @@ public class ShmException extends RuntimeException {
         BUSY("segment busy"),
         /** The variable was used after close or remove. */
         CLOSED("variable closed"),
+        /** The segment's owner or mode is not what the caller accepts. */
+        PERMISSION("segment permission refused"),
         /** A caller passed an unusable argument. */
         INVALID_ARGUMENT("invalid argument");
 

@@ -36,7 +36,7 @@ import java.util.regex.Pattern;
 @Command(name = "java-peer", mixinStandardHelpOptions = true,
     description = "Create, read, update, inspect and remove shmvar segments.",
     subcommands = {JavaPeer.Create.class, JavaPeer.Get.class, JavaPeer.Set.class, JavaPeer.Incr.class,
-        JavaPeer.Inspect.class, JavaPeer.Rm.class})
+        JavaPeer.Inspect.class, JavaPeer.Check.class, JavaPeer.Rm.class})
 public final class JavaPeer implements Callable<Integer> {
     /** The payload types compiled into this program, by full name. */
     static final Map<String, Message> TYPES = Map.of(
@@ -146,6 +146,25 @@ public final class JavaPeer implements Callable<Integer> {
         }
     }
 
+    /**
+     * A command that writes: the owner and mode checks apply unless the user accepts them. Commands that only read
+     * attach read-only, cannot change the segment, and accept any owner and mode.
+     */
+    abstract static class WriterCommand extends KeyCommand {
+        @Option(names = "--any-owner", description = "accept a segment owned by another user")
+        boolean anyOwner;
+
+        @Option(names = "--any-mode", description = "accept a segment any user may write")
+        boolean anyMode;
+
+        SharedVariable.Options writer() {
+            return SharedVariable.Options.defaults().withAnyOwner(anyOwner).withAnyMode(anyMode);
+        }
+    }
+
+    static final SharedVariable.Options READER =
+        SharedVariable.Options.defaults().withReadOnly(true).withAnyOwner(true).withAnyMode(true);
+
     @Command(name = "create", description = "Create a segment holding the empty value of a type.")
     static final class Create extends KeyCommand {
         @Option(names = "--capacity", paramLabel = "BYTES", defaultValue = "4096")
@@ -184,8 +203,8 @@ public final class JavaPeer implements Callable<Integer> {
         }
     }
 
-    static SharedVariable<DynamicMessage> openAny(int key, String type, boolean readOnly) {
-        return SharedVariable.openDynamic(key, SharedVariable.Options.defaults().withReadOnly(readOnly).withType(type));
+    static SharedVariable<DynamicMessage> openAny(int key, String type, SharedVariable.Options options) {
+        return SharedVariable.openDynamic(key, options.withType(type));
     }
 
     @Command(name = "get", description = "Print the current value.")
@@ -201,7 +220,7 @@ public final class JavaPeer implements Callable<Integer> {
             if (!format.equals("text") && !format.equals("json") && !format.equals("binary")) {
                 throw new UsageException("--format \"" + format + "\": want text, json or binary");
             }
-            try (SharedVariable<DynamicMessage> v = openAny(key, type, true)) {
+            try (SharedVariable<DynamicMessage> v = openAny(key, type, READER)) {
                 DynamicMessage value = v.get();
                 switch (format) {
                     case "json" -> out().println(JsonFormat.printer().print(value));
@@ -217,7 +236,7 @@ public final class JavaPeer implements Callable<Integer> {
     }
 
     @Command(name = "set", description = "Commit VALUE, in protobuf text format or JSON.")
-    static final class Set extends KeyCommand {
+    static final class Set extends WriterCommand {
         @Option(names = "--format", description = "text or json (default: json if VALUE starts with '{')")
         String format;
 
@@ -226,7 +245,7 @@ public final class JavaPeer implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            try (SharedVariable<DynamicMessage> v = openAny(key, null, false)) {
+            try (SharedVariable<DynamicMessage> v = openAny(key, null, writer())) {
                 DynamicMessage parsed = parseValue(v, value, format);
                 v.set(parsed);
                 out().printf("set key=%s generation=%d%n", ShmException.formatKey(key), v.generation());
@@ -254,7 +273,7 @@ public final class JavaPeer implements Callable<Integer> {
     }
 
     @Command(name = "incr", description = "Increment Counter.value COUNT times, each under the lock.")
-    static final class Incr extends KeyCommand {
+    static final class Incr extends WriterCommand {
         @Option(names = "--count", required = true, paramLabel = "N")
         long count;
 
@@ -263,6 +282,10 @@ public final class JavaPeer implements Callable<Integer> {
 
         @Option(names = "--quiet", description = "no progress line")
         boolean quiet;
+
+        @Option(names = "--hold", paramLabel = "DURATION", converter = DurationConverter.class,
+            description = "keep the lock this long in each increment, to try out contention and crashes")
+        Duration hold;
 
         @Override
         public Integer call() throws InterruptedException {
@@ -282,7 +305,8 @@ public final class JavaPeer implements Callable<Integer> {
                 }
             });
             Runtime.getRuntime().addShutdownHook(hook);
-            try (SharedVariable<Counter> v = SharedVariable.open(key, Counter.getDefaultInstance())) {
+            long holdNanos = hold == null ? 0 : hold.toNanos();
+            try (SharedVariable<Counter> v = SharedVariable.open(key, Counter.getDefaultInstance(), writer())) {
                 long start = System.nanoTime();
                 Counter last = null;
                 for (long i = 1; i <= count; i++) {
@@ -291,8 +315,12 @@ public final class JavaPeer implements Callable<Integer> {
                         return 130;
                     }
                     try {
-                        last = v.tryUpdate(c -> c.toBuilder().setValue(c.getValue() + 1).setLastWriter(me).build(),
-                            timeout);
+                        last = v.tryUpdate(c -> {
+                            if (holdNanos > 0) {
+                                java.util.concurrent.locks.LockSupport.parkNanos(holdNanos);
+                            }
+                            return c.toBuilder().setValue(c.getValue() + 1).setLastWriter(me).build();
+                        }, timeout);
                     } catch (ShmException e) {
                         throw new IncrFailed(i - 1, count, e);
                     }
@@ -345,7 +373,7 @@ public final class JavaPeer implements Callable<Integer> {
     static final class Inspect extends KeyCommand {
         @Override
         public Integer call() {
-            try (SharedVariable<DynamicMessage> v = openAny(key, null, true)) {
+            try (SharedVariable<DynamicMessage> v = openAny(key, null, READER)) {
                 io.shmvar.Native.SegmentInfo info = v.stat();
                 SegmentDescriptor d = v.descriptor();
                 SpinLock.State lock = v.lockState();
@@ -382,8 +410,79 @@ public final class JavaPeer implements Callable<Integer> {
         }
     }
 
+    @Command(name = "check", description = "Read the value over and over for a while and report how many reads "
+        + "validated; the segment is opened afresh every 100 reads.")
+    static final class Check extends KeyCommand {
+        @Option(names = "--duration", paramLabel = "DURATION", defaultValue = "1s", converter = DurationConverter.class)
+        Duration duration;
+
+        @Override
+        public Integer call() {
+            long reads = 0, ok = 0, opens = 0, refused = 0;
+            Map<String, Long> kinds = new java.util.TreeMap<>();
+            ShmException first = null;
+            SharedVariable<DynamicMessage> v = null;
+            long deadline = System.nanoTime() + duration.toNanos();
+            try {
+                while (System.nanoTime() - deadline < 0) {
+                    if (v == null || reads % 100 == 0) {
+                        if (v != null) {
+                            v.close();
+                            v = null;
+                        }
+                        opens++;
+                        try {
+                            v = openAny(key, null, READER);
+                        } catch (ShmException e) {
+                            if (e.reason() == ShmException.Reason.NATIVE) {
+                                throw e; // the segment is gone or unusable: nothing left to check
+                            }
+                            refused++;
+                            reads++;
+                            kinds.merge(kindOf(e), 1L, Long::sum);
+                            first = first == null ? e : first;
+                            continue;
+                        }
+                    }
+                    reads++;
+                    try {
+                        v.get();
+                        ok++;
+                    } catch (ShmException e) {
+                        kinds.merge(kindOf(e), 1L, Long::sum);
+                        first = first == null ? e : first;
+                    }
+                }
+            } finally {
+                if (v != null) {
+                    v.close();
+                }
+            }
+            StringBuilder line = new StringBuilder(String.format("check: reads=%d ok=%d opens=%d refused-opens=%d",
+                reads, ok, opens, refused));
+            kinds.forEach((k, n) -> line.append(' ').append(k).append('=').append(n));
+            out().println(line);
+            if (first != null) {
+                throw new CommandFailed((reads - ok) + " of " + reads + " reads failed validation; first: "
+                    + first.getMessage());
+            }
+            return 0;
+        }
+
+        private static String kindOf(ShmException e) {
+            return switch (e.reason()) {
+                case CORRUPT -> "corrupt";
+                case NOT_SHMVAR -> "not-shmvar";
+                case NOT_INITIALISED -> "not-initialised";
+                case LAYOUT_VERSION -> "layout-version";
+                case BUSY -> "busy";
+                default -> "other";
+            };
+        }
+    }
+
     @Command(name = "rm", description = "Remove the segment.")
-    static final class Rm extends KeyCommand {
+    static final class Rm extends WriterCommand {
         @Option(names = "--force", description = "remove it even if it is not a valid shmvar segment")
         boolean force;
 
@@ -394,7 +493,7 @@ public final class JavaPeer implements Callable<Integer> {
             } else {
                 SharedVariable<DynamicMessage> v;
                 try {
-                    v = openAny(key, null, true);
+                    v = openAny(key, null, writer().withReadOnly(true));
                 } catch (ShmException e) {
                     if (e.reason() != ShmException.Reason.NATIVE) {
                         throw new CommandFailed(e.getMessage()
