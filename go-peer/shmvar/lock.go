@@ -68,6 +68,7 @@ func acquire(key int32, mem []byte, deadline time.Time) (tookOver bool, err erro
 		rounds    int
 		backoff   = time.Microsecond
 		nextCheck = time.Now().Add(checkEvery)
+		lastGen   = load64(mem, GenerationOffset)
 	)
 	for {
 		w := load64(mem, LockWordOffset)
@@ -98,6 +99,13 @@ func acquire(key int32, mem []byte, deadline time.Time) (tookOver bool, err erro
 			continue
 		}
 		nextCheck = now.Add(checkEvery)
+		// While commits go on, the lock is cycling, not stuck: stay in the
+		// yield phase rather than sleep past every moment it is free.
+		if g := load64(mem, GenerationOffset); g != lastGen {
+			lastGen = g
+			rounds = min(rounds, spinRounds)
+			backoff = time.Microsecond
+		}
 		if w != me && !HolderAlive(w) {
 			if cas64(mem, LockWordOffset, w, me) {
 				add64(mem, TakeoverCountOffset, 1)

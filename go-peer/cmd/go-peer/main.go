@@ -27,7 +27,7 @@ commands:
   create  --key K [--capacity BYTES] [--type FULL.NAME] [--mode OCTAL]
   get     --key K [--format text|json|binary] [--type FULL.NAME]
   set     --key K [--format text|json] [--any-owner] [--any-mode] VALUE
-  incr    --key K --count N [--timeout DURATION] [--hold DURATION] [--quiet] [--any-owner] [--any-mode]
+  incr    --key K --count N [--timeout DURATION] [--hold DURATION] [--print-each] [--quiet] [--any-owner] [--any-mode]
   inspect --key K
   check   --key K [--duration DURATION]
   rm      --key K [--force] [--any-owner] [--any-mode]
@@ -37,7 +37,8 @@ K is decimal or 0x-hex; DURATION is like 500ms, 2s or 1m. Commands that
 write refuse a segment owned by another user (--any-owner accepts it) or
 writable by any user (--any-mode); get, inspect and check attach read-only
 and accept any. incr --hold keeps the lock that long in each increment, to
-try out contention, timeouts and crashes.`
+try out contention, timeouts and crashes; --print-each prints a line after
+each commit, so a test that kills the process knows what it committed.`
 
 // usageError is a mistake in the command line: exit status 2.
 type usageError struct{ msg string }
@@ -302,6 +303,7 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	timeout := fs.Duration("timeout", 10*time.Second, "")
 	quiet := fs.Bool("quiet", false, "")
 	hold := fs.Duration("hold", 0, "")
+	printEach := fs.Bool("print-each", false, "")
 	trusted := trustFlags(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
@@ -335,6 +337,9 @@ func cmdIncr(args []string, stdout io.Writer) error {
 		})
 		if err != nil {
 			return fmt.Errorf("after %d of %d increments: %w", i-1, *count, err)
+		}
+		if *printEach {
+			fmt.Fprintf(stdout, "committed %d\n", last.GetValue())
 		}
 		if progress && i%10000 == 0 {
 			fmt.Fprintf(os.Stderr, "\r%d/%d increments", i, *count)

@@ -75,6 +75,7 @@ public final class SpinLock {
         long timeoutNanos = timeout == null ? Long.MAX_VALUE : timeout.toNanos();
         long nextCheck = start + CHECK_EVERY_NANOS;
         long backoff = 1_000;
+        long lastGeneration = (long) LONG.getVolatile(memory, LayoutDescriptor.GENERATION_OFFSET);
         for (int rounds = 1; ; rounds++) {
             long word = (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET);
             if (word == 0) {
@@ -100,6 +101,14 @@ public final class SpinLock {
                 continue;
             }
             nextCheck = now + CHECK_EVERY_NANOS;
+            // While commits go on, the lock is cycling, not stuck: stay in the yield phase rather than sleep past
+            // every moment it is free.
+            long generation = (long) LONG.getVolatile(memory, LayoutDescriptor.GENERATION_OFFSET);
+            if (generation != lastGeneration) {
+                lastGeneration = generation;
+                rounds = Math.min(rounds, SPIN_ROUNDS);
+                backoff = 1_000;
+            }
             if (word != IDENTITY && !holderAlive(word)) {
                 if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, word, IDENTITY)) {
                     LONG.getAndAdd(memory, TAKEOVER_COUNT_OFFSET, 1L);

@@ -287,6 +287,9 @@ public final class JavaPeer implements Callable<Integer> {
             description = "keep the lock this long in each increment, to try out contention and crashes")
         Duration hold;
 
+        @Option(names = "--print-each", description = "print a line after each commit, for tests that kill us")
+        boolean printEach;
+
         @Override
         public Integer call() throws InterruptedException {
             if (count < 1) {
@@ -323,6 +326,9 @@ public final class JavaPeer implements Callable<Integer> {
                         }, timeout);
                     } catch (ShmException e) {
                         throw new IncrFailed(i - 1, count, e);
+                    }
+                    if (printEach) {
+                        out().println("committed " + last.getValue());
                     }
                     if (progress && i % 10000 == 0) {
                         System.err.printf("\r%d/%d increments", i, count);
