@@ -8,8 +8,10 @@ MVN     ?= mvn -B -q
 PROTOC  := target/tools/protoc
 GOFLAGS_TEST ?= -count=1
 COUNT   ?= 1000000
+FUZZTIME ?= 10s
+KILLS   ?= 1000
 
-.PHONY: build test demo generate clean go-build java-build check-ipcs
+.PHONY: build test stress demo generate clean go-build java-build
 
 build: go-build java-build
 
@@ -29,10 +31,18 @@ test:
 	$(MAKE) go-build
 	mvn -B --no-transfer-progress verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
 	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
+	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./shmvar
 	@ipcs -m | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
 	  left=$$(comm -13 target/ipcs-before.txt target/ipcs-after.txt); \
 	  if [ -n "$$left" ]; then echo "make test left System V segments behind: $$left"; exit 1; fi; \
 	  echo "ipcs -m: no segment left behind"
+
+# The crash tests with $(KILLS) kills each way, a longer fuzz run, and the
+# figures: kills, torn reads, lost commits, takeover time p50/p99/max.
+stress: build
+	cd go-peer && SHMVAR_KILLS=$(KILLS) $(GO) test -count=1 -timeout 60m -v -run 'TestKillJavaHolderWhileGoWaits' ./shmvar | grep -E 'kills=|^(ok|FAIL|---)'
+	SHMVAR_KILLS=$(KILLS) mvn -B -q test -Dtest=CrashTest#killGoHolderWhileJavaWaits | grep -E 'kills=|FAIL|ERROR\]  '
+	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=2m -fuzzminimizetime=100x ./shmvar
 
 # Go and Java increment one counter at the same time; Ctrl-C stops both and
 # removes the segment.

@@ -25,7 +25,8 @@ import (
 //	+--------+--------+----------+--------+------------+--------+-----------+-----------+
 //
 //	identity: magic u32 | version u32 | header length u32 | flags u32 | capacity u64 |
-//	          descriptor offset u64 | descriptor length u64 | slot0 u64 | slot1 u64 | segment length u64
+//	          descriptor offset u64 | descriptor length u64 | slot0 u64 | slot1 u64 | segment length u64 |
+//	          descriptor crc32c u32
 //	lock:     lock word u64 | lock futex u32 | pad | contended u64 | takeovers u64
 //	slot hdr: length u32 | crc32c u32 | generation u64
 const (
@@ -39,6 +40,7 @@ const (
 	Slot0OffsetOffset      = int(shmvarpb.SegmentLayout_SLOT0_OFFSET_OFFSET)
 	Slot1OffsetOffset      = int(shmvarpb.SegmentLayout_SLOT1_OFFSET_OFFSET)
 	SegmentLengthOffset    = int(shmvarpb.SegmentLayout_SEGMENT_LENGTH_OFFSET)
+	DescriptorCrcOffset    = int(shmvarpb.SegmentLayout_DESCRIPTOR_CRC_OFFSET)
 
 	LockWordOffset       = int(shmvarpb.SegmentLayout_LOCK_WORD_OFFSET)
 	LockFutexOffset      = int(shmvarpb.SegmentLayout_LOCK_FUTEX_OFFSET)
@@ -169,6 +171,9 @@ func readGeometry(key int32, mem []byte, initWait time.Duration) (geometry, uint
 // resolves the payload's message type from the stored schema.
 func readDescriptor(key int32, mem []byte, g geometry, version uint32) (*shmvarpb.SegmentDescriptor, protoreflect.MessageType, error) {
 	raw := append([]byte(nil), mem[g.descriptorOffset:g.descriptorOffset+g.descriptorLength]...)
+	if want := le.Uint32(mem[DescriptorCrcOffset:]); crc32c(raw) != want {
+		return nil, nil, newError("open", key, ErrCorrupt, "descriptor CRC32C mismatch")
+	}
 	d := &shmvarpb.SegmentDescriptor{}
 	if err := proto.Unmarshal(raw, d); err != nil {
 		return nil, nil, newError("open", key, ErrCorrupt, "descriptor does not decode: %v", err)
@@ -186,7 +191,14 @@ func readDescriptor(key int32, mem []byte, g geometry, version uint32) (*shmvarp
 	return d, mt, nil
 }
 
-func messageTypeFromSchema(d *shmvarpb.SegmentDescriptor) (protoreflect.MessageType, error) {
+func messageTypeFromSchema(d *shmvarpb.SegmentDescriptor) (mt protoreflect.MessageType, err error) {
+	// The schema is untrusted input handed to a third-party builder: turn
+	// any panic of its into a validation error rather than crash the peer.
+	defer func() {
+		if r := recover(); r != nil {
+			mt, err = nil, fmt.Errorf("schema is not valid: %v", r)
+		}
+	}()
 	set := &descriptorpb.FileDescriptorSet{}
 	if err := proto.Unmarshal(d.GetSchema(), set); err != nil {
 		return nil, fmt.Errorf("schema does not decode: %v", err)

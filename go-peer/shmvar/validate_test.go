@@ -78,6 +78,17 @@ func TestShouldRefuseHostileSegmentsWithTheCheckThatFailed(t *testing.T) {
 				}
 			})
 			return key
+		}, shmvar.ErrCorrupt, "descriptor CRC32C mismatch"},
+		{"garbled descriptor with a forged CRC", func(t *testing.T) int32 {
+			key := valid(t)
+			poke(t, key, func(mem []byte) {
+				for i := shmvar.HeaderLength; i < shmvar.HeaderLength+16; i++ {
+					mem[i] = 0xff
+				}
+				n := le.Uint64(mem[shmvar.DescriptorLengthOffset:])
+				le.PutUint32(mem[shmvar.DescriptorCrcOffset:], crc32c(mem[shmvar.HeaderLength:uint64(shmvar.HeaderLength)+n]))
+			})
+			return key
 		}, shmvar.ErrCorrupt, "descriptor does not decode"},
 	}
 	for _, c := range cases {

@@ -158,6 +158,7 @@ func initialise(mem []byte, geo geometry, raw []byte) {
 	le.PutUint64(mem[Slot1OffsetOffset:], geo.slot[1])
 	le.PutUint64(mem[SegmentLengthOffset:], geo.segmentLength)
 	copy(mem[geo.descriptorOffset:], raw)
+	le.PutUint32(mem[DescriptorCrcOffset:], crc32c(raw))
 	// Slot 0 holds the empty value (length 0, CRC 0) for generation 0; the
 	// kernel zero-fills new segments, so only the version word is left: it
 	// goes last, with release semantics, and makes the segment valid.
@@ -392,11 +393,15 @@ func (v *Var[T]) read(mem []byte, op string) ([]byte, uint64, error) {
 // one language accepts the other accepts too.
 var unmarshalOptions = proto.UnmarshalOptions{RecursionLimit: 100}
 
-func (v *Var[T]) decode(data []byte, op string) (T, error) {
+func (v *Var[T]) decode(data []byte, op string) (value T, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a hostile schema may trip the dynamic decoder
+			err = newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), r)
+		}
+	}()
 	m := v.mtype.New().Interface()
 	if err := unmarshalOptions.Unmarshal(data, m); err != nil {
-		var zero T
-		return zero, newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), err)
+		return value, newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), err)
 	}
 	return m.(T), nil
 }

@@ -44,6 +44,7 @@ const (
 	SegmentLayout_SLOT0_OFFSET_OFFSET      SegmentLayout = 40 // u64, offset of slot 0
 	SegmentLayout_SLOT1_OFFSET_OFFSET      SegmentLayout = 48 // u64, offset of slot 1
 	SegmentLayout_SEGMENT_LENGTH_OFFSET    SegmentLayout = 56 // u64, total bytes the creator asked for
+	SegmentLayout_DESCRIPTOR_CRC_OFFSET    SegmentLayout = 64 // u32, CRC32C (Castagnoli) of the descriptor bytes
 	// Lock line (bytes 128..255): its own pair of cache lines.
 	SegmentLayout_LOCK_WORD_OFFSET       SegmentLayout = 128 // u64, 0 = free, else pid << 32 | start_ticks & 0xffffffff
 	SegmentLayout_LOCK_FUTEX_OFFSET      SegmentLayout = 136 // u32, reserved for parking waiters, 0
@@ -81,6 +82,7 @@ var (
 		40:  "SLOT0_OFFSET_OFFSET",
 		48:  "SLOT1_OFFSET_OFFSET",
 		56:  "SEGMENT_LENGTH_OFFSET",
+		64:  "DESCRIPTOR_CRC_OFFSET",
 		128: "LOCK_WORD_OFFSET",
 		136: "LOCK_FUTEX_OFFSET",
 		144: "CONTENDED_COUNT_OFFSET",
@@ -92,7 +94,7 @@ var (
 		// Duplicate value: 4: "SLOT_CRC_OFFSET",
 		// Duplicate value: 8: "SLOT_GENERATION_OFFSET",
 		// Duplicate value: 16: "SLOT_HEADER_LENGTH",
-		64: "SLOT_ALIGNMENT",
+		// Duplicate value: 64: "SLOT_ALIGNMENT",
 		// Duplicate value: 64: "CACHE_LINE_LENGTH",
 		1380013651: "MAGIC",
 		1:          "LAYOUT_VERSION_MAJOR",
@@ -112,6 +114,7 @@ var (
 		"SLOT0_OFFSET_OFFSET":      40,
 		"SLOT1_OFFSET_OFFSET":      48,
 		"SEGMENT_LENGTH_OFFSET":    56,
+		"DESCRIPTOR_CRC_OFFSET":    64,
 		"LOCK_WORD_OFFSET":         128,
 		"LOCK_FUTEX_OFFSET":        136,
 		"CONTENDED_COUNT_OFFSET":   144,
@@ -269,7 +272,7 @@ const file_shmvar_v1_layout_proto_rawDesc = "" +
 	"\vcreator_pid\x18\x05 \x01(\x05R\n" +
 	"creatorPid\x12,\n" +
 	"\x12created_unix_nanos\x18\x06 \x01(\x03R\x10createdUnixNanos\x12\x18\n" +
-	"\acreator\x18\a \x01(\tR\acreator*\xd5\x05\n" +
+	"\acreator\x18\a \x01(\tR\acreator*\xf0\x05\n" +
 	"\rSegmentLayout\x12\x10\n" +
 	"\fMAGIC_OFFSET\x10\x00\x12\x19\n" +
 	"\x15LAYOUT_VERSION_OFFSET\x10\x04\x12\x18\n" +
@@ -280,7 +283,8 @@ const file_shmvar_v1_layout_proto_rawDesc = "" +
 	"\x18DESCRIPTOR_LENGTH_OFFSET\x10 \x12\x17\n" +
 	"\x13SLOT0_OFFSET_OFFSET\x10(\x12\x17\n" +
 	"\x13SLOT1_OFFSET_OFFSET\x100\x12\x19\n" +
-	"\x15SEGMENT_LENGTH_OFFSET\x108\x12\x15\n" +
+	"\x15SEGMENT_LENGTH_OFFSET\x108\x12\x19\n" +
+	"\x15DESCRIPTOR_CRC_OFFSET\x10@\x12\x15\n" +
 	"\x10LOCK_WORD_OFFSET\x10\x80\x01\x12\x16\n" +
 	"\x11LOCK_FUTEX_OFFSET\x10\x88\x01\x12\x1b\n" +
 	"\x16CONTENDED_COUNT_OFFSET\x10\x90\x01\x12\x1a\n" +

@@ -42,6 +42,7 @@ import static io.shmvar.Native.INT;
  *   |                 slot 0 offset             (u64 @40)           |
  *   |                 slot 1 offset             (u64 @48)           |
  *   |                 segment length            (u64 @56)           |
+ *   |                 descriptor crc32c         (u32 @64)           |
  *   +---------------------------------------------------------------+
  *   lock (128..255): lock word u64 @128 | lock futex u32 @136 | contended u64 @144 | takeovers u64 @152
  *   generation (256..383): generation u64 @256 | generation futex u32 @264
@@ -59,6 +60,7 @@ public final class LayoutDescriptor {
     public static final int SLOT0_OFFSET_OFFSET = SegmentLayout.SLOT0_OFFSET_OFFSET_VALUE;
     public static final int SLOT1_OFFSET_OFFSET = SegmentLayout.SLOT1_OFFSET_OFFSET_VALUE;
     public static final int SEGMENT_LENGTH_OFFSET = SegmentLayout.SEGMENT_LENGTH_OFFSET_VALUE;
+    public static final int DESCRIPTOR_CRC_OFFSET = SegmentLayout.DESCRIPTOR_CRC_OFFSET_VALUE;
 
     public static final int LOCK_WORD_OFFSET = SegmentLayout.LOCK_WORD_OFFSET_VALUE;
     public static final int LOCK_FUTEX_OFFSET = SegmentLayout.LOCK_FUTEX_OFFSET_VALUE;
@@ -192,6 +194,11 @@ public final class LayoutDescriptor {
     static SegmentDescriptor readDescriptor(int key, ByteBuffer m, Geometry g, int version) {
         byte[] raw = new byte[(int) g.descriptorLength()];
         m.get((int) g.descriptorOffset(), raw);
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(raw);
+        if ((int) crc.getValue() != m.getInt(DESCRIPTOR_CRC_OFFSET)) {
+            throw corrupt(key, "descriptor CRC32C mismatch");
+        }
         SegmentDescriptor d;
         try {
             d = SegmentDescriptor.parseFrom(raw);
@@ -228,8 +235,14 @@ public final class LayoutDescriptor {
             throw corrupt(key, "schema has no message \"" + d.getMessageType() + "\"");
         } catch (InvalidProtocolBufferException e) {
             throw corrupt(key, "schema does not decode: " + e.getMessage());
-        } catch (Descriptors.DescriptorValidationException | IllegalStateException | IllegalArgumentException e) {
+        } catch (Descriptors.DescriptorValidationException e) {
             throw corrupt(key, "schema is not valid: " + e.getMessage());
+        } catch (ShmException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            // The schema is untrusted input handed to protobuf-java's builder, which does not expect hostile
+            // descriptors and may throw anything (NullPointerException has been seen).
+            throw corrupt(key, "schema is not valid: " + e);
         }
     }
 

@@ -198,15 +198,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 "capacity=" + options.capacity() + " outside 1.." + MAX_CAPACITY);
         }
         Descriptors.Descriptor type = prototype.getDescriptorForType();
-        SegmentDescriptor descriptor = SegmentDescriptor.newBuilder()
-            .setLayoutVersion(LAYOUT_VERSION)
-            .setMessageType(type.getFullName())
-            .setSchema(schemaOf(type).toByteString())
-            .setCapacity(options.capacity())
-            .setCreatorPid((int) ProcessHandle.current().pid())
-            .setCreatedUnixNanos(nowNanos())
-            .setCreator("java")
-            .build();
+        SegmentDescriptor descriptor = describe(type, options.capacity());
         byte[] raw = descriptor.toByteArray();
         if (raw.length > MAX_DESCRIPTOR_LENGTH) {
             throw ShmException.of("create", key, ShmException.Reason.TOO_LARGE,
@@ -236,6 +228,19 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             (Parser<T>) prototype.getParserForType(), false);
     }
 
+    /** The descriptor of a new segment holding {@code type}. */
+    static SegmentDescriptor describe(Descriptors.Descriptor type, int capacity) {
+        return SegmentDescriptor.newBuilder()
+            .setLayoutVersion(LAYOUT_VERSION)
+            .setMessageType(type.getFullName())
+            .setSchema(schemaOf(type).toByteString())
+            .setCapacity(capacity)
+            .setCreatorPid((int) ProcessHandle.current().pid())
+            .setCreatedUnixNanos(nowNanos())
+            .setCreator("java")
+            .build();
+    }
+
     /** Writes the header and descriptor into zeroed memory. */
     static void initialise(ByteBuffer m, Geometry g, byte[] descriptor) {
         m.putInt(MAGIC_OFFSET, MAGIC);
@@ -247,6 +252,9 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         m.putLong(SLOT1_OFFSET_OFFSET, g.slot1());
         m.putLong(SEGMENT_LENGTH_OFFSET, g.segmentLength());
         m.put((int) g.descriptorOffset(), descriptor);
+        CRC32C crc = new CRC32C();
+        crc.update(descriptor);
+        m.putInt(DESCRIPTOR_CRC_OFFSET, (int) crc.getValue());
         // Slot 0 holds the empty value (length 0, CRC 0) for generation 0; the kernel zero-fills new segments, so
         // only the version word is left: it goes last, with release semantics, and makes the segment valid.
         INT.setRelease(m, LAYOUT_VERSION_OFFSET, LAYOUT_VERSION);
@@ -339,6 +347,10 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     /** Validates {@code m}, an attached segment or any image of one, and wraps it; address 0: nothing to detach. */
     static <T extends Message> SharedVariable<T> validate(int key, int id, long address, ByteBuffer m, Options options,
                                                          TypeCheck<T> typeCheck) {
+        if (m.capacity() < HEADER_LENGTH) {
+            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
+                "segment too small: size=" + m.capacity() + ", header needs " + HEADER_LENGTH);
+        }
         int version = awaitVersion(m, options.initWait());
         Geometry g = readGeometry(key, m, version, options.initWait());
         SegmentDescriptor d = readDescriptor(key, m, g, version);
@@ -540,6 +552,10 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             } catch (InvalidProtocolBufferException e) {
                 throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
                     "value does not decode as " + descriptor.getMessageType() + ": " + e.getMessage());
+            } catch (RuntimeException e) {
+                // a hostile schema may trip the dynamic parser
+                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
+                    "value does not decode as " + descriptor.getMessageType() + ": " + e);
             }
         }
     }

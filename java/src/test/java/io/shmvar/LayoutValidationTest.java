@@ -85,6 +85,14 @@ class LayoutValidationTest {
             for (int i = HEADER_LENGTH; i < HEADER_LENGTH + 16; i++) {
                 m.put(i, (byte) 0xff);
             }
+        }), ShmException.Reason.CORRUPT, "descriptor CRC32C mismatch");
+        assertRefused(damaged(m -> {
+            for (int i = HEADER_LENGTH; i < HEADER_LENGTH + 16; i++) {
+                m.put(i, (byte) 0xff);
+            }
+            CRC32C crc = new CRC32C(); // a hostile peer can forge the checksum
+            crc.update(m.slice(HEADER_LENGTH, (int) m.getLong(DESCRIPTOR_LENGTH_OFFSET)));
+            m.putInt(DESCRIPTOR_CRC_OFFSET, (int) crc.getValue());
         }), ShmException.Reason.CORRUPT, "descriptor does not decode");
     }
 
