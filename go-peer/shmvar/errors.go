@@ -21,8 +21,9 @@ var (
 	ErrCorrupt = errors.New("segment corrupt")
 	// ErrTooLarge means an encoded value does not fit the segment's capacity.
 	ErrTooLarge = errors.New("value too large")
-	// ErrTimeout means the lock was not acquired before the deadline.
-	ErrTimeout = errors.New("lock timeout")
+	// ErrTimeout means the lock was not acquired, or the generation did not
+	// move, before the deadline.
+	ErrTimeout = errors.New("timed out")
 	// ErrBusy means readers kept losing the race with writers until the deadline.
 	ErrBusy = errors.New("segment busy")
 	// ErrClosed means the variable was used after Close or Remove.

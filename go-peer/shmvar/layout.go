@@ -27,7 +27,8 @@ import (
 //	identity: magic u32 | version u32 | header length u32 | flags u32 | capacity u64 |
 //	          descriptor offset u64 | descriptor length u64 | slot0 u64 | slot1 u64 | segment length u64 |
 //	          descriptor crc32c u32
-//	lock:     lock word u64 | lock futex u32 | pad | contended u64 | takeovers u64
+//	lock:     lock word u64 | lock futex u32 | lock waiters u32 | contended u64 | takeovers u64
+//	gen:      generation u64 | generation futex u32 | generation waiters u32
 //	slot hdr: length u32 | crc32c u32 | generation u64
 const (
 	MagicOffset            = int(shmvarpb.SegmentLayout_MAGIC_OFFSET)
@@ -44,11 +45,13 @@ const (
 
 	LockWordOffset       = int(shmvarpb.SegmentLayout_LOCK_WORD_OFFSET)
 	LockFutexOffset      = int(shmvarpb.SegmentLayout_LOCK_FUTEX_OFFSET)
+	LockWaitersOffset    = int(shmvarpb.SegmentLayout_LOCK_WAITERS_OFFSET)
 	ContendedCountOffset = int(shmvarpb.SegmentLayout_CONTENDED_COUNT_OFFSET)
 	TakeoverCountOffset  = int(shmvarpb.SegmentLayout_TAKEOVER_COUNT_OFFSET)
 
-	GenerationOffset      = int(shmvarpb.SegmentLayout_GENERATION_OFFSET)
-	GenerationFutexOffset = int(shmvarpb.SegmentLayout_GENERATION_FUTEX_OFFSET)
+	GenerationOffset        = int(shmvarpb.SegmentLayout_GENERATION_OFFSET)
+	GenerationFutexOffset   = int(shmvarpb.SegmentLayout_GENERATION_FUTEX_OFFSET)
+	GenerationWaitersOffset = int(shmvarpb.SegmentLayout_GENERATION_WAITERS_OFFSET)
 
 	HeaderLength = int(shmvarpb.SegmentLayout_HEADER_LENGTH)
 

@@ -50,27 +50,41 @@ func HolderAlive(word uint64) bool {
 	return st.startTime&0xffffffff == word&0xffffffff
 }
 
+// WaitStrategy says how a lock waiter, and a change watcher, waits.
+type WaitStrategy int
+
 const (
-	spinRounds   = 128  // busy loads before yielding
-	yieldRounds  = 2048 // yields before sleeping
-	maxBackoff   = time.Millisecond
-	checkEvery   = time.Millisecond // how often a waiter checks deadline and holder liveness
+	// SpinThenPark spins briefly, then sleeps on a futex in the segment until
+	// woken; the default.
+	SpinThenPark WaitStrategy = iota
+	// Spin never sleeps: it spins, then yields the processor, and so answers
+	// fastest at the price of a busy core while it waits.
+	Spin
+)
+
+func (s WaitStrategy) String() string {
+	if s == Spin {
+		return "spin"
+	}
+	return "park"
+}
+
+const (
+	spinFor    = 20 * time.Microsecond // busy waiting before yielding or parking
+	checkEvery = time.Millisecond      // how often a waiter checks deadline and holder liveness
+	parkFor    = 2 * time.Millisecond  // longest park, so liveness checks go on
 )
 
 // acquire takes the lock, waiting until deadline (zero: forever). It reports
 // whether the lock was taken over from a dead holder.
-func acquire(key int32, mem []byte, deadline time.Time) (tookOver bool, err error) {
+func acquire(key int32, mem []byte, deadline time.Time, strategy WaitStrategy) (tookOver bool, err error) {
 	me := Identity()
 	if cas64(mem, LockWordOffset, 0, me) {
 		return false, nil
 	}
-	var (
-		rounds    int
-		backoff   = time.Microsecond
-		nextCheck = time.Now().Add(checkEvery)
-		lastGen   = load64(mem, GenerationOffset)
-	)
-	for {
+	start := time.Now()
+	nextCheck := start.Add(checkEvery)
+	for rounds := 1; ; rounds++ {
 		w := load64(mem, LockWordOffset)
 		if w == 0 {
 			if cas64(mem, LockWordOffset, 0, me) {
@@ -79,33 +93,22 @@ func acquire(key int32, mem []byte, deadline time.Time) (tookOver bool, err erro
 			}
 			continue
 		}
-		rounds++
-		switch {
-		case rounds < spinRounds:
-			// busy wait: the holder usually releases within a microsecond
-		case rounds < spinRounds+yieldRounds:
-			runtime.Gosched()
-		default:
-			time.Sleep(backoff)
-			if backoff < maxBackoff {
-				backoff *= 2
-			}
-		}
-		if rounds%64 != 0 && rounds < spinRounds+yieldRounds {
-			continue // reading the clock costs more than a spin round
+		if rounds%32 != 0 {
+			continue // busy wait: the holder usually releases within a microsecond
 		}
 		now := time.Now()
+		switch {
+		case now.Sub(start) < spinFor:
+			continue
+		case strategy == Spin:
+			runtime.Gosched()
+		default:
+			park(mem, deadline, now)
+		}
 		if now.Before(nextCheck) {
 			continue
 		}
 		nextCheck = now.Add(checkEvery)
-		// While commits go on, the lock is cycling, not stuck: stay in the
-		// yield phase rather than sleep past every moment it is free.
-		if g := load64(mem, GenerationOffset); g != lastGen {
-			lastGen = g
-			rounds = min(rounds, spinRounds)
-			backoff = time.Microsecond
-		}
 		if w != me && !HolderAlive(w) {
 			if cas64(mem, LockWordOffset, w, me) {
 				add64(mem, TakeoverCountOffset, 1)
@@ -122,11 +125,33 @@ func acquire(key int32, mem []byte, deadline time.Time) (tookOver bool, err erro
 	}
 }
 
-// release frees the lock; it fails if the word no longer holds our identity,
-// which means the lock was taken from us.
+// park sleeps on the lock futex until a release wakes it, at most parkFor.
+// Announcing the waiter before re-checking the lock word, against a releaser
+// that frees the word before reading the waiter count, means that one of the
+// two always sees the other: no wake-up is lost.
+func park(mem []byte, deadline, now time.Time) {
+	d := parkFor
+	if !deadline.IsZero() && deadline.Sub(now) < d {
+		d = max(deadline.Sub(now), time.Microsecond)
+	}
+	seq := load32(mem, LockFutexOffset)
+	add32(mem, LockWaitersOffset, 1)
+	if load64(mem, LockWordOffset) != 0 {
+		futexSleep(mem, LockFutexOffset, seq, d)
+	}
+	add32(mem, LockWaitersOffset, -1)
+}
+
+// release frees the lock, waking one parked waiter if there is one; it fails
+// if the word no longer holds our identity, which means the lock was taken
+// from us.
 func release(key int32, mem []byte) error {
 	if !cas64(mem, LockWordOffset, Identity(), 0) {
 		return newError("unlock", key, ErrCorrupt, "lock word 0x%016x is not ours (0x%016x)", load64(mem, LockWordOffset), Identity())
+	}
+	if load32(mem, LockWaitersOffset) != 0 {
+		add32(mem, LockFutexOffset, 1)
+		futexWakeUp(mem, LockFutexOffset, 1)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +24,7 @@ type segmentInfo struct {
 	Cpid    int32
 	Lpid    int32
 	Nattach uint64
+	Removed bool // marked for removal (SHM_DEST): it goes at the last detach
 }
 
 func shmGet(key int32, size uint64, flags int) (int, error) {
@@ -41,6 +43,7 @@ func shmStat(key int32, id int) (segmentInfo, error) {
 	return segmentInfo{
 		ID: id, Size: desc.Segsz, UID: desc.Perm.Uid, GID: desc.Perm.Gid,
 		Mode: desc.Perm.Mode & 0o777, Cpid: desc.Cpid, Lpid: desc.Lpid, Nattach: desc.Nattch,
+		Removed: desc.Perm.Mode&shmDest != 0,
 	}, nil
 }
 
@@ -69,6 +72,9 @@ func shmRemove(key int32, id int) error {
 	}
 	return nil
 }
+
+// shmDest is SHM_DEST from linux/shm.h: the segment is marked for removal.
+const shmDest = 0o1000
 
 // procStat is the part of /proc/<pid>/stat the lock needs.
 type procStat struct {
@@ -120,4 +126,29 @@ func load32(mem []byte, off int) uint32 {
 
 func store32(mem []byte, off int, v uint32) {
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&mem[off])), v)
+}
+
+func add32(mem []byte, off int, delta int32) uint32 {
+	return atomic.AddUint32((*uint32)(unsafe.Pointer(&mem[off])), uint32(delta))
+}
+
+// Futexes on 32-bit words of the segment. They are shared futexes (no
+// FUTEX_PRIVATE_FLAG): the kernel keys them by the shared page, so a waker in
+// one process reaches a sleeper in another.
+const (
+	futexWait = 0 // FUTEX_WAIT
+	futexWake = 1 // FUTEX_WAKE
+)
+
+// futexSleep sleeps while the word at off holds val, for at most d; it
+// returns early on a wake, a signal, or a changed word.
+func futexSleep(mem []byte, off int, val uint32, d time.Duration) {
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&mem[off])), futexWait, uintptr(val),
+		uintptr(unsafe.Pointer(&ts)), 0, 0)
+}
+
+// futexWakeUp wakes up to n sleepers on the word at off.
+func futexWakeUp(mem []byte, off int, n int) {
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&mem[off])), futexWake, uintptr(n), 0, 0, 0)
 }

@@ -62,7 +62,9 @@ func TestShouldRefuseHostileSegmentsWithTheCheckThatFailed(t *testing.T) {
 		}, shmvar.ErrCorrupt, "slot 1 offset="},
 		{"overlapping slots", func(t *testing.T) int32 {
 			key := valid(t)
-			poke(t, key, func(mem []byte) { copy(mem[shmvar.Slot1OffsetOffset:], mem[shmvar.Slot0OffsetOffset:shmvar.Slot0OffsetOffset+8]) })
+			poke(t, key, func(mem []byte) {
+				copy(mem[shmvar.Slot1OffsetOffset:], mem[shmvar.Slot0OffsetOffset:shmvar.Slot0OffsetOffset+8])
+			})
 			return key
 		}, shmvar.ErrCorrupt, "overlap"},
 		{"segment length above real size", func(t *testing.T) int32 {

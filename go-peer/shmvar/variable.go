@@ -1,14 +1,16 @@
 package shmvar
 
 import (
+	"math"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"golang.org/x/sys/unix"
 )
 
 // Options configure Create and Open. The zero value gives the defaults.
@@ -34,6 +36,9 @@ type Options struct {
 	// new process can open it by key from then on. Set it on the last peer
 	// to open, or on a creator whose segment nobody else needs to find.
 	Ephemeral bool
+	// Wait is how lock waits and AwaitChange wait: SpinThenPark (the
+	// default) or Spin.
+	Wait WaitStrategy
 }
 
 // Var is a protobuf value of type T shared through a System V segment. Its
@@ -46,6 +51,7 @@ type Var[T proto.Message] struct {
 	desc     *shmvarpb.SegmentDescriptor
 	mtype    protoreflect.MessageType
 	readOnly bool
+	wait     WaitStrategy
 
 	mu  sync.RWMutex // held shared while mem is used, exclusively to detach
 	mem []byte       // nil once closed
@@ -122,7 +128,7 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 			return nil, err
 		}
 	}
-	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem}, nil
+	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, wait: opts.Wait}, nil
 }
 
 // describe builds the descriptor of a new segment and its geometry.
@@ -215,7 +221,7 @@ func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[
 	if err != nil {
 		return nil, err
 	}
-	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, readOnly: opts.ReadOnly}, nil
+	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, readOnly: opts.ReadOnly, wait: opts.Wait}, nil
 }
 
 func (v *Var[T]) checkType(want protoreflect.FullName) error {
@@ -415,7 +421,7 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 	if v.readOnly {
 		return result, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
-	if _, err = acquire(v.key, mem, deadline); err != nil {
+	if _, err = acquire(v.key, mem, deadline, v.wait); err != nil {
 		return result, err
 	}
 	defer func() {
@@ -465,7 +471,51 @@ func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
 	le.PutUint32(mem[off+uint64(SlotCrcOffset):], crc32c(out))
 	le.PutUint64(mem[off+uint64(SlotGenerationOffset):], next)
 	store64(mem, GenerationOffset, next)
+	if load32(mem, GenerationWaitersOffset) != 0 {
+		add32(mem, GenerationFutexOffset, 1)
+		futexWakeUp(mem, GenerationFutexOffset, math.MaxInt32)
+	}
 	return nil
+}
+
+// AwaitChange waits until the generation moves past after, or timeout
+// passes, and returns the generation it saw; ErrTimeout if it did not move.
+// With SpinThenPark a watcher sleeps on a futex that every commit wakes.
+func (v *Var[T]) AwaitChange(after uint64, timeout time.Duration) (uint64, error) {
+	mem, err := v.use("await")
+	if err != nil {
+		return 0, err
+	}
+	defer v.mu.RUnlock()
+	start := time.Now()
+	deadline := start.Add(timeout)
+	for rounds := 1; ; rounds++ {
+		if g := load64(mem, GenerationOffset); g != after {
+			return g, nil
+		}
+		if rounds%32 != 0 {
+			continue
+		}
+		now := time.Now()
+		switch {
+		case now.After(deadline):
+			return after, newError("await", v.key, ErrTimeout, "generation still %d after %v", after, timeout)
+		case now.Sub(start) < spinFor:
+		case v.wait == Spin:
+			runtime.Gosched()
+		case v.readOnly:
+			// A read-only attachment cannot announce itself to committers, so
+			// it sleeps on the futex in short turns instead of until woken.
+			futexSleep(mem, GenerationFutexOffset, load32(mem, GenerationFutexOffset), min(deadline.Sub(now), time.Millisecond))
+		default:
+			seq := load32(mem, GenerationFutexOffset)
+			add32(mem, GenerationWaitersOffset, 1)
+			if load64(mem, GenerationOffset) == after {
+				futexSleep(mem, GenerationFutexOffset, seq, min(deadline.Sub(now), time.Second))
+			}
+			add32(mem, GenerationWaitersOffset, -1)
+		}
+	}
 }
 
 // RemoveKey removes the segment under key without validating it, for

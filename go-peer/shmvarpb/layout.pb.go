@@ -47,13 +47,15 @@ const (
 	SegmentLayout_DESCRIPTOR_CRC_OFFSET    SegmentLayout = 64 // u32, CRC32C (Castagnoli) of the descriptor bytes
 	// Lock line (bytes 128..255): its own pair of cache lines.
 	SegmentLayout_LOCK_WORD_OFFSET       SegmentLayout = 128 // u64, 0 = free, else pid << 32 | start_ticks & 0xffffffff
-	SegmentLayout_LOCK_FUTEX_OFFSET      SegmentLayout = 136 // u32, reserved for parking waiters, 0
+	SegmentLayout_LOCK_FUTEX_OFFSET      SegmentLayout = 136 // u32, release sequence: parked lock waiters sleep on it (futex)
+	SegmentLayout_LOCK_WAITERS_OFFSET    SegmentLayout = 140 // u32, lock waiters parked or about to park
 	SegmentLayout_CONTENDED_COUNT_OFFSET SegmentLayout = 144 // u64, acquisitions that had to wait
 	SegmentLayout_TAKEOVER_COUNT_OFFSET  SegmentLayout = 152 // u64, acquisitions taken from a dead holder
 	// Generation line (bytes 256..383): its own pair of cache lines.
-	SegmentLayout_GENERATION_OFFSET       SegmentLayout = 256 // u64, the commit point; active slot = generation & 1
-	SegmentLayout_GENERATION_FUTEX_OFFSET SegmentLayout = 264 // u32, reserved for change notification, 0
-	SegmentLayout_HEADER_LENGTH           SegmentLayout = 512 // the descriptor starts here
+	SegmentLayout_GENERATION_OFFSET         SegmentLayout = 256 // u64, the commit point; active slot = generation & 1
+	SegmentLayout_GENERATION_FUTEX_OFFSET   SegmentLayout = 264 // u32, commit sequence: change watchers sleep on it (futex)
+	SegmentLayout_GENERATION_WAITERS_OFFSET SegmentLayout = 268 // u32, change watchers parked or about to park
+	SegmentLayout_HEADER_LENGTH             SegmentLayout = 512 // the descriptor starts here
 	// Each slot starts with a 16-byte slot header, then the encoded payload.
 	SegmentLayout_SLOT_LENGTH_OFFSET     SegmentLayout = 0  // u32, encoded payload length
 	SegmentLayout_SLOT_CRC_OFFSET        SegmentLayout = 4  // u32, CRC32C (Castagnoli) of the payload bytes
@@ -85,10 +87,12 @@ var (
 		64:  "DESCRIPTOR_CRC_OFFSET",
 		128: "LOCK_WORD_OFFSET",
 		136: "LOCK_FUTEX_OFFSET",
+		140: "LOCK_WAITERS_OFFSET",
 		144: "CONTENDED_COUNT_OFFSET",
 		152: "TAKEOVER_COUNT_OFFSET",
 		256: "GENERATION_OFFSET",
 		264: "GENERATION_FUTEX_OFFSET",
+		268: "GENERATION_WAITERS_OFFSET",
 		512: "HEADER_LENGTH",
 		// Duplicate value: 0: "SLOT_LENGTH_OFFSET",
 		// Duplicate value: 4: "SLOT_CRC_OFFSET",
@@ -104,36 +108,38 @@ var (
 		1048576:   "MAX_DESCRIPTOR_LENGTH",
 	}
 	SegmentLayout_value = map[string]int32{
-		"MAGIC_OFFSET":             0,
-		"LAYOUT_VERSION_OFFSET":    4,
-		"HEADER_LENGTH_OFFSET":     8,
-		"FLAGS_OFFSET":             12,
-		"CAPACITY_OFFSET":          16,
-		"DESCRIPTOR_OFFSET_OFFSET": 24,
-		"DESCRIPTOR_LENGTH_OFFSET": 32,
-		"SLOT0_OFFSET_OFFSET":      40,
-		"SLOT1_OFFSET_OFFSET":      48,
-		"SEGMENT_LENGTH_OFFSET":    56,
-		"DESCRIPTOR_CRC_OFFSET":    64,
-		"LOCK_WORD_OFFSET":         128,
-		"LOCK_FUTEX_OFFSET":        136,
-		"CONTENDED_COUNT_OFFSET":   144,
-		"TAKEOVER_COUNT_OFFSET":    152,
-		"GENERATION_OFFSET":        256,
-		"GENERATION_FUTEX_OFFSET":  264,
-		"HEADER_LENGTH":            512,
-		"SLOT_LENGTH_OFFSET":       0,
-		"SLOT_CRC_OFFSET":          4,
-		"SLOT_GENERATION_OFFSET":   8,
-		"SLOT_HEADER_LENGTH":       16,
-		"SLOT_ALIGNMENT":           64,
-		"CACHE_LINE_LENGTH":        64,
-		"MAGIC":                    1380013651,
-		"LAYOUT_VERSION_MAJOR":     1,
-		"LAYOUT_VERSION_MINOR":     0,
-		"DEFAULT_CAPACITY":         4096,
-		"MAX_CAPACITY":             268435456,
-		"MAX_DESCRIPTOR_LENGTH":    1048576,
+		"MAGIC_OFFSET":              0,
+		"LAYOUT_VERSION_OFFSET":     4,
+		"HEADER_LENGTH_OFFSET":      8,
+		"FLAGS_OFFSET":              12,
+		"CAPACITY_OFFSET":           16,
+		"DESCRIPTOR_OFFSET_OFFSET":  24,
+		"DESCRIPTOR_LENGTH_OFFSET":  32,
+		"SLOT0_OFFSET_OFFSET":       40,
+		"SLOT1_OFFSET_OFFSET":       48,
+		"SEGMENT_LENGTH_OFFSET":     56,
+		"DESCRIPTOR_CRC_OFFSET":     64,
+		"LOCK_WORD_OFFSET":          128,
+		"LOCK_FUTEX_OFFSET":         136,
+		"LOCK_WAITERS_OFFSET":       140,
+		"CONTENDED_COUNT_OFFSET":    144,
+		"TAKEOVER_COUNT_OFFSET":     152,
+		"GENERATION_OFFSET":         256,
+		"GENERATION_FUTEX_OFFSET":   264,
+		"GENERATION_WAITERS_OFFSET": 268,
+		"HEADER_LENGTH":             512,
+		"SLOT_LENGTH_OFFSET":        0,
+		"SLOT_CRC_OFFSET":           4,
+		"SLOT_GENERATION_OFFSET":    8,
+		"SLOT_HEADER_LENGTH":        16,
+		"SLOT_ALIGNMENT":            64,
+		"CACHE_LINE_LENGTH":         64,
+		"MAGIC":                     1380013651,
+		"LAYOUT_VERSION_MAJOR":      1,
+		"LAYOUT_VERSION_MINOR":      0,
+		"DEFAULT_CAPACITY":          4096,
+		"MAX_CAPACITY":              268435456,
+		"MAX_DESCRIPTOR_LENGTH":     1048576,
 	}
 )
 
@@ -272,7 +278,7 @@ const file_shmvar_v1_layout_proto_rawDesc = "" +
 	"\vcreator_pid\x18\x05 \x01(\x05R\n" +
 	"creatorPid\x12,\n" +
 	"\x12created_unix_nanos\x18\x06 \x01(\x03R\x10createdUnixNanos\x12\x18\n" +
-	"\acreator\x18\a \x01(\tR\acreator*\xf0\x05\n" +
+	"\acreator\x18\a \x01(\tR\acreator*\xaa\x06\n" +
 	"\rSegmentLayout\x12\x10\n" +
 	"\fMAGIC_OFFSET\x10\x00\x12\x19\n" +
 	"\x15LAYOUT_VERSION_OFFSET\x10\x04\x12\x18\n" +
@@ -286,11 +292,13 @@ const file_shmvar_v1_layout_proto_rawDesc = "" +
 	"\x15SEGMENT_LENGTH_OFFSET\x108\x12\x19\n" +
 	"\x15DESCRIPTOR_CRC_OFFSET\x10@\x12\x15\n" +
 	"\x10LOCK_WORD_OFFSET\x10\x80\x01\x12\x16\n" +
-	"\x11LOCK_FUTEX_OFFSET\x10\x88\x01\x12\x1b\n" +
+	"\x11LOCK_FUTEX_OFFSET\x10\x88\x01\x12\x18\n" +
+	"\x13LOCK_WAITERS_OFFSET\x10\x8c\x01\x12\x1b\n" +
 	"\x16CONTENDED_COUNT_OFFSET\x10\x90\x01\x12\x1a\n" +
 	"\x15TAKEOVER_COUNT_OFFSET\x10\x98\x01\x12\x16\n" +
 	"\x11GENERATION_OFFSET\x10\x80\x02\x12\x1c\n" +
-	"\x17GENERATION_FUTEX_OFFSET\x10\x88\x02\x12\x12\n" +
+	"\x17GENERATION_FUTEX_OFFSET\x10\x88\x02\x12\x1e\n" +
+	"\x19GENERATION_WAITERS_OFFSET\x10\x8c\x02\x12\x12\n" +
 	"\rHEADER_LENGTH\x10\x80\x04\x12\x16\n" +
 	"\x12SLOT_LENGTH_OFFSET\x10\x00\x12\x13\n" +
 	"\x0fSLOT_CRC_OFFSET\x10\x04\x12\x1a\n" +

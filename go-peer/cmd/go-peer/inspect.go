@@ -37,7 +37,9 @@ func cmdInspect(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	w := func(name, format string, args ...any) { fmt.Fprintf(stdout, "%-16s "+format+"\n", append([]any{name + ":"}, args...)...) }
+	w := func(name, format string, args ...any) {
+		fmt.Fprintf(stdout, "%-16s "+format+"\n", append([]any{name + ":"}, args...)...)
+	}
 	w("key", "%s", shmvar.FormatKey(key.key))
 	w("shmid", "%d", info.ID)
 	w("size", "%d bytes", info.Size)

@@ -14,11 +14,11 @@ import (
 
 	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"golang.org/x/sys/unix"
 )
 
 const usage = `usage: go-peer COMMAND [OPTIONS]
@@ -27,7 +27,9 @@ commands:
   create  --key K [--capacity BYTES] [--type FULL.NAME] [--mode OCTAL]
   get     --key K [--format text|json|binary] [--type FULL.NAME]
   set     --key K [--format text|json] [--any-owner] [--any-mode] VALUE
-  incr    --key K --count N [--timeout DURATION] [--hold DURATION] [--print-each] [--quiet] [--any-owner] [--any-mode]
+  incr    --key K --count N [--timeout DURATION] [--hold DURATION] [--print-each] [--wait spin|park] [--quiet] [--any-owner] [--any-mode]
+  watch   --key K [--count N] [--format text|json] [--wait spin|park] [--any-owner] [--any-mode]
+  pong    --key K --rounds N [--after G] [--wait spin|park] [--timeout DURATION]
   inspect --key K
   check   --key K [--duration DURATION]
   rm      --key K [--force] [--any-owner] [--any-mode]
@@ -36,7 +38,7 @@ commands:
 K is decimal or 0x-hex; DURATION is like 500ms, 2s or 1m. Commands that
 write refuse a segment owned by another user (--any-owner accepts it) or
 writable by any user (--any-mode); get, inspect and check attach read-only
-and accept any. incr --hold keeps the lock that long in each increment, to
+and accept any. watch prints each value as it is committed. incr --hold keeps the lock that long in each increment, to
 try out contention, timeouts and crashes; --print-each prints a line after
 each commit, so a test that kills the process knows what it committed.`
 
@@ -59,11 +61,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func([]string, io.Writer) error{
 		"create": cmdCreate, "get": cmdGet, "set": cmdSet, "incr": cmdIncr,
-		"inspect": cmdInspect, "check": cmdCheck, "rm": cmdRm, "demo": cmdDemo,
+		"inspect": cmdInspect, "check": cmdCheck, "watch": cmdWatch, "pong": cmdPong, "rm": cmdRm, "demo": cmdDemo,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "go-peer: unknown command %q (want create, get, set, incr, inspect, check, rm or demo)\n", args[0])
+		fmt.Fprintf(stderr, "go-peer: unknown command %q (want create, get, set, incr, watch, pong, inspect, check, rm or demo)\n", args[0])
 		return 2
 	}
 	err := cmd(args[1:], stdout)
@@ -229,6 +231,11 @@ func cmdGet(args []string, stdout io.Writer) error {
 	return err
 }
 
+// formatValueLine formats m as text format on one line.
+func formatValueLine(m proto.Message) ([]byte, error) {
+	return prototext.MarshalOptions{}.Marshal(m)
+}
+
 func formatValue(m proto.Message, format string) ([]byte, error) {
 	switch format {
 	case "json":
@@ -304,6 +311,8 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	quiet := fs.Bool("quiet", false, "")
 	hold := fs.Duration("hold", 0, "")
 	printEach := fs.Bool("print-each", false, "")
+	var wait waitFlag
+	fs.Var(&wait, "wait", "")
 	trusted := trustFlags(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
@@ -317,7 +326,9 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	if *timeout <= 0 {
 		return usageError{"--timeout must be positive"}
 	}
-	v, err := shmvar.Open[*shmvarpb.Counter](key.key, trusted.writer())
+	opts := trusted.writer()
+	opts.Wait = wait.strategy
+	v, err := shmvar.Open[*shmvarpb.Counter](key.key, opts)
 	if err != nil {
 		return err
 	}

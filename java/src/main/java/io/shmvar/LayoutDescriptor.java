@@ -44,8 +44,9 @@ import static io.shmvar.Native.INT;
  *   |                 segment length            (u64 @56)           |
  *   |                 descriptor crc32c         (u32 @64)           |
  *   +---------------------------------------------------------------+
- *   lock (128..255): lock word u64 @128 | lock futex u32 @136 | contended u64 @144 | takeovers u64 @152
- *   generation (256..383): generation u64 @256 | generation futex u32 @264
+ *   lock (128..255): lock word u64 @128 | lock futex u32 @136 | lock waiters u32 @140 | contended u64 @144 |
+ *                    takeovers u64 @152
+ *   generation (256..383): generation u64 @256 | generation futex u32 @264 | generation waiters u32 @268
  *   slot header: length u32 @+0 | crc32c u32 @+4 | generation u64 @+8 | payload @+16
  * </pre>
  */
@@ -64,11 +65,13 @@ public final class LayoutDescriptor {
 
     public static final int LOCK_WORD_OFFSET = SegmentLayout.LOCK_WORD_OFFSET_VALUE;
     public static final int LOCK_FUTEX_OFFSET = SegmentLayout.LOCK_FUTEX_OFFSET_VALUE;
+    public static final int LOCK_WAITERS_OFFSET = SegmentLayout.LOCK_WAITERS_OFFSET_VALUE;
     public static final int CONTENDED_COUNT_OFFSET = SegmentLayout.CONTENDED_COUNT_OFFSET_VALUE;
     public static final int TAKEOVER_COUNT_OFFSET = SegmentLayout.TAKEOVER_COUNT_OFFSET_VALUE;
 
     public static final int GENERATION_OFFSET = SegmentLayout.GENERATION_OFFSET_VALUE;
     public static final int GENERATION_FUTEX_OFFSET = SegmentLayout.GENERATION_FUTEX_OFFSET_VALUE;
+    public static final int GENERATION_WAITERS_OFFSET = SegmentLayout.GENERATION_WAITERS_OFFSET_VALUE;
 
     public static final int HEADER_LENGTH = SegmentLayout.HEADER_LENGTH_VALUE;
 

@@ -44,6 +44,11 @@ public final class Native {
         String strerror(int errnum);
 
         int geteuid();
+
+        /** syscall(2), used only for futex(2) on words of the segment. */
+        @SaveError
+        long syscall(long number, @intptr_t long uaddr, int op, int val, @intptr_t long timeout,
+                     @intptr_t long uaddr2, int val3);
     }
 
     // Linux's values (include/uapi/linux/ipc.h, shm.h), the same on every architecture.
@@ -69,6 +74,13 @@ public final class Native {
 
     private static final LibC LIBC;
     private static final Runtime RUNTIME;
+    private static final long SYS_FUTEX;
+    // Shared futexes (no FUTEX_PRIVATE_FLAG): the kernel keys them by the shared page, so a waker in one process
+    // reaches a sleeper in another.
+    private static final int FUTEX_WAIT = 0, FUTEX_WAKE = 1;
+    /** Each thread's struct timespec for futex timeouts. */
+    private static final ThreadLocal<ByteBuffer> TIMESPEC =
+        ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(16).order(ByteOrder.nativeOrder()));
 
     static {
         Platform platform = Platform.getNativePlatform();
@@ -79,14 +91,19 @@ public final class Native {
         }
         LIBC = LibraryLoader.create(LibC.class).load("c");
         RUNTIME = Runtime.getRuntime(LIBC);
+        SYS_FUTEX = platform.getCPU() == Platform.CPU.AARCH64 ? 98 : 202; // asm-generic / x86_64 unistd.h
     }
 
     private Native() {
     }
 
     /** What IPC_STAT says about a segment. */
-    public record SegmentInfo(int id, long size, int uid, int gid, int mode, int cpid, int lpid, long attached) {
+    public record SegmentInfo(int id, long size, int uid, int gid, int mode, int cpid, int lpid, long attached,
+                              boolean removed) {
     }
+
+    /** SHM_DEST from linux/shm.h: the segment is marked for removal and goes at the last detach. */
+    private static final int SHM_DEST = 01000;
 
     static int shmget(int key, long size, int flags) {
         int id = LIBC.shmget(key, size, flags);
@@ -103,7 +120,8 @@ public final class Native {
         }
         ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.LITTLE_ENDIAN);
         return new SegmentInfo(id, b.getLong(SHM_SEGSZ), b.getInt(SHM_PERM_UID), b.getInt(SHM_PERM_GID),
-            b.getShort(SHM_PERM_MODE) & 0777, b.getInt(SHM_CPID), b.getInt(SHM_LPID), b.getLong(SHM_NATTCH));
+            b.getShort(SHM_PERM_MODE) & 0777, b.getInt(SHM_CPID), b.getInt(SHM_LPID), b.getLong(SHM_NATTCH),
+            (b.getShort(SHM_PERM_MODE) & SHM_DEST) != 0);
     }
 
     /** Attaches the segment and returns its address. */
@@ -136,6 +154,23 @@ public final class Native {
 
     static int geteuid() {
         return LIBC.geteuid();
+    }
+
+    /** The address of a direct buffer's first byte. */
+    static long addressOf(ByteBuffer buffer) {
+        return MemoryIO.getInstance().getDirectBufferAddress(buffer);
+    }
+
+    /** Sleeps while the 32-bit word at {@code address} holds {@code value}, at most {@code nanos}. */
+    static void futexWait(long address, int value, long nanos) {
+        ByteBuffer ts = TIMESPEC.get();
+        ts.putLong(0, nanos / 1_000_000_000L).putLong(8, nanos % 1_000_000_000L);
+        LIBC.syscall(SYS_FUTEX, address, FUTEX_WAIT, value, addressOf(ts), 0, 0);
+    }
+
+    /** Wakes up to {@code count} sleepers on the 32-bit word at {@code address}. */
+    static void futexWake(long address, int count) {
+        LIBC.syscall(SYS_FUTEX, address, FUTEX_WAKE, count, 0, 0, 0);
     }
 
     /** A direct buffer over attached memory; it must not be touched after {@link #shmdt}. */

@@ -47,6 +47,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         private boolean anyMode;
         private boolean ephemeral;
         private String type;
+        private WaitStrategy wait = WaitStrategy.SPIN_THEN_PARK;
 
         private Options() {
         }
@@ -65,6 +66,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             o.anyMode = anyMode;
             o.ephemeral = ephemeral;
             o.type = type;
+            o.wait = wait;
             change.accept(o);
             return o;
         }
@@ -112,8 +114,17 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             return copy(o -> o.type = type);
         }
 
+        /** How lock waits and {@link #awaitChange} wait; default {@link WaitStrategy#SPIN_THEN_PARK}. */
+        public Options withWait(WaitStrategy wait) {
+            return copy(o -> o.wait = wait);
+        }
+
         public int capacity() {
             return capacity;
+        }
+
+        public WaitStrategy waitStrategy() {
+            return wait;
         }
 
         public int mode() {
@@ -154,27 +165,32 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final int id;
     private final long address;
     private final ByteBuffer memory;
+    /** The address of memory's first byte, for futexes. */
+    private final long base;
     private final Geometry geometry;
     private final SegmentDescriptor descriptor;
     private final Descriptors.Descriptor messageDescriptor;
     private final Parser<T> parser;
     private final boolean readOnly;
+    private final WaitStrategy wait;
     private final SpinLock lock;
     /** Operations in flight, plus {@link #CLOSED} once detaching: close waits for the count to drain. */
     private final AtomicLong users = new AtomicLong();
 
     private SharedVariable(int key, int id, long address, ByteBuffer memory, Geometry geometry,
                            SegmentDescriptor descriptor, Descriptors.Descriptor messageDescriptor, Parser<T> parser,
-                           boolean readOnly) {
+                           boolean readOnly, WaitStrategy wait) {
         this.key = key;
         this.id = id;
         this.address = address;
         this.memory = memory;
+        this.base = Native.addressOf(memory);
         this.geometry = geometry;
         this.descriptor = descriptor;
         this.messageDescriptor = messageDescriptor;
         this.parser = parser;
         this.readOnly = readOnly;
+        this.wait = wait;
         this.lock = new SpinLock(memory, key);
     }
 
@@ -225,7 +241,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             }
         }
         return new SharedVariable<>(key, id, address, m, g, descriptor, type,
-            (Parser<T>) prototype.getParserForType(), false);
+            (Parser<T>) prototype.getParserForType(), false, options.waitStrategy());
     }
 
     /** The descriptor of a new segment holding {@code type}. */
@@ -356,7 +372,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         SegmentDescriptor d = readDescriptor(key, m, g, version);
         Descriptors.Descriptor stored = messageDescriptorOf(key, d);
         Typed<T> typed = typeCheck.check(d, stored);
-        return new SharedVariable<>(key, id, address, m, g, d, typed.descriptor(), typed.parser(), options.readOnly());
+        return new SharedVariable<>(key, id, address, m, g, d, typed.descriptor(), typed.parser(), options.readOnly(),
+            options.waitStrategy());
     }
 
     /** Validates an image of a segment held in {@code m} and decodes with its stored schema; for tests. */
@@ -488,7 +505,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             if (readOnly) {
                 throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "segment is attached read-only");
             }
-            lock.acquire(timeout);
+            lock.acquire(timeout, wait);
             try {
                 long g = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
                 T next = fn.apply(needCurrent ? read(op) : null);
@@ -591,6 +608,58 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         memory.putInt(off + SLOT_CRC_OFFSET, (int) c.getValue());
         memory.putLong(off + SLOT_GENERATION_OFFSET, next);
         LONG.setRelease(memory, GENERATION_OFFSET, next);
+        if ((int) INT.getVolatile(memory, GENERATION_WAITERS_OFFSET) != 0) {
+            INT.getAndAdd(memory, GENERATION_FUTEX_OFFSET, 1);
+            Native.futexWake(base + GENERATION_FUTEX_OFFSET, Integer.MAX_VALUE);
+        }
+    }
+
+    /**
+     * Waits until the generation moves past {@code after}, or {@code timeout} passes, and returns the generation it
+     * saw; throws {@link ShmException.Reason#TIMEOUT} if it did not move. With {@link WaitStrategy#SPIN_THEN_PARK} a
+     * watcher sleeps on a futex that every commit wakes.
+     */
+    public long awaitChange(long after, Duration timeout) {
+        enter("await");
+        try {
+            long start = System.nanoTime();
+            long timeoutNanos = timeout.toNanos();
+            long futex = base + GENERATION_FUTEX_OFFSET;
+            for (int rounds = 1; ; rounds++) {
+                long g = (long) LONG.getVolatile(memory, GENERATION_OFFSET);
+                if (g != after) {
+                    return g;
+                }
+                Thread.onSpinWait();
+                if (rounds % 32 != 0) {
+                    continue;
+                }
+                long elapsed = System.nanoTime() - start;
+                long left = timeoutNanos - elapsed;
+                if (left <= 0) {
+                    throw ShmException.of("await", key, ShmException.Reason.TIMEOUT,
+                        "generation still " + after + " after " + timeout.toMillis() + "ms");
+                }
+                if (elapsed < SpinLock.SPIN_NANOS) {
+                    continue;
+                }
+                if (wait == WaitStrategy.SPIN) {
+                    Thread.yield();
+                } else if (readOnly) {
+                    // A read-only attachment cannot announce itself to committers, so it sleeps in short turns.
+                    Native.futexWait(futex, (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET), Math.min(left, 1_000_000));
+                } else {
+                    int sequence = (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET);
+                    INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, 1);
+                    if ((long) LONG.getVolatile(memory, GENERATION_OFFSET) == after) {
+                        Native.futexWait(futex, sequence, Math.min(left, 1_000_000_000L));
+                    }
+                    INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, -1);
+                }
+            }
+        } finally {
+            exit();
+        }
     }
 
     /** The file of {@code type} and everything it imports, dependencies first. */

@@ -23,8 +23,11 @@ public class ShmException extends RuntimeException {
         CORRUPT("segment corrupt"),
         /** An encoded value does not fit the capacity. */
         TOO_LARGE("value too large"),
-        /** The lock was not acquired in time; {@link ShmException#holderPid()} names the holder. */
-        TIMEOUT("lock timeout"),
+        /**
+         * The lock was not acquired, or the generation did not move, in time; for the lock
+         * {@link ShmException#holderPid()} names the holder.
+         */
+        TIMEOUT("timed out"),
         /** Readers kept losing the race with writers until the deadline. */
         BUSY("segment busy"),
         /** The variable was used after close or remove. */

@@ -4,8 +4,11 @@ import java.nio.ByteBuffer;
 import java.time.Duration;
 
 import static io.shmvar.LayoutDescriptor.CONTENDED_COUNT_OFFSET;
+import static io.shmvar.LayoutDescriptor.LOCK_FUTEX_OFFSET;
+import static io.shmvar.LayoutDescriptor.LOCK_WAITERS_OFFSET;
 import static io.shmvar.LayoutDescriptor.LOCK_WORD_OFFSET;
 import static io.shmvar.LayoutDescriptor.TAKEOVER_COUNT_OFFSET;
+import static io.shmvar.Native.INT;
 import static io.shmvar.Native.LONG;
 
 /**
@@ -16,10 +19,12 @@ import static io.shmvar.Native.LONG;
  * The Go twin is {@code go-peer/shmvar/lock.go}.
  */
 public final class SpinLock {
-    private static final int SPIN_ROUNDS = 128;
-    private static final int YIELD_ROUNDS = 2048;
-    private static final long MAX_BACKOFF_NANOS = 1_000_000;
+    /** Busy waiting before yielding or parking. */
+    static final long SPIN_NANOS = 20_000;
+    /** How often a waiter checks its deadline and the holder's liveness. */
     private static final long CHECK_EVERY_NANOS = 1_000_000;
+    /** The longest park, so that liveness checks go on. */
+    private static final long PARK_NANOS = 2_000_000;
 
     private static final long IDENTITY;
 
@@ -30,10 +35,12 @@ public final class SpinLock {
     }
 
     private final ByteBuffer memory;
+    private final long address;
     private final int key;
 
     SpinLock(ByteBuffer memory, int key) {
         this.memory = memory;
+        this.address = Native.addressOf(memory);
         this.key = key;
     }
 
@@ -67,15 +74,13 @@ public final class SpinLock {
      * Takes the lock, waiting up to {@code timeout} (null: forever). Returns whether it was taken over from a dead
      * holder; throws {@link ShmException.Reason#TIMEOUT} naming the live holder.
      */
-    boolean acquire(Duration timeout) {
+    boolean acquire(Duration timeout, WaitStrategy strategy) {
         if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, 0L, IDENTITY)) {
             return false;
         }
         long start = System.nanoTime();
         long timeoutNanos = timeout == null ? Long.MAX_VALUE : timeout.toNanos();
         long nextCheck = start + CHECK_EVERY_NANOS;
-        long backoff = 1_000;
-        long lastGeneration = (long) LONG.getVolatile(memory, LayoutDescriptor.GENERATION_OFFSET);
         for (int rounds = 1; ; rounds++) {
             long word = (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET);
             if (word == 0) {
@@ -85,30 +90,23 @@ public final class SpinLock {
                 }
                 continue;
             }
-            if (rounds < SPIN_ROUNDS) {
-                Thread.onSpinWait();
-            } else if (rounds < SPIN_ROUNDS + YIELD_ROUNDS) {
-                Thread.yield();
-            } else {
-                java.util.concurrent.locks.LockSupport.parkNanos(backoff);
-                backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);
-            }
-            if (rounds % 64 != 0 && rounds < SPIN_ROUNDS + YIELD_ROUNDS) {
-                continue; // reading the clock costs more than a spin round
+            Thread.onSpinWait();
+            if (rounds % 32 != 0) {
+                continue; // busy wait: the holder usually releases within a microsecond
             }
             long now = System.nanoTime();
+            if (now - start < SPIN_NANOS) {
+                continue;
+            }
+            if (strategy == WaitStrategy.SPIN) {
+                Thread.yield();
+            } else {
+                park(timeout == null ? PARK_NANOS : Math.min(PARK_NANOS, Math.max(1_000, start + timeoutNanos - now)));
+            }
             if (now - nextCheck < 0) {
                 continue;
             }
             nextCheck = now + CHECK_EVERY_NANOS;
-            // While commits go on, the lock is cycling, not stuck: stay in the yield phase rather than sleep past
-            // every moment it is free.
-            long generation = (long) LONG.getVolatile(memory, LayoutDescriptor.GENERATION_OFFSET);
-            if (generation != lastGeneration) {
-                lastGeneration = generation;
-                rounds = Math.min(rounds, SPIN_ROUNDS);
-                backoff = 1_000;
-            }
             if (word != IDENTITY && !holderAlive(word)) {
                 if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, word, IDENTITY)) {
                     LONG.getAndAdd(memory, TAKEOVER_COUNT_OFFSET, 1L);
@@ -125,11 +123,29 @@ public final class SpinLock {
         }
     }
 
-    /** Frees the lock; fails if the word no longer holds this process's identity. */
+    /**
+     * Sleeps on the lock futex until a release wakes it, at most {@code nanos}. Announcing the waiter before
+     * re-checking the lock word, against a releaser that frees the word before reading the waiter count, means
+     * that one of the two always sees the other: no wake-up is lost.
+     */
+    private void park(long nanos) {
+        int sequence = (int) INT.getVolatile(memory, LOCK_FUTEX_OFFSET);
+        INT.getAndAdd(memory, LOCK_WAITERS_OFFSET, 1);
+        if ((long) LONG.getVolatile(memory, LOCK_WORD_OFFSET) != 0) {
+            Native.futexWait(address + LOCK_FUTEX_OFFSET, sequence, nanos);
+        }
+        INT.getAndAdd(memory, LOCK_WAITERS_OFFSET, -1);
+    }
+
+    /** Frees the lock, waking one parked waiter if there is one; fails if the word no longer holds our identity. */
     void release() {
         if (!LONG.compareAndSet(memory, LOCK_WORD_OFFSET, IDENTITY, 0L)) {
             throw ShmException.of("unlock", key, ShmException.Reason.CORRUPT, String.format(
                 "lock word 0x%016x is not ours (0x%016x)", (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET), IDENTITY));
+        }
+        if ((int) INT.getVolatile(memory, LOCK_WAITERS_OFFSET) != 0) {
+            INT.getAndAdd(memory, LOCK_FUTEX_OFFSET, 1);
+            Native.futexWake(address + LOCK_FUTEX_OFFSET, 1);
         }
     }
 

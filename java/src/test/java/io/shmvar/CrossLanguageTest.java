@@ -75,6 +75,50 @@ class CrossLanguageTest {
     }
 
     @Test
+    void handOffWithGoLosesNoWakeUp() throws Exception {
+        for (WaitStrategy wait : WaitStrategy.values()) {
+            int rounds = wait == WaitStrategy.SPIN ? 5_000 : 20_000;
+            int key = segments.newKey();
+            try (var v = SharedVariable.create(key, Counter.getDefaultInstance(),
+                SharedVariable.Options.defaults().withWait(wait))) {
+                Process go = new ProcessBuilder(TestSegments.goPeer().toString(), "pong", "--key",
+                    ShmException.formatKey(key), "--rounds", Integer.toString(rounds), "--after", "0", "--wait",
+                    wait == WaitStrategy.SPIN ? "spin" : "park").redirectErrorStream(true).start();
+                try {
+                    long g = 0;
+                    for (int i = 0; i < rounds; i++) {
+                        v.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+                        g = v.awaitChange(g + 1, Duration.ofSeconds(10)); // a lost wake-up times out here
+                    }
+                    assertTrue(go.waitFor(30, TimeUnit.SECONDS));
+                    String out = new String(go.getInputStream().readAllBytes());
+                    assertEquals(0, go.exitValue(), out);
+                    System.out.println("go " + out.strip());
+                } finally {
+                    go.destroyForcibly();
+                }
+                assertEquals(2L * rounds, v.get().getValue());
+            }
+        }
+    }
+
+    @Test
+    void awaitChangeTimesOutThenWakesOnACommitFromGo() throws Exception {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance())) {
+            long start = System.nanoTime();
+            ShmException e = assertThrows(ShmException.class, () -> v.awaitChange(0, Duration.ofMillis(30)));
+            assertEquals(ShmException.Reason.TIMEOUT, e.reason());
+            assertTrue(System.nanoTime() - start >= 30_000_000L);
+            Process go = new ProcessBuilder(TestSegments.goPeer().toString(), "set", "--key", ShmException.formatKey(key),
+                "value: 9").start();
+            assertEquals(1, v.awaitChange(0, Duration.ofSeconds(10)));
+            assertEquals(9, v.get().getValue());
+            go.waitFor();
+        }
+    }
+
+    @Test
     void goShouldRefuseBadSegmentsWithOneLine() throws Exception {
         int key = segments.newKey();
         String k = ShmException.formatKey(key);

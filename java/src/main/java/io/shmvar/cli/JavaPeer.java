@@ -9,6 +9,7 @@ import io.shmvar.LayoutDescriptor;
 import io.shmvar.ShmException;
 import io.shmvar.SharedVariable;
 import io.shmvar.SpinLock;
+import io.shmvar.WaitStrategy;
 import io.shmvar.proto.AllTypes;
 import io.shmvar.proto.Counter;
 import io.shmvar.proto.SegmentDescriptor;
@@ -36,7 +37,7 @@ import java.util.regex.Pattern;
 @Command(name = "java-peer", mixinStandardHelpOptions = true,
     description = "Create, read, update, inspect and remove shmvar segments.",
     subcommands = {JavaPeer.Create.class, JavaPeer.Get.class, JavaPeer.Set.class, JavaPeer.Incr.class,
-        JavaPeer.Inspect.class, JavaPeer.Check.class, JavaPeer.Rm.class})
+        JavaPeer.Watch.class, JavaPeer.Pong.class, JavaPeer.Inspect.class, JavaPeer.Check.class, JavaPeer.Rm.class})
 public final class JavaPeer implements Callable<Integer> {
     /** The payload types compiled into this program, by full name. */
     static final Map<String, Message> TYPES = Map.of(
@@ -157,8 +158,23 @@ public final class JavaPeer implements Callable<Integer> {
         @Option(names = "--any-mode", description = "accept a segment any user may write")
         boolean anyMode;
 
+        @Option(names = "--wait", paramLabel = "spin|park", defaultValue = "park", converter = WaitConverter.class,
+            description = "how to wait for the lock or a change: spin, or spin then park (default)")
+        WaitStrategy wait;
+
         SharedVariable.Options writer() {
-            return SharedVariable.Options.defaults().withAnyOwner(anyOwner).withAnyMode(anyMode);
+            return SharedVariable.Options.defaults().withAnyOwner(anyOwner).withAnyMode(anyMode).withWait(wait);
+        }
+    }
+
+    static final class WaitConverter implements CommandLine.ITypeConverter<WaitStrategy> {
+        @Override
+        public WaitStrategy convert(String s) {
+            return switch (s) {
+                case "spin" -> WaitStrategy.SPIN;
+                case "park" -> WaitStrategy.SPIN_THEN_PARK;
+                default -> throw new CommandLine.TypeConversionException("want spin or park, not \"" + s + "\"");
+            };
         }
     }
 
@@ -373,6 +389,84 @@ public final class JavaPeer implements Callable<Integer> {
             return ms + "ms";
         }
         return java.math.BigDecimal.valueOf(ms, 3).stripTrailingZeros().toPlainString() + "s";
+    }
+
+    @Command(name = "watch", description = "Print each new value as it is committed, until COUNT values or Ctrl-C.")
+    static final class Watch extends WriterCommand {
+        @Option(names = "--count", paramLabel = "N", defaultValue = "0")
+        long count;
+
+        @Option(names = "--format", defaultValue = "text", description = "text or json")
+        String format;
+
+        @Override
+        public Integer call() throws Exception {
+            if (!format.equals("text") && !format.equals("json")) {
+                throw new UsageException("--format \"" + format + "\": want text or json");
+            }
+            // A watcher announces itself in the segment so that commits wake it: it writes, so the writers' owner and
+            // mode checks apply.
+            try (SharedVariable<DynamicMessage> v = openAny(key, null, writer())) {
+                long g = v.generation();
+                for (long seen = 0; count == 0 || seen < count; ) {
+                    try {
+                        g = v.awaitChange(g, Duration.ofMillis(200));
+                    } catch (ShmException e) {
+                        if (e.reason() != ShmException.Reason.TIMEOUT) {
+                            throw e;
+                        }
+                        if (v.stat().removed()) {
+                            throw new CommandFailed("watch key=" + ShmException.formatKey(key)
+                                + ": the segment was removed");
+                        }
+                        continue;
+                    }
+                    DynamicMessage value = v.get();
+                    String text = format.equals("json")
+                        ? JsonFormat.printer().omittingInsignificantWhitespace().print(value)
+                        : TextFormat.printer().escapingNonAscii(false).emittingSingleLine(true).printToString(value).strip();
+                    out().println("generation=" + g + " " + text);
+                    seen++;
+                }
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "pong", description = "Answer each commit of another process with one increment, ROUNDS times.")
+    static final class Pong extends WriterCommand {
+        @Option(names = "--rounds", required = true, paramLabel = "N")
+        long rounds;
+
+        @Option(names = "--after", paramLabel = "G", defaultValue = "-1",
+            description = "the generation to wait past first (default: the current one)")
+        long after;
+
+        @Option(names = "--timeout", paramLabel = "DURATION", defaultValue = "10s", converter = DurationConverter.class)
+        Duration timeout;
+
+        @Override
+        public Integer call() {
+            if (rounds < 1) {
+                throw new UsageException("--rounds must be at least 1");
+            }
+            try (SharedVariable<Counter> v = SharedVariable.open(key, Counter.getDefaultInstance(), writer())) {
+                long g = after >= 0 ? after : v.generation(); // after: answer a commit made before we started
+                long start = System.nanoTime();
+                for (long i = 0; i < rounds; i++) {
+                    try {
+                        g = v.awaitChange(g, timeout);
+                    } catch (ShmException e) {
+                        throw new CommandFailed("round " + i + ": " + e.getMessage());
+                    }
+                    v.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+                    g++; // our own commit: wait past it next
+                }
+                out().printf("pong: rounds=%d elapsed=%s wait=%s%n", rounds, formatDuration(System.nanoTime() - start),
+                    wait == WaitStrategy.SPIN ? "spin" : "park");
+            }
+            return 0;
+        }
     }
 
     @Command(name = "inspect", description = "Print the header, lock, generation, type, capacity and value.")

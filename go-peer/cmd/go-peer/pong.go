@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/shmvar/shmvar/go-peer/shmvar"
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+)
+
+// cmdPong answers each commit of another process with one increment of its
+// own, --rounds times: the far end of a ping-pong through the variable, used
+// by the cross-language hand-off test and by make bench.
+func cmdPong(args []string, stdout io.Writer) error {
+	fs := newFlags("pong")
+	var key keyFlag
+	fs.Var(&key, "key", "")
+	rounds := fs.Int64("rounds", 0, "")
+	after := fs.Int64("after", -1, "")
+	timeout := fs.Duration("timeout", 10*time.Second, "")
+	var wait waitFlag
+	fs.Var(&wait, "wait", "")
+	trusted := trustFlags(fs)
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := requireKey(&key); err != nil {
+		return err
+	}
+	if *rounds < 1 {
+		return usageError{"--rounds must be at least 1"}
+	}
+	opts := trusted.writer()
+	opts.Wait = wait.strategy
+	v, err := shmvar.Open[*shmvarpb.Counter](key.key, opts)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	g, err := v.Generation()
+	if err != nil {
+		return err
+	}
+	if *after >= 0 {
+		g = uint64(*after) // answer a commit made before we started
+	}
+	start := time.Now()
+	for i := int64(0); i < *rounds; i++ {
+		if g, err = v.AwaitChange(g, *timeout); err != nil {
+			return fmt.Errorf("round %d: %w", i, err)
+		}
+		if _, err = v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+			c.Value++
+			return c, nil
+		}); err != nil {
+			return err
+		}
+		g++ // our own commit: wait past it next
+	}
+	elapsed := time.Since(start)
+	fmt.Fprintf(stdout, "pong: rounds=%d elapsed=%s wait=%s\n", *rounds, elapsed.Round(time.Millisecond), wait.strategy)
+	return nil
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/shmvar/shmvar/go-peer/shmvar"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// waitFlag parses --wait spin|park.
+type waitFlag struct{ strategy shmvar.WaitStrategy }
+
+func (w *waitFlag) String() string { return w.strategy.String() }
+
+func (w *waitFlag) Set(s string) error {
+	switch s {
+	case "park":
+		w.strategy = shmvar.SpinThenPark
+	case "spin":
+		w.strategy = shmvar.Spin
+	default:
+		return fmt.Errorf("want spin or park, not %q", s)
+	}
+	return nil
+}
+
+// cmdWatch prints each new value as it is committed, until --count values
+// or Ctrl-C; a watcher parks on the generation futex between commits.
+func cmdWatch(args []string, stdout io.Writer) error {
+	fs := newFlags("watch")
+	var key keyFlag
+	fs.Var(&key, "key", "")
+	count := fs.Int64("count", 0, "")
+	format := fs.String("format", "text", "")
+	var wait waitFlag
+	fs.Var(&wait, "wait", "")
+	trusted := trustFlags(fs)
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if err := requireKey(&key); err != nil {
+		return err
+	}
+	if *format != "text" && *format != "json" {
+		return usageError{fmt.Sprintf("--format %q: want text or json", *format)}
+	}
+	// A watcher announces itself in the segment so that commits wake it: it
+	// writes, so the writers' owner and mode checks apply.
+	opts := trusted.writer()
+	opts.Wait = wait.strategy
+	v, err := openAny(key.key, "", opts)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	g, err := v.Generation()
+	if err != nil {
+		return err
+	}
+	for seen := int64(0); *count == 0 || seen < *count; {
+		select {
+		case <-signals:
+			return nil
+		default:
+		}
+		next, err := v.AwaitChange(g, 200*time.Millisecond) // short, so Ctrl-C is noticed
+		if errors.Is(err, shmvar.ErrTimeout) {
+			if info, err := v.Stat(); err != nil || info.Removed {
+				return &shmvar.Error{Op: "watch", Key: key.key, Err: shmvar.ErrClosed, Detail: "the segment was removed"}
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		g = next
+		value, err := v.Get()
+		if err != nil {
+			return err
+		}
+		var text []byte
+		if *format == "json" {
+			text, err = protojson.Marshal(value)
+		} else {
+			text, err = formatValueLine(value)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "generation=%d %s\n", g, text)
+		seen++
+	}
+	return nil
+}
