@@ -3,6 +3,7 @@
 # module proxy brings the Go ones.
 
 SHELL   := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO      ?= go
 MVN     ?= mvn -B -q
 PROTOC  := target/tools/protoc
@@ -11,7 +12,7 @@ COUNT   ?= 1000000
 FUZZTIME ?= 10s
 KILLS   ?= 1000
 
-.PHONY: build test stress demo generate clean go-build java-build
+.PHONY: build test stress bench demo generate clean go-build java-build
 
 build: go-build java-build
 
@@ -44,6 +45,16 @@ stress: build
 	SHMVAR_KILLS=$(KILLS) mvn -B -q test -Dtest=CrashTest#killGoHolderWhileJavaWaits | grep -E 'kills=|FAIL|ERROR\]  '
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=2m -fuzzminimizetime=100x ./shmvar
 
+# Java against the Go process it starts: ping-pong (shm spin/park, Unix
+# socket, raw-word floor), contended throughput, JMH and go test -bench,
+# parked-waiter CPU. Writes target/bench.json, bench.txt, bench-latency.svg.
+# QUICK=1 gives the same keys within a minute.
+bench: build
+	cd go-peer && $(GO) build -o ../bin/bench-peer ./cmd/bench-peer
+	$(MVN) test-compile dependency:build-classpath -Dmdep.outputFile=target/test-classpath.txt -Dmdep.includeScope=test
+	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Get' -benchmem -benchtime=$(if $(QUICK),300ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
+	java -XX:+UseSerialGC -cp target/classes:target/test-classes:$$(cat target/test-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
+
 # Go and Java increment one counter at the same time; Ctrl-C stops both and
 # removes the segment.
 demo: build
@@ -58,4 +69,4 @@ generate:
 	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto proto/shmvar/v1/*.proto
 
 clean:
-	rm -rf target bin/go-peer
+	rm -rf target bin/go-peer bin/bench-peer

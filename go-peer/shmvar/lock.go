@@ -17,15 +17,17 @@ import (
 
 var (
 	selfOnce     sync.Once
-	selfIdentity uint64
+	selfIdentity uint64 // 0 if /proc/self/stat could not be read
 )
 
-// Identity returns this process's lock word.
+// Identity returns this process's lock word, or 0 if /proc/self/stat, which
+// it is made from, cannot be read.
 func Identity() uint64 {
 	selfOnce.Do(func() {
 		pid := int32(os.Getpid())
-		st, _ := readProcStat(pid)
-		selfIdentity = lockWord(pid, st.startTime)
+		if st, ok := readProcStat(pid); ok && st != procUnknown {
+			selfIdentity = lockWord(pid, st.startTime)
+		}
 	})
 	return selfIdentity
 }
@@ -46,6 +48,9 @@ func HolderAlive(word uint64) bool {
 	st, ok := readProcStat(HolderPid(word))
 	if !ok || st.state == 'Z' || st.state == 'X' {
 		return false
+	}
+	if st == procUnknown {
+		return true // never rob a holder we cannot see
 	}
 	return st.startTime&0xffffffff == word&0xffffffff
 }
@@ -79,6 +84,9 @@ const (
 // whether the lock was taken over from a dead holder.
 func acquire(key int32, mem []byte, deadline time.Time, strategy WaitStrategy) (tookOver bool, err error) {
 	me := Identity()
+	if me == 0 {
+		return false, newError("lock", key, ErrInvalidArgument, "cannot read /proc/self/stat, which the lock records")
+	}
 	if cas64(mem, LockWordOffset, 0, me) {
 		return false, nil
 	}

@@ -2,6 +2,8 @@ package shmvar
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -82,25 +84,34 @@ type procStat struct {
 	startTime uint64 // clock ticks after boot
 }
 
-// readProcStat parses /proc/<pid>/stat; ok is false when the process is gone.
+// procUnknown is what readProcStat returns when it cannot tell: the lock
+// must then treat the holder as alive.
+var procUnknown = procStat{state: '?'}
+
+// readProcStat parses /proc/<pid>/stat; ok is false when the process is
+// gone, and the state is procUnknown when the file could not be read for
+// another reason.
 func readProcStat(pid int32) (procStat, bool) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
 		return procStat{}, false
+	}
+	if err != nil {
+		return procUnknown, true
 	}
 	// comm may hold spaces and parentheses: the fields start after the last ')'.
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
-		return procStat{}, false
+		return procUnknown, true
 	}
 	fields := bytes.Fields(data[i+1:])
 	// fields[0] is field 3 (state); starttime is field 22.
 	if len(fields) < 20 || len(fields[0]) != 1 {
-		return procStat{}, false
+		return procUnknown, true
 	}
 	start, err := strconv.ParseUint(string(fields[19]), 10, 64)
 	if err != nil {
-		return procStat{}, false
+		return procUnknown, true
 	}
 	return procStat{state: fields[0][0], startTime: start}, true
 }

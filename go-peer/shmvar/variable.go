@@ -3,6 +3,7 @@ package shmvar
 import (
 	"math"
 	"os"
+	"reflect"
 	"runtime"
 	"sync"
 	"time"
@@ -53,8 +54,14 @@ type Var[T proto.Message] struct {
 	readOnly bool
 	wait     WaitStrategy
 
-	mu  sync.RWMutex // held shared while mem is used, exclusively to detach
-	mem []byte       // nil once closed
+	mu sync.RWMutex // held shared while mem is used, exclusively to detach
+	// lockedBuf is the copy buffer of reads made under the segment lock,
+	// which this process's goroutines also take one at a time.
+	lockedBuf []byte
+	// newValue makes an empty T: a plain allocation for generated types,
+	// the stored schema's dynamic type otherwise.
+	newValue func() proto.Message
+	mem      []byte // nil once closed
 }
 
 // Create makes a new segment under key holding the empty value of T. It
@@ -84,7 +91,18 @@ func Open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 		return nil, err
 	}
 	v.mtype = mt
+	v.newValue = constructor[T](mt)
 	return v, nil
+}
+
+// constructor returns the fastest way to make an empty value of mt as a T.
+func constructor[T proto.Message](mt protoreflect.MessageType) func() proto.Message {
+	var zero T
+	if rt := reflect.TypeOf(zero); rt != nil && rt.Kind() == reflect.Pointer {
+		elem := rt.Elem()
+		return func() proto.Message { return reflect.New(elem).Interface().(proto.Message) }
+	}
+	return func() proto.Message { return mt.New().Interface() }
 }
 
 // OpenAny attaches to the segment under key and decodes values with the
@@ -128,7 +146,7 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 			return nil, err
 		}
 	}
-	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, wait: opts.Wait}, nil
+	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, wait: opts.Wait, newValue: constructor[T](mt)}, nil
 }
 
 // describe builds the descriptor of a new segment and its geometry.
@@ -221,7 +239,8 @@ func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[
 	if err != nil {
 		return nil, err
 	}
-	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, readOnly: opts.ReadOnly, wait: opts.Wait}, nil
+	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, readOnly: opts.ReadOnly, wait: opts.Wait,
+		newValue: func() proto.Message { return mt.New().Interface() }}, nil
 }
 
 func (v *Var[T]) checkType(want protoreflect.FullName) error {
@@ -261,12 +280,19 @@ func (v *Var[T]) Get() (T, error) {
 		return zero, err
 	}
 	defer v.mu.RUnlock()
-	data, _, err := v.read(mem, "get")
+	bp := scratch.Get().(*[]byte)
+	defer scratch.Put(bp)
+	data, _, err := v.read(mem, "get", (*bp)[:0])
+	*bp = data[:0]
 	if err != nil {
 		return zero, err
 	}
 	return v.decode(data, "get")
 }
+
+// scratch holds copy buffers for reads; Unmarshal copies what it keeps, so a
+// buffer is free again once the value is decoded.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // Set commits value, waiting for the lock as long as it takes.
 func (v *Var[T]) Set(value T) error {
@@ -362,8 +388,7 @@ const readRetryLimit = time.Second
 // read copies the active slot's payload: the length is read once and
 // bounds-checked, the bytes copied, the generation re-checked (retrying if it
 // moved), then the slot's generation and CRC32C verified.
-func (v *Var[T]) read(mem []byte, op string) ([]byte, uint64, error) {
-	var buf []byte
+func (v *Var[T]) read(mem []byte, op string, buf []byte) ([]byte, uint64, error) {
 	var deadline time.Time
 	for attempt := 0; ; attempt++ {
 		g1 := load64(mem, GenerationOffset)
@@ -379,17 +404,17 @@ func (v *Var[T]) read(mem []byte, op string) ([]byte, uint64, error) {
 			if attempt == 0 {
 				deadline = time.Now().Add(readRetryLimit)
 			} else if attempt%64 == 0 && time.Now().After(deadline) {
-				return nil, 0, newError(op, v.key, ErrBusy, "generation kept moving for %v", readRetryLimit)
+				return buf, 0, newError(op, v.key, ErrBusy, "generation kept moving for %v", readRetryLimit)
 			}
 			continue
 		}
 		switch {
 		case n > v.geo.capacity:
-			return nil, 0, newError(op, v.key, ErrCorrupt, "slot %d length=%d exceeds capacity=%d", g1&1, n, v.geo.capacity)
+			return buf, 0, newError(op, v.key, ErrCorrupt, "slot %d length=%d exceeds capacity=%d", g1&1, n, v.geo.capacity)
 		case slotGen != g1:
-			return nil, 0, newError(op, v.key, ErrCorrupt, "slot %d generation=%d, header generation=%d", g1&1, slotGen, g1)
+			return buf, 0, newError(op, v.key, ErrCorrupt, "slot %d generation=%d, header generation=%d", g1&1, slotGen, g1)
 		case crc32c(buf) != crc:
-			return nil, 0, newError(op, v.key, ErrCorrupt, "slot %d CRC32C mismatch at generation %d", g1&1, g1)
+			return buf, 0, newError(op, v.key, ErrCorrupt, "slot %d CRC32C mismatch at generation %d", g1&1, g1)
 		}
 		return buf, g1, nil
 	}
@@ -397,7 +422,7 @@ func (v *Var[T]) read(mem []byte, op string) ([]byte, uint64, error) {
 
 // unmarshalOptions matches protobuf-java's default nesting limit, so a value
 // one language accepts the other accepts too.
-var unmarshalOptions = proto.UnmarshalOptions{RecursionLimit: 100}
+var unmarshalOptions = proto.UnmarshalOptions{RecursionLimit: 100, Merge: true} // Merge: values are new, skip the reset
 
 func (v *Var[T]) decode(data []byte, op string) (value T, err error) {
 	defer func() {
@@ -405,7 +430,7 @@ func (v *Var[T]) decode(data []byte, op string) (value T, err error) {
 			err = newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), r)
 		}
 	}()
-	m := v.mtype.New().Interface()
+	m := v.newValue()
 	if err := unmarshalOptions.Unmarshal(data, m); err != nil {
 		return value, newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), err)
 	}
@@ -432,7 +457,9 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 	g := load64(mem, GenerationOffset)
 	var current T
 	if needCurrent {
-		data, _, err := v.read(mem, op)
+		// Under the lock no peer writes, so one buffer per variable will do.
+		data, _, err := v.read(mem, op, v.lockedBuf[:0])
+		v.lockedBuf = data[:0]
 		if err != nil {
 			return result, err
 		}
@@ -453,8 +480,8 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 // commit encodes value straight into the inactive slot and publishes it by
 // advancing the generation: the commit point.
 func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
-	if value.ProtoReflect().Descriptor().FullName() != protoreflect.FullName(v.desc.GetMessageType()) {
-		return newError(op, v.key, ErrTypeMismatch, "value is %s, segment holds %s", value.ProtoReflect().Descriptor().FullName(), v.desc.GetMessageType())
+	if d := value.ProtoReflect().Descriptor(); d != v.mtype.Descriptor() && d.FullName() != protoreflect.FullName(v.desc.GetMessageType()) {
+		return newError(op, v.key, ErrTypeMismatch, "value is %s, segment holds %s", d.FullName(), v.desc.GetMessageType())
 	}
 	next := g + 1
 	off := v.geo.slot[next&1]

@@ -15,8 +15,6 @@ import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Map;
 
 /**
@@ -211,31 +209,40 @@ public final class Native {
         return ShmException.nativeError(function, key, errno, detail);
     }
 
-    /** The part of /proc/PID/stat the lock needs; null when the process is gone. */
+    /** The part of /proc/PID/stat the lock needs. */
     record ProcStat(char state, long startTicks) {
+        /** What readProcStat returns when it cannot tell: the lock must then treat the holder as alive. */
+        static final ProcStat UNKNOWN = new ProcStat('?', -1);
     }
 
+    /**
+     * Reads /proc/PID/stat: null when the process is gone, {@link ProcStat#UNKNOWN} when the file could not be read
+     * for another reason. FileInputStream, unlike NIO channels, is not closed by a thread interrupt, which would
+     * otherwise make a live holder look dead.
+     */
     static ProcStat readProcStat(long pid) {
         String stat;
-        try {
-            stat = new String(Files.readAllBytes(Path.of("/proc", Long.toString(pid), "stat")), StandardCharsets.ISO_8859_1);
-        } catch (IOException e) {
+        try (java.io.FileInputStream in = new java.io.FileInputStream("/proc/" + pid + "/stat")) {
+            stat = new String(in.readAllBytes(), StandardCharsets.ISO_8859_1);
+        } catch (java.io.FileNotFoundException gone) {
             return null;
+        } catch (IOException e) {
+            return ProcStat.UNKNOWN;
         }
         // comm may hold spaces and parentheses: the fields start after the last ')'.
         int close = stat.lastIndexOf(')');
         if (close < 0) {
-            return null;
+            return ProcStat.UNKNOWN;
         }
         String[] fields = stat.substring(close + 1).trim().split(" +");
         // fields[0] is field 3 (state); starttime is field 22.
         if (fields.length < 20 || fields[0].length() != 1) {
-            return null;
+            return ProcStat.UNKNOWN;
         }
         try {
             return new ProcStat(fields[0].charAt(0), Long.parseUnsignedLong(fields[19]));
         } catch (NumberFormatException e) {
-            return null;
+            return ProcStat.UNKNOWN;
         }
     }
 }

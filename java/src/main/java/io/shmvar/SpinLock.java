@@ -31,7 +31,10 @@ public final class SpinLock {
     static {
         long pid = ProcessHandle.current().pid();
         Native.ProcStat self = Native.readProcStat(pid);
-        IDENTITY = lockWord(pid, self == null ? 0 : self.startTicks());
+        if (self == null || self == Native.ProcStat.UNKNOWN) {
+            throw new IllegalStateException("cannot read /proc/" + pid + "/stat, which the lock needs");
+        }
+        IDENTITY = lockWord(pid, self.startTicks());
     }
 
     private final ByteBuffer memory;
@@ -66,6 +69,9 @@ public final class SpinLock {
         Native.ProcStat stat = Native.readProcStat(Integer.toUnsignedLong(holderPid(word)));
         if (stat == null || stat.state() == 'Z' || stat.state() == 'X') {
             return false;
+        }
+        if (stat == Native.ProcStat.UNKNOWN) {
+            return true; // never rob a holder we cannot see
         }
         return (stat.startTicks() & 0xffffffffL) == (word & 0xffffffffL);
     }

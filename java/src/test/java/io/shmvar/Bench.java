@@ -1,0 +1,561 @@
+package io.shmvar;
+
+import io.shmvar.proto.Counter;
+import org.HdrHistogram.Histogram;
+import org.openjdk.jmh.profile.GCProfiler;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.lang.management.ManagementFactory;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * make bench: Java against the Go process it starts, side by side, on one machine. Prints a table, writes
+ * target/bench.json and draws target/bench-latency.svg. {@code --quick} gives the same keys within a minute.
+ * Each figure is the median of several rounds; the output says how many.
+ */
+public final class Bench {
+    private final boolean quick;
+    private final int rounds;
+    private final Path root = Path.of("").toAbsolutePath();
+    private final Map<String, Object> figures = new LinkedHashMap<>();
+    /** Round-trip or acquire latency of each transport, for the chart. */
+    private final Map<String, Histogram> latencies = new LinkedHashMap<>();
+
+    private Bench(boolean quick) {
+        this.quick = quick;
+        this.rounds = quick ? 3 : 5;
+    }
+
+    public static void main(String[] args) throws Exception {
+        Bench b = new Bench(Arrays.asList(args).contains("--quick"));
+        long start = System.nanoTime();
+        b.pingPongShm(WaitStrategy.SPIN, "pingpong_shm_spin_rtt_ns", "shm spin");
+        b.pingPongShm(WaitStrategy.SPIN_THEN_PARK, "pingpong_shm_park_rtt_ns", "shm park");
+        b.pingPongUds();
+        b.pingPongFloor();
+        b.contended();
+        b.udsIncrements();
+        b.jmh();
+        b.goBench();
+        b.idleWaiter();
+        b.figures.put("rounds", b.rounds);
+        b.figures.put("quick", b.quick);
+        b.figures.put("machine", machine());
+        b.figures.put("seconds", Math.round((System.nanoTime() - start) / 1e9));
+        b.report();
+    }
+
+    // ---- 1, 2: ping-pong through the shared variable -------------------------------------------------------------
+
+    private void pingPongShm(WaitStrategy wait, String key, String label) throws Exception {
+        int n = wait == WaitStrategy.SPIN ? (quick ? 20_000 : 100_000) : (quick ? 5_000 : 20_000);
+        Histogram all = histogram();
+        double[] medians = new double[rounds];
+        for (int r = 0; r < rounds; r++) {
+            Histogram h = histogram();
+            try (Segment s = new Segment(wait)) {
+                Process go = start(goPeer(), "pong", "--key", s.k(), "--rounds", Integer.toString(n), "--after", "0",
+                    "--wait", wait == WaitStrategy.SPIN ? "spin" : "park", "--timeout", "30s");
+                long g = 0;
+                for (int i = 0; i < n; i++) {
+                    long t0 = System.nanoTime();
+                    s.v.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+                    g = s.v.awaitChange(g + 1, Duration.ofSeconds(30));
+                    if (i >= n / 10) { // the first tenth warms both sides up
+                        h.recordValue(System.nanoTime() - t0);
+                    }
+                }
+                finish(go);
+            }
+            medians[r] = h.getValueAtPercentile(50);
+            all.add(h);
+        }
+        figures.put(key, median(medians));
+        latencies.put(label, all);
+    }
+
+    // ---- 3: ping-pong of the same message over a Unix domain socket ---------------------------------------------
+
+    private void pingPongUds() throws Exception {
+        int n = quick ? 10_000 : 50_000;
+        Histogram all = histogram();
+        double[] medians = new double[rounds];
+        byte[] request = Counter.newBuilder().setValue(12345).setLastWriter("java").build().toByteArray();
+        for (int r = 0; r < rounds; r++) {
+            Histogram h = histogram();
+            try (Uds uds = new Uds()) {
+                for (int i = 0; i < n; i++) {
+                    long t0 = System.nanoTime();
+                    uds.call(request);
+                    if (i >= n / 10) {
+                        h.recordValue(System.nanoTime() - t0);
+                    }
+                }
+            }
+            medians[r] = h.getValueAtPercentile(50);
+            all.add(h);
+        }
+        figures.put("pingpong_uds_rtt_ns", median(medians));
+        latencies.put("unix socket", all);
+    }
+
+    // ---- 4: the floor, one raw atomic word in a plain segment ----------------------------------------------------
+
+    private void pingPongFloor() throws Exception {
+        int n = quick ? 100_000 : 500_000;
+        Histogram all = histogram();
+        double[] medians = new double[rounds];
+        for (int r = 0; r < rounds; r++) {
+            int key = freeKey();
+            int id = Native.shmget(key, 4096, Native.IPC_CREAT | Native.IPC_EXCL | 0600);
+            long address = Native.shmat(key, id, false);
+            Histogram h = histogram();
+            try {
+                ByteBuffer m = Native.wrap(address, 4096);
+                Process go = start(bench(), "floor", "--key", ShmException.formatKey(key), "--rounds", Integer.toString(n));
+                for (int i = 0; i < n; i++) {
+                    long t0 = System.nanoTime();
+                    long ping = 2L * i + 1;
+                    Native.LONG.setVolatile(m, 0, ping);
+                    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                    while ((long) Native.LONG.getVolatile(m, 0) != ping + 1) {
+                        Thread.onSpinWait();
+                        if (i == 0 && System.nanoTime() > deadline) {
+                            throw new IllegalStateException("bench-peer floor did not answer");
+                        }
+                    }
+                    if (i >= n / 10) {
+                        h.recordValue(System.nanoTime() - t0);
+                    }
+                }
+                finish(go);
+            } finally {
+                Native.shmRemove(key, id);
+                Native.shmdt(key, address);
+            }
+            medians[r] = h.getValueAtPercentile(50);
+            all.add(h);
+        }
+        figures.put("pingpong_floor_rtt_ns", median(medians));
+        latencies.put("raw word", all);
+    }
+
+    // ---- 5: contended throughput, and the same increments over a Unix socket ----------------------------------
+
+    private void contended() throws Exception {
+        double seconds = quick ? 1 : 3;
+        double[] rates = new double[rounds], javaShares = new double[rounds], p99s = new double[rounds];
+        Histogram all = histogram();
+        for (int r = 0; r < rounds; r++) {
+            Histogram h = histogram();
+            long javaCount = 0;
+            Map<String, String> go;
+            try (Segment s = new Segment(WaitStrategy.SPIN_THEN_PARK)) {
+                Process p = start(bench(), "contend", "--key", s.k(), "--duration", (long) (seconds * 1000) + "ms");
+                Thread.sleep(300); // let Go attach and park on the generation
+                s.v.set(Counter.getDefaultInstance()); // generation 1: both start
+                long end = System.nanoTime() + (long) (seconds * 1e9);
+                long[] started = new long[1];
+                while (System.nanoTime() < end) {
+                    started[0] = System.nanoTime();
+                    s.v.update(c -> {
+                        h.recordValue(System.nanoTime() - started[0]);
+                        return c.toBuilder().setValue(c.getValue() + 1).build();
+                    });
+                    javaCount++;
+                }
+                go = json(finish(p));
+                long goCount = Long.parseLong(go.get("count"));
+                if (s.v.get().getValue() != javaCount + goCount) {
+                    throw new IllegalStateException("lost increments: " + s.v.get().getValue() + " != "
+                        + (javaCount + goCount));
+                }
+                h.add(Histogram.decodeFromCompressedByteBuffer(
+                    ByteBuffer.wrap(Base64.getDecoder().decode(go.get("histogram"))), 0));
+                rates[r] = (javaCount + goCount) / seconds;
+                javaShares[r] = (double) javaCount / (javaCount + goCount);
+                p99s[r] = h.getValueAtPercentile(99);
+            }
+            all.add(h);
+        }
+        figures.put("contended_updates_per_s", median(rates));
+        figures.put("contended_java_share", round3(median(javaShares)));
+        figures.put("contended_go_share", round3(1 - median(javaShares)));
+        figures.put("contended_acquire_p50_ns", all.getValueAtPercentile(50));
+        figures.put("contended_acquire_p99_ns", median(p99s));
+        figures.put("contended_acquire_p999_ns", all.getValueAtPercentile(99.9));
+        figures.put("contended_acquire_max_ns", all.getMaxValue());
+        latencies.put("shm contended acquire", all);
+    }
+
+    private void udsIncrements() throws Exception {
+        double seconds = quick ? 1 : 3;
+        double[] rates = new double[rounds];
+        byte[] request = Counter.newBuilder().setLastWriter("java").build().toByteArray();
+        for (int r = 0; r < rounds; r++) {
+            try (Uds uds = new Uds()) {
+                long count = 0;
+                long end = System.nanoTime() + (long) (seconds * 1e9);
+                while (System.nanoTime() < end) {
+                    uds.call(request);
+                    count++;
+                }
+                rates[r] = count / seconds;
+            }
+        }
+        figures.put("uds_updates_per_s", median(rates));
+    }
+
+    // ---- 6, 7: uncontended cost in each language ----------------------------------------------------------------
+
+    private void jmh() throws Exception {
+        Collection<RunResult> results = new Runner(new OptionsBuilder()
+            .include(UncontendedBenchmark.class.getName())
+            .forks(1)
+            .warmupIterations(quick ? 2 : 3).warmupTime(TimeValue.milliseconds(quick ? 500 : 1000))
+            .measurementIterations(quick ? 3 : 5).measurementTime(TimeValue.milliseconds(quick ? 500 : 1000))
+            .addProfiler(GCProfiler.class)
+            .jvmArgs("-XX:+UseSerialGC")
+            .build()).run();
+        for (RunResult result : results) {
+            String name = result.getParams().getBenchmark().replaceAll(".*\\.", "");
+            figures.put("java_" + name + "_ns", round3(result.getPrimaryResult().getScore()));
+            var alloc = result.getSecondaryResults().get("·gc.alloc.rate.norm");
+            if (alloc == null) {
+                alloc = result.getSecondaryResults().get("gc.alloc.rate.norm");
+            }
+            if (alloc != null) {
+                figures.put("java_" + name + "_alloc_bytes", round3(alloc.getScore()));
+            }
+        }
+    }
+
+    /** Reads the `go test -bench` output that make bench wrote before starting us. */
+    private void goBench() throws IOException {
+        Path file = root.resolve("target/go-bench.txt");
+        Map<String, List<Double>> ns = new LinkedHashMap<>(), allocs = new LinkedHashMap<>();
+        Pattern line = Pattern.compile("^Benchmark(\\w+)-\\d+\\s+\\d+\\s+([\\d.]+) ns/op\\s+([\\d.]+) B/op");
+        for (String l : Files.readAllLines(file)) {
+            Matcher m = line.matcher(l);
+            if (m.find()) {
+                ns.computeIfAbsent(m.group(1), k -> new ArrayList<>()).add(Double.parseDouble(m.group(2)));
+                allocs.computeIfAbsent(m.group(1), k -> new ArrayList<>()).add(Double.parseDouble(m.group(3)));
+            }
+        }
+        for (String name : List.of("Update", "Get")) {
+            List<Double> values = ns.get(name);
+            if (values == null) {
+                throw new IllegalStateException(file + " has no Benchmark" + name);
+            }
+            String k = name.toLowerCase(Locale.ROOT);
+            figures.put("go_" + k + "_ns", round3(median(values.stream().mapToDouble(d -> d).toArray())));
+            figures.put("go_" + k + "_alloc_bytes", median(allocs.get(name).stream().mapToDouble(d -> d).toArray()));
+        }
+    }
+
+    // ---- 8: CPU of a parked waiter ----------------------------------------------------------------------------
+
+    private void idleWaiter() throws Exception {
+        Duration idle = Duration.ofSeconds(5);
+        try (Segment s = new Segment(WaitStrategy.SPIN_THEN_PARK)) {
+            Process go = start(bench(), "idle", "--key", s.k(), "--duration", idle.toMillis() + "ms");
+            long[] cpu = new long[1];
+            Thread waiter = new Thread(() -> {
+                var mx = ManagementFactory.getThreadMXBean();
+                long before = mx.getCurrentThreadCpuTime();
+                long start = System.nanoTime();
+                while (System.nanoTime() - start < idle.toNanos()) {
+                    try {
+                        s.v.awaitChange(0, Duration.ofNanos(idle.toNanos() - (System.nanoTime() - start)));
+                    } catch (ShmException e) {
+                        if (e.reason() != ShmException.Reason.TIMEOUT) {
+                            throw e;
+                        }
+                    }
+                }
+                cpu[0] = mx.getCurrentThreadCpuTime() - before;
+            });
+            waiter.start();
+            waiter.join();
+            Map<String, String> result = json(finish(go));
+            figures.put("idle_waiter_cpu_percent", round3(Double.parseDouble(result.get("cpu_percent"))));
+            figures.put("idle_waiter_java_thread_cpu_percent", round3(100.0 * cpu[0] / idle.toNanos()));
+        }
+    }
+
+    // ---- output ----------------------------------------------------------------------------------------------
+
+    private void report() throws IOException {
+        double spin = num("pingpong_shm_spin_rtt_ns"), park = num("pingpong_shm_park_rtt_ns");
+        double uds = num("pingpong_uds_rtt_ns"), floor = num("pingpong_floor_rtt_ns");
+        double contended = num("contended_updates_per_s"), udsRate = num("uds_updates_per_s");
+        StringBuilder t = new StringBuilder();
+        t.append(String.format("shmvar bench on %s (median of %d rounds%s)%n%n", figures.get("machine"), rounds,
+            quick ? ", QUICK" : ""));
+        t.append(String.format("%-34s %14s   %s%n", "figure", "value", "target"));
+        row(t, "ping-pong shm, spin (RTT)", ns(spin), check(spin * 20 <= uds, "<= 1/20 of UDS")
+            + ", " + check(spin <= 4 * floor, "<= 4x floor"));
+        row(t, "ping-pong shm, park (RTT)", ns(park), check(park <= uds, "<= UDS"));
+        row(t, "ping-pong unix socket (RTT)", ns(uds), "baseline");
+        row(t, "ping-pong raw word floor (RTT)", ns(floor), "floor");
+        row(t, "contended updates/s (Java+Go)", String.format("%,.0f", contended),
+            check(contended >= 20 * udsRate, ">= 20x UDS requests"));
+        row(t, "  Java share / Go share", String.format("%.1f%% / %.1f%%", 100 * num("contended_java_share"),
+            100 * num("contended_go_share")), check(Math.min(num("contended_java_share"),
+            num("contended_go_share")) >= 0.25, "each >= 25%"));
+        row(t, "  acquire p50/p99/p99.9/max", String.format("%s/%s/%s/%s", ns(num("contended_acquire_p50_ns")),
+            ns(num("contended_acquire_p99_ns")), ns(num("contended_acquire_p999_ns")),
+            ns(num("contended_acquire_max_ns"))), "");
+        row(t, "UDS increments/s (to Go owner)", String.format("%,.0f", udsRate), "baseline");
+        row(t, "Java update (JMH)", ns(num("java_update_ns")), check(num("java_update_ns") < 150, "< 150 ns")
+            + allocNote("java_update"));
+        row(t, "Java get (JMH)", ns(num("java_get_ns")), check(num("java_get_ns") < 100, "< 100 ns")
+            + allocNote("java_get"));
+        row(t, "Go update (go test -bench)", ns(num("go_update_ns")), check(num("go_update_ns") < 300, "< 300 ns")
+            + allocNote("go_update"));
+        row(t, "Go get (go test -bench)", ns(num("go_get_ns")), allocNote("go_get").replaceFirst("^, ", ""));
+        row(t, "parked waiter CPU, 5 s (Go)", String.format("%.3f%%", num("idle_waiter_cpu_percent")),
+            check(num("idle_waiter_cpu_percent") < 1, "< 1% of a core"));
+        row(t, "parked waiter CPU, 5 s (Java)", String.format("%.3f%%",
+            num("idle_waiter_java_thread_cpu_percent")), check(num("idle_waiter_java_thread_cpu_percent") < 1,
+            "< 1% of a core"));
+        System.out.print(t);
+        Files.createDirectories(root.resolve("target"));
+        Files.writeString(root.resolve("target/bench.json"), toJson(figures) + "\n");
+        Files.writeString(root.resolve("target/bench.txt"), t.toString());
+        Files.writeString(root.resolve("target/bench-latency.svg"), Chart.svg(latencies,
+            "latency percentiles, " + figures.get("machine")));
+        System.out.printf("%nwrote target/bench.json, target/bench.txt and target/bench-latency.svg in %ss%n",
+            figures.get("seconds"));
+    }
+
+    private String allocNote(String key) {
+        Object alloc = figures.get(key + "_alloc_bytes");
+        return alloc == null ? "" : String.format(", %s B/op", alloc);
+    }
+
+    private static void row(StringBuilder t, String name, String value, String target) {
+        t.append(String.format("%-34s %14s   %s%n", name, value, target));
+    }
+
+    private static String check(boolean ok, String target) {
+        return (ok ? "met " : "MISSED ") + target;
+    }
+
+    private double num(String key) {
+        return ((Number) figures.get(key)).doubleValue();
+    }
+
+    private static String ns(double ns) {
+        return ns >= 10_000 ? String.format("%.1f µs", ns / 1000) : String.format("%.0f ns", ns);
+    }
+
+    // ---- helpers -----------------------------------------------------------------------------------------------
+
+    /** A Counter segment under a free key, removed at close. */
+    private static final class Segment implements AutoCloseable {
+        final SharedVariable<Counter> v;
+
+        Segment(WaitStrategy wait) {
+            SharedVariable<Counter> created = null;
+            while (created == null) {
+                try {
+                    created = SharedVariable.create(0x5d000000 | ThreadLocalRandom.current().nextInt(0x1000000),
+                        Counter.getDefaultInstance(), SharedVariable.Options.defaults().withWait(wait));
+                } catch (ShmException e) {
+                    if (e.errno() != Native.EEXIST) {
+                        throw e;
+                    }
+                }
+            }
+            v = created;
+        }
+
+        String k() {
+            return ShmException.formatKey(v.key());
+        }
+
+        @Override
+        public void close() {
+            v.remove();
+        }
+    }
+
+    /** A bench-peer uds server and a connected client. */
+    private final class Uds implements AutoCloseable {
+        private final Path socket = Files.createTempDirectory("shmvar-bench").resolve("uds");
+        private final Process server;
+        private final SocketChannel channel;
+        private final ByteBuffer out = ByteBuffer.allocateDirect(1024).order(ByteOrder.LITTLE_ENDIAN);
+        private final ByteBuffer in = ByteBuffer.allocateDirect(1024).order(ByteOrder.LITTLE_ENDIAN);
+        private final byte[] reply = new byte[1024];
+
+        Uds() throws IOException {
+            server = start(bench(), "uds", "--socket", socket.toString());
+            String first = new BufferedReader(new InputStreamReader(server.getInputStream())).readLine();
+            if (first == null || !first.contains("listening")) {
+                throw new IllegalStateException("bench-peer uds did not start: " + first);
+            }
+            channel = SocketChannel.open(StandardProtocolFamily.UNIX);
+            channel.connect(UnixDomainSocketAddress.of(socket));
+        }
+
+        /** Sends one length-prefixed Counter and parses the reply, as a client of a Go service would. */
+        Counter call(byte[] request) throws IOException {
+            out.clear();
+            out.putInt(request.length).put(request).flip();
+            while (out.hasRemaining()) {
+                channel.write(out);
+            }
+            in.clear().limit(4);
+            readFully(in);
+            int n = in.getInt(0);
+            in.clear().limit(n);
+            readFully(in);
+            in.flip().get(reply, 0, n);
+            return Counter.parseFrom(ByteBuffer.wrap(reply, 0, n));
+        }
+
+        private void readFully(ByteBuffer b) throws IOException {
+            while (b.hasRemaining()) {
+                if (channel.read(b) < 0) {
+                    throw new IOException("bench-peer uds hung up");
+                }
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            channel.close();
+            try {
+                finish(server);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            Files.deleteIfExists(socket);
+            Files.deleteIfExists(socket.getParent());
+        }
+    }
+
+    private Path goPeer() {
+        return root.resolve("bin/go-peer");
+    }
+
+    private Path bench() {
+        return root.resolve("bin/bench-peer");
+    }
+
+    private static Process start(Path program, String... args) throws IOException {
+        List<String> command = new ArrayList<>(List.of(program.toString()));
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+    }
+
+    /** Waits for a peer and returns its last line of output. */
+    private static String finish(Process p) throws IOException, InterruptedException {
+        String last = "";
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
+            for (String line; (line = r.readLine()) != null; ) {
+                last = line;
+            }
+        }
+        if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            p.destroyForcibly();
+            throw new IllegalStateException(p.info().command().orElse("peer") + " failed: " + last);
+        }
+        return last;
+    }
+
+    /** The flat string values of a one-line JSON object, enough for bench-peer's output. */
+    private static Map<String, String> json(String line) {
+        Map<String, String> out = new LinkedHashMap<>();
+        Matcher m = Pattern.compile("\"(\\w+)\":(\"([^\"]*)\"|[-\\d.eE+]+|true|false)").matcher(line);
+        while (m.find()) {
+            out.put(m.group(1), m.group(3) != null ? m.group(3) : m.group(2));
+        }
+        return out;
+    }
+
+    private static String toJson(Map<String, Object> map) {
+        StringBuilder sb = new StringBuilder("{\n");
+        int i = 0;
+        for (var e : map.entrySet()) {
+            Object v = e.getValue();
+            String value = v instanceof String s ? "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
+                : String.valueOf(v);
+            sb.append("  \"").append(e.getKey()).append("\": ").append(value)
+                .append(++i < map.size() ? ",\n" : "\n");
+        }
+        return sb.append('}').toString();
+    }
+
+    private static int freeKey() {
+        while (true) {
+            int key = 0x5d000000 | ThreadLocalRandom.current().nextInt(0x1000000);
+            try {
+                Native.shmget(key, 0, 0);
+            } catch (ShmException e) {
+                if (e.errno() == Native.ENOENT) {
+                    return key;
+                }
+            }
+        }
+    }
+
+    private static Histogram histogram() {
+        return new Histogram(TimeUnit.SECONDS.toNanos(30), 3);
+    }
+
+    private static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        int n = sorted.length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    private static double round3(double d) {
+        return Math.round(d * 1000) / 1000.0;
+    }
+
+    private static String machine() {
+        String cpu = "unknown CPU";
+        try {
+            for (String l : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (l.startsWith("model name")) {
+                    cpu = l.substring(l.indexOf(':') + 1).strip();
+                    break;
+                }
+            }
+        } catch (IOException ignored) {
+            // keep the default
+        }
+        return String.format("%s, %d cores, Linux %s, Java %s", cpu, Runtime.getRuntime().availableProcessors(),
+            System.getProperty("os.version"), System.getProperty("java.version"));
+    }
+}
