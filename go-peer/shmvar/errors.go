@@ -3,6 +3,8 @@ package shmvar
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,6 +42,7 @@ var (
 type Error struct {
 	Op     string
 	Key    int32
+	Path   string // the mapped file, for file-backed variables
 	Err    error
 	Detail string // what a person can do about it, or what check failed
 	Holder int32  // for ErrTimeout: the pid holding the lock
@@ -47,6 +50,9 @@ type Error struct {
 
 func (e *Error) Error() string {
 	s := fmt.Sprintf("%s key=%s: ", e.Op, FormatKey(e.Key))
+	if e.Path != "" {
+		s = fmt.Sprintf("%s file=%s: ", e.Op, e.Path)
+	}
 	if errno, ok := e.Err.(unix.Errno); ok {
 		s += fmt.Sprintf("%s (%s)", errno.Error(), errnoName(errno))
 	} else {
@@ -99,11 +105,11 @@ func nativeError(op string, key int32, err error, creating bool, size uint64) *E
 	case errno == unix.ENOENT:
 		e.Detail = "no segment with this key; create it with 'create --key " + k + "'"
 	case errno == unix.EINVAL && creating:
-		e.Detail = fmt.Sprintf("size %d is outside the kernel's limits (shmmax in /proc/sys/kernel/shmmax, shmmin)", size)
+		e.Detail = fmt.Sprintf("size %d is outside the kernel's limits: shmmax=%s bytes (/proc/sys/kernel/shmmax), shmmin=1", size, kernelLimit("shmmax"))
 	case errno == unix.EINVAL && op == "shmget":
 		e.Detail = "a segment with this key exists but is smaller than asked for"
 	case errno == unix.ENOSPC:
-		e.Detail = "the system-wide segment limit (shmmni, /proc/sys/kernel/shmmni) or shared memory total (shmall) is reached"
+		e.Detail = fmt.Sprintf("a system-wide limit is reached: shmmni=%s segments or shmall=%s pages in all (/proc/sys/kernel)", kernelLimit("shmmni"), kernelLimit("shmall"))
 	case errno == unix.ENOMEM:
 		e.Detail = "not enough memory for the segment"
 	case errno == unix.EACCES || errno == unix.EPERM:
@@ -112,4 +118,13 @@ func nativeError(op string, key int32, err error, creating bool, size uint64) *E
 		e.Detail = "the segment was removed"
 	}
 	return e
+}
+
+// kernelLimit reads one of the kernel's System V limits, for error messages.
+func kernelLimit(name string) string {
+	b, err := os.ReadFile("/proc/sys/kernel/" + name)
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }

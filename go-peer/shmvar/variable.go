@@ -47,6 +47,7 @@ type Options struct {
 // is io.shmvar.SharedVariable.
 type Var[T proto.Message] struct {
 	key      int32
+	path     string // the mapped file, or "" for a System V segment
 	id       int
 	geo      geometry
 	desc     *shmvarpb.SegmentDescriptor
@@ -274,6 +275,19 @@ func (v *Var[T]) Generation() (uint64, error) {
 
 // Get returns a copy of the last committed value. It takes no lock.
 func (v *Var[T]) Get() (T, error) {
+	value, err := v.get()
+	return value, v.tag(err)
+}
+
+// tag names the file of a file-backed variable in its errors.
+func (v *Var[T]) tag(err error) error {
+	if e, ok := err.(*Error); ok && v.path != "" {
+		e.Path = v.path
+	}
+	return err
+}
+
+func (v *Var[T]) get() (T, error) {
 	var zero T
 	mem, err := v.use("get")
 	if err != nil {
@@ -297,20 +311,22 @@ var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 // Set commits value, waiting for the lock as long as it takes.
 func (v *Var[T]) Set(value T) error {
 	_, err := v.update(time.Time{}, "set", func(T) (T, error) { return value, nil }, false)
-	return err
+	return v.tag(err)
 }
 
 // Update commits fn(current) under the lock and returns it. fn gets its own
 // copy of the current value and may modify and return it. When fn returns an
 // error or panics, nothing is committed and the lock is released.
 func (v *Var[T]) Update(fn func(current T) (T, error)) (T, error) {
-	return v.update(time.Time{}, "update", fn, true)
+	value, err := v.update(time.Time{}, "update", fn, true)
+	return value, v.tag(err)
 }
 
 // TryUpdate is Update that gives up with ErrTimeout if the lock is not free
 // within timeout; the error names the holder's pid.
 func (v *Var[T]) TryUpdate(timeout time.Duration, fn func(current T) (T, error)) (T, error) {
-	return v.update(time.Now().Add(timeout), "update", fn, true)
+	value, err := v.update(time.Now().Add(timeout), "update", fn, true)
+	return value, v.tag(err)
 }
 
 // LockState describes the lock word and its counters.
@@ -340,8 +356,44 @@ func (v *Var[T]) Lock() (LockState, error) {
 // SegmentInfo is what the kernel says about the segment (IPC_STAT).
 type SegmentInfo = segmentInfo
 
-// Stat asks the kernel about the segment.
-func (v *Var[T]) Stat() (SegmentInfo, error) { return shmStat(v.key, v.id) }
+// Stat asks the kernel about the segment or file.
+func (v *Var[T]) Stat() (SegmentInfo, error) {
+	if v.path != "" {
+		return fileInfo(v.path)
+	}
+	return shmStat(v.key, v.id)
+}
+
+// Path returns the mapped file of a file-backed variable, or "".
+func (v *Var[T]) Path() string { return v.path }
+
+// Sync flushes a file-backed variable to its file (msync); after it returns,
+// the last committed value survives a crash of the machine. It does nothing
+// for System V segments, which live in memory only.
+func (v *Var[T]) Sync() error {
+	mem, err := v.use("sync")
+	if err != nil {
+		return v.tag(err)
+	}
+	defer v.mu.RUnlock()
+	if v.path == "" {
+		return nil
+	}
+	if err := unix.Msync(mem, unix.MS_SYNC); err != nil {
+		return fileNativeError("msync", v.path, err)
+	}
+	return nil
+}
+
+func (v *Var[T]) detach(mem []byte) error {
+	if v.path != "" {
+		if err := unix.Munmap(mem); err != nil {
+			return fileNativeError("munmap", v.path, err)
+		}
+		return nil
+	}
+	return shmDetach(v.key, mem)
+}
 
 // Close detaches the segment; it stays in the system for other processes.
 func (v *Var[T]) Close() error {
@@ -350,7 +402,7 @@ func (v *Var[T]) Close() error {
 	if v.mem == nil {
 		return nil
 	}
-	err := shmDetach(v.key, v.mem)
+	err := v.detach(v.mem)
 	v.mem = nil
 	return err
 }
@@ -361,10 +413,17 @@ func (v *Var[T]) Remove() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.mem == nil {
-		return newError("remove", v.key, ErrClosed, "")
+		return v.tag(newError("remove", v.key, ErrClosed, ""))
 	}
-	err := shmRemove(v.key, v.id)
-	if derr := shmDetach(v.key, v.mem); err == nil {
+	var err error
+	if v.path != "" {
+		if uerr := unix.Unlink(v.path); uerr != nil {
+			err = fileNativeError("unlink", v.path, uerr)
+		}
+	} else {
+		err = shmRemove(v.key, v.id)
+	}
+	if derr := v.detach(v.mem); err == nil {
 		err = derr
 	}
 	v.mem = nil
@@ -509,6 +568,11 @@ func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
 // passes, and returns the generation it saw; ErrTimeout if it did not move.
 // With SpinThenPark a watcher sleeps on a futex that every commit wakes.
 func (v *Var[T]) AwaitChange(after uint64, timeout time.Duration) (uint64, error) {
+	g, err := v.awaitChange(after, timeout)
+	return g, v.tag(err)
+}
+
+func (v *Var[T]) awaitChange(after uint64, timeout time.Duration) (uint64, error) {
 	mem, err := v.use("await")
 	if err != nil {
 		return 0, err

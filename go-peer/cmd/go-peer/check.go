@@ -15,13 +15,12 @@ import (
 // check for a segment that a buggy or hostile process may be scribbling on.
 func cmdCheck(args []string, stdout io.Writer) error {
 	fs := newFlags("check")
-	var key keyFlag
-	fs.Var(&key, "key", "")
+	t := targetFlags(fs)
 	duration := fs.Duration("duration", time.Second, "")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireKey(&key); err != nil {
+	if err := t.require(); err != nil {
 		return err
 	}
 	if *duration <= 0 {
@@ -46,7 +45,7 @@ func cmdCheck(args []string, stdout io.Writer) error {
 			}
 			opens++
 			var err error
-			if v, err = shmvar.OpenAny(key.key, reader); err != nil {
+			if v, err = t.openAny(reader); err != nil {
 				if errors.Is(err, shmvar.ErrClosed) || shmvar.Errno(err) != 0 {
 					return err // the segment is gone or unusable: nothing left to check
 				}

@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvar"
@@ -11,15 +14,14 @@ import (
 
 func cmdInspect(args []string, stdout io.Writer) error {
 	fs := newFlags("inspect")
-	var key keyFlag
-	fs.Var(&key, "key", "")
+	t := targetFlags(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireKey(&key); err != nil {
+	if err := t.require(); err != nil {
 		return err
 	}
-	v, err := shmvar.OpenAny(key.key, reader)
+	v, err := t.openAny(reader)
 	if err != nil {
 		return err
 	}
@@ -40,11 +42,19 @@ func cmdInspect(args []string, stdout io.Writer) error {
 	w := func(name, format string, args ...any) {
 		fmt.Fprintf(stdout, "%-16s "+format+"\n", append([]any{name + ":"}, args...)...)
 	}
-	w("key", "%s", shmvar.FormatKey(key.key))
-	w("shmid", "%d", info.ID)
+	if t.file != "" {
+		w("file", "%s", t.file)
+	} else {
+		w("key", "%s", shmvar.FormatKey(t.key.key))
+	}
+	if t.file == "" {
+		w("shmid", "%d", info.ID)
+	}
 	w("size", "%d bytes", info.Size)
 	w("owner", "uid=%d gid=%d mode=%04o", info.UID, info.GID, info.Mode)
-	w("attached", "%d process(es)", info.Nattach)
+	if t.file == "" {
+		w("attached", "%d process(es)", info.Nattach)
+	}
 	w("layout version", "%s", shmvar.FormatVersion(d.GetLayoutVersion()))
 	w("type", "%s", d.GetMessageType())
 	w("capacity", "%d bytes", v.Capacity())
@@ -68,5 +78,30 @@ func cmdInspect(args []string, stdout io.Writer) error {
 	}
 	text, _ := prototext.MarshalOptions{}.Marshal(value)
 	w("value", "%s", text)
+	limits(w)
 	return nil
+}
+
+// limits prints the kernel's System V limits and how much of them is used.
+func limits(w func(name, format string, args ...any)) {
+	read := func(name string) string {
+		b, err := os.ReadFile("/proc/sys/kernel/" + name)
+		if err != nil {
+			return "unknown"
+		}
+		return strings.TrimSpace(string(b))
+	}
+	segments, bytes := 0, uint64(0)
+	if data, err := os.ReadFile("/proc/sysvipc/shm"); err == nil {
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 3 {
+				segments++
+				n, _ := strconv.ParseUint(f[3], 10, 64)
+				bytes += n
+			}
+		}
+	}
+	pages := (bytes + uint64(os.Getpagesize()) - 1) / uint64(os.Getpagesize())
+	w("kernel limits", "shmmax=%s bytes per segment, shmall=%s pages in all (%d in use), shmmni=%s segments (%d in use)",
+		read("shmmax"), read("shmall"), pages, read("shmmni"), segments)
 }

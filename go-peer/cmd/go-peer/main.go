@@ -26,21 +26,26 @@ const usage = `usage: go-peer COMMAND [OPTIONS]
 commands:
   create  --key K [--capacity BYTES] [--type FULL.NAME] [--mode OCTAL]
   get     --key K [--format text|json|binary] [--type FULL.NAME]
-  set     --key K [--format text|json] [--any-owner] [--any-mode] VALUE
-  incr    --key K --count N [--timeout DURATION] [--hold DURATION] [--print-each] [--wait spin|park] [--quiet] [--any-owner] [--any-mode]
+  set     --key K [--format text|json] [--sync] [--any-owner] [--any-mode] VALUE
+  incr    --key K --count N [--timeout DURATION] [--hold DURATION] [--print-each] [--wait spin|park] [--sync] [--quiet] [--any-owner] [--any-mode]
   watch   --key K [--count N] [--format text|json] [--wait spin|park] [--any-owner] [--any-mode]
   pong    --key K --rounds N [--after G] [--wait spin|park] [--timeout DURATION]
   inspect --key K
   check   --key K [--duration DURATION]
   rm      --key K [--force] [--any-owner] [--any-mode]
+  ls      [--dir DIR]...
   demo    [--key K] [--count N] [--java PATH]
 
-K is decimal or 0x-hex; DURATION is like 500ms, 2s or 1m. Commands that
+Every command but demo takes --file PATH, a mapped file (under /dev/shm, or
+a regular file that outlives a reboot), in place of --key K. K is decimal
+or 0x-hex; DURATION is like 500ms, 2s or 1m. Commands that
 write refuse a segment owned by another user (--any-owner accepts it) or
 writable by any user (--any-mode); get, inspect and check attach read-only
 and accept any. watch prints each value as it is committed. incr --hold keeps the lock that long in each increment, to
 try out contention, timeouts and crashes; --print-each prints a line after
-each commit, so a test that kills the process knows what it committed.`
+each commit, so a test that kills the process knows what it committed.
+--sync flushes a file to disk after each commit. ls lists the segments and
+files of this format (files under /dev/shm, and under each --dir).`
 
 // usageError is a mistake in the command line: exit status 2.
 type usageError struct{ msg string }
@@ -61,11 +66,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func([]string, io.Writer) error{
 		"create": cmdCreate, "get": cmdGet, "set": cmdSet, "incr": cmdIncr,
-		"inspect": cmdInspect, "check": cmdCheck, "watch": cmdWatch, "pong": cmdPong, "rm": cmdRm, "demo": cmdDemo,
+		"inspect": cmdInspect, "check": cmdCheck, "watch": cmdWatch, "pong": cmdPong, "ls": cmdLs, "rm": cmdRm, "demo": cmdDemo,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "go-peer: unknown command %q (want create, get, set, incr, watch, pong, inspect, check, rm or demo)\n", args[0])
+		fmt.Fprintf(stderr, "go-peer: unknown command %q (want create, get, set, incr, watch, pong, inspect, check, rm, ls or demo)\n", args[0])
 		return 2
 	}
 	err := cmd(args[1:], stdout)
@@ -129,24 +134,16 @@ func parseKey(s string) (int32, error) {
 	return int32(uint32(n)), nil
 }
 
-func requireKey(k *keyFlag) error {
-	if !k.set {
-		return usageError{"--key is required"}
-	}
-	return nil
-}
-
 func cmdCreate(args []string, stdout io.Writer) error {
 	fs := newFlags("create")
-	var key keyFlag
-	fs.Var(&key, "key", "")
+	t := targetFlags(fs)
 	capacity := fs.Int("capacity", shmvar.DefaultCapacity, "")
 	typeName := fs.String("type", "shmvar.v1.Counter", "")
 	mode := fs.String("mode", "0600", "")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireKey(&key); err != nil {
+	if err := t.require(); err != nil {
 		return err
 	}
 	if *capacity < 1 || *capacity > shmvar.MaxCapacity {
@@ -160,12 +157,12 @@ func cmdCreate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageError{fmt.Sprintf("--type %s: unknown message type (known: %s)", *typeName, strings.Join(shmvar.KnownTypes(), ", "))}
 	}
-	v, err := shmvar.CreateOf(key.key, mt, shmvar.Options{Capacity: *capacity, Mode: os.FileMode(perm)})
+	v, err := t.create(mt, shmvar.Options{Capacity: *capacity, Mode: os.FileMode(perm)})
 	if err != nil {
 		return err
 	}
 	defer v.Close()
-	fmt.Fprintf(stdout, "created key=%s type=%s capacity=%d\n", shmvar.FormatKey(key.key), mt.Descriptor().FullName(), *capacity)
+	fmt.Fprintf(stdout, "created %s type=%s capacity=%d\n", t, mt.Descriptor().FullName(), *capacity)
 	return nil
 }
 
@@ -186,35 +183,33 @@ func (t trust) writer() shmvar.Options {
 // and cannot change the segment, so any owner and mode are accepted.
 var reader = shmvar.Options{ReadOnly: true, AnyOwner: true, AnyMode: true}
 
-func openAny(key int32, typeName string, opts shmvar.Options) (*shmvar.Var[proto.Message], error) {
-	v, err := shmvar.OpenAny(key, opts)
+func openAny(t *target, typeName string, opts shmvar.Options) (*shmvar.Var[proto.Message], error) {
+	v, err := t.openAny(opts)
 	if err != nil {
 		return nil, err
 	}
 	if typeName != "" && v.Descriptor().GetMessageType() != typeName {
 		v.Close()
-		return nil, &shmvar.Error{Op: "open", Key: key, Err: shmvar.ErrTypeMismatch,
-			Detail: fmt.Sprintf("segment holds %s, asked for %s", v.Descriptor().GetMessageType(), typeName)}
+		return nil, t.errorf("open", shmvar.ErrTypeMismatch, fmt.Sprintf("segment holds %s, asked for %s", v.Descriptor().GetMessageType(), typeName))
 	}
 	return v, nil
 }
 
 func cmdGet(args []string, stdout io.Writer) error {
 	fs := newFlags("get")
-	var key keyFlag
-	fs.Var(&key, "key", "")
+	t := targetFlags(fs)
 	format := fs.String("format", "text", "")
 	typeName := fs.String("type", "", "")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireKey(&key); err != nil {
+	if err := t.require(); err != nil {
 		return err
 	}
 	if *format != "text" && *format != "json" && *format != "binary" {
 		return usageError{fmt.Sprintf("--format %q: want text, json or binary", *format)}
 	}
-	v, err := openAny(key.key, *typeName, reader)
+	v, err := openAny(t, *typeName, reader)
 	if err != nil {
 		return err
 	}
@@ -250,17 +245,17 @@ func formatValue(m proto.Message, format string) ([]byte, error) {
 
 func cmdSet(args []string, stdout io.Writer) error {
 	fs := newFlags("set")
-	var key keyFlag
-	fs.Var(&key, "key", "")
+	t := targetFlags(fs)
 	format := fs.String("format", "", "")
+	syncFile := fs.Bool("sync", false, "")
 	trusted := trustFlags(fs)
 	if err := parse(fs, args, 1); err != nil {
 		return err
 	}
-	if err := requireKey(&key); err != nil {
+	if err := t.require(); err != nil {
 		return err
 	}
-	v, err := openAny(key.key, "", trusted.writer())
+	v, err := openAny(t, "", trusted.writer())
 	if err != nil {
 		return err
 	}
@@ -272,8 +267,13 @@ func cmdSet(args []string, stdout io.Writer) error {
 	if err := v.Set(value); err != nil {
 		return err
 	}
+	if *syncFile {
+		if err := v.Sync(); err != nil {
+			return err
+		}
+	}
 	g, _ := v.Generation()
-	fmt.Fprintf(stdout, "set key=%s generation=%d\n", shmvar.FormatKey(key.key), g)
+	fmt.Fprintf(stdout, "set %s generation=%d\n", t, g)
 	return nil
 }
 
@@ -304,8 +304,7 @@ func parseValue(mt protoreflect.MessageType, s, format string) (proto.Message, e
 
 func cmdIncr(args []string, stdout io.Writer) error {
 	fs := newFlags("incr")
-	var key keyFlag
-	fs.Var(&key, "key", "")
+	t := targetFlags(fs)
 	count := fs.Int64("count", 0, "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
 	quiet := fs.Bool("quiet", false, "")
@@ -313,11 +312,12 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	printEach := fs.Bool("print-each", false, "")
 	var wait waitFlag
 	fs.Var(&wait, "wait", "")
+	syncFile := fs.Bool("sync", false, "")
 	trusted := trustFlags(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireKey(&key); err != nil {
+	if err := t.require(); err != nil {
 		return err
 	}
 	if *count < 1 {
@@ -328,7 +328,7 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	}
 	opts := trusted.writer()
 	opts.Wait = wait.strategy
-	v, err := shmvar.Open[*shmvarpb.Counter](key.key, opts)
+	v, err := t.openCounter(opts)
 	if err != nil {
 		return err
 	}
@@ -349,6 +349,11 @@ func cmdIncr(args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("after %d of %d increments: %w", i-1, *count, err)
 		}
+		if *syncFile {
+			if err := v.Sync(); err != nil {
+				return err
+			}
+		}
 		if *printEach {
 			fmt.Fprintf(stdout, "committed %d\n", last.GetValue())
 		}
@@ -367,24 +372,23 @@ func cmdIncr(args []string, stdout io.Writer) error {
 
 func cmdRm(args []string, stdout io.Writer) error {
 	fs := newFlags("rm")
-	var key keyFlag
-	fs.Var(&key, "key", "")
+	t := targetFlags(fs)
 	force := fs.Bool("force", false, "")
 	trusted := trustFlags(fs)
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireKey(&key); err != nil {
+	if err := t.require(); err != nil {
 		return err
 	}
 	if *force {
-		if err := shmvar.RemoveKey(key.key); err != nil {
+		if err := t.removeForce(); err != nil {
 			return err
 		}
 	} else {
 		opts := trusted.writer()
 		opts.ReadOnly = true
-		v, err := shmvar.OpenAny(key.key, opts)
+		v, err := t.openAny(opts)
 		if err != nil {
 			if errors.Is(err, shmvar.ErrNotShmvar) || errors.Is(err, shmvar.ErrCorrupt) ||
 				errors.Is(err, shmvar.ErrLayoutVersion) || errors.Is(err, shmvar.ErrNotInitialised) {
@@ -396,7 +400,7 @@ func cmdRm(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "removed key=%s\n", shmvar.FormatKey(key.key))
+	fmt.Fprintf(stdout, "removed %s\n", t)
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
@@ -14,8 +13,7 @@ import (
 // by the cross-language hand-off test and by make bench.
 func cmdPong(args []string, stdout io.Writer) error {
 	fs := newFlags("pong")
-	var key keyFlag
-	fs.Var(&key, "key", "")
+	t := targetFlags(fs)
 	rounds := fs.Int64("rounds", 0, "")
 	after := fs.Int64("after", -1, "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
@@ -25,7 +23,7 @@ func cmdPong(args []string, stdout io.Writer) error {
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireKey(&key); err != nil {
+	if err := t.require(); err != nil {
 		return err
 	}
 	if *rounds < 1 {
@@ -33,7 +31,7 @@ func cmdPong(args []string, stdout io.Writer) error {
 	}
 	opts := trusted.writer()
 	opts.Wait = wait.strategy
-	v, err := shmvar.Open[*shmvarpb.Counter](key.key, opts)
+	v, err := t.openCounter(opts)
 	if err != nil {
 		return err
 	}

@@ -34,8 +34,7 @@ func (w *waitFlag) Set(s string) error {
 // or Ctrl-C; a watcher parks on the generation futex between commits.
 func cmdWatch(args []string, stdout io.Writer) error {
 	fs := newFlags("watch")
-	var key keyFlag
-	fs.Var(&key, "key", "")
+	t := targetFlags(fs)
 	count := fs.Int64("count", 0, "")
 	format := fs.String("format", "text", "")
 	var wait waitFlag
@@ -44,7 +43,7 @@ func cmdWatch(args []string, stdout io.Writer) error {
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	if err := requireKey(&key); err != nil {
+	if err := t.require(); err != nil {
 		return err
 	}
 	if *format != "text" && *format != "json" {
@@ -54,7 +53,7 @@ func cmdWatch(args []string, stdout io.Writer) error {
 	// writes, so the writers' owner and mode checks apply.
 	opts := trusted.writer()
 	opts.Wait = wait.strategy
-	v, err := openAny(key.key, "", opts)
+	v, err := openAny(t, "", opts)
 	if err != nil {
 		return err
 	}
@@ -75,7 +74,7 @@ func cmdWatch(args []string, stdout io.Writer) error {
 		next, err := v.AwaitChange(g, 200*time.Millisecond) // short, so Ctrl-C is noticed
 		if errors.Is(err, shmvar.ErrTimeout) {
 			if info, err := v.Stat(); err != nil || info.Removed {
-				return &shmvar.Error{Op: "watch", Key: key.key, Err: shmvar.ErrClosed, Detail: "the segment was removed"}
+				return t.errorf("watch", shmvar.ErrClosed, "the segment was removed")
 			}
 			continue
 		}

@@ -43,6 +43,31 @@ public final class Native {
 
         int geteuid();
 
+        @SaveError
+        int open(String path, int flags, int mode);
+
+        @SaveError
+        int close(int fd);
+
+        @SaveError
+        int fchmod(int fd, int mode);
+
+        @SaveError
+        int ftruncate(int fd, long length);
+
+        /** Returns the address, or -1 (MAP_FAILED). Plain longs: C long is size_t and off_t on LP64. */
+        @SaveError
+        long mmap(jnr.ffi.Pointer addr, long length, int prot, int flags, int fd, long offset);
+
+        @SaveError
+        int munmap(long addr, long length);
+
+        @SaveError
+        int msync(long addr, long length, int flags);
+
+        @SaveError
+        int unlink(String path);
+
         /** syscall(2), used only for futex(2) on words of the segment. */
         @SaveError
         long syscall(long number, @intptr_t long uaddr, int op, int val, @intptr_t long timeout,
@@ -55,6 +80,11 @@ public final class Native {
     static final int IPC_RMID = 0;
     static final int IPC_STAT = 2;
     static final int SHM_RDONLY = 010000;
+
+    // open(2) flags: O_NOFOLLOW differs between x86_64 and the asm-generic ABI of aarch64.
+    static final int O_RDONLY = 0, O_RDWR = 02, O_CREAT = 0100, O_EXCL = 0200, O_CLOEXEC = 02000000;
+    static final int O_NOFOLLOW = Platform.getNativePlatform().getCPU() == Platform.CPU.AARCH64 ? 0100000 : 0400000;
+    static final int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MS_SYNC = 4;
 
     static final int EPERM = 1, ENOENT = 2, EINTR = 4, ENOMEM = 12, EACCES = 13, EEXIST = 17, EINVAL = 22,
         ENOSPC = 28, EIDRM = 43;
@@ -154,6 +184,97 @@ public final class Native {
         return LIBC.geteuid();
     }
 
+    /** A file opened with open(2); close it. */
+    static int open(String path, int flags, int mode) {
+        int fd = LIBC.open(path, flags | O_CLOEXEC, mode);
+        if (fd < 0) {
+            throw fileError("open", path, lastErrno());
+        }
+        return fd;
+    }
+
+    static void close(int fd) {
+        LIBC.close(fd);
+    }
+
+    static void fchmod(String path, int fd, int mode) {
+        if (LIBC.fchmod(fd, mode) < 0) {
+            throw fileError("fchmod", path, lastErrno());
+        }
+    }
+
+    static void ftruncate(String path, int fd, long length) {
+        if (LIBC.ftruncate(fd, length) < 0) {
+            throw fileError("ftruncate", path, lastErrno());
+        }
+    }
+
+    static long mmap(String path, int fd, long length, boolean readOnly) {
+        long address = LIBC.mmap(null, length, readOnly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (address == -1L) {
+            throw fileError("mmap", path, lastErrno());
+        }
+        return address;
+    }
+
+    static void munmap(String path, long address, long length) {
+        if (LIBC.munmap(address, length) < 0) {
+            throw fileError("munmap", path, lastErrno());
+        }
+    }
+
+    static void msync(String path, long address, long length) {
+        if (LIBC.msync(address, length, MS_SYNC) < 0) {
+            throw fileError("msync", path, lastErrno());
+        }
+    }
+
+    static void unlink(String path) {
+        if (LIBC.unlink(path) < 0) {
+            throw fileError("unlink", path, lastErrno());
+        }
+    }
+
+    /** What fstat says about an open file, read through /proc/self/fd so that it is the file we opened. */
+    static SegmentInfo fileStat(String path, int fd) {
+        try {
+            Map<String, Object> a = java.nio.file.Files.readAttributes(java.nio.file.Path.of("/proc/self/fd/" + fd),
+                "unix:size,uid,gid,mode");
+            return new SegmentInfo(-1, (Long) a.get("size"), (Integer) a.get("uid"), (Integer) a.get("gid"),
+                (Integer) a.get("mode") & 0777, 0, 0, 0, false);
+        } catch (IOException | UnsupportedOperationException e) {
+            throw ShmException.nativeError("fstat", 0, 0, e.toString()).at(path);
+        }
+    }
+
+    /** Whether an open file is a regular file. */
+    static boolean isRegularFile(int fd) {
+        return java.nio.file.Files.isRegularFile(java.nio.file.Path.of("/proc/self/fd/" + fd));
+    }
+
+    static SegmentInfo fileStat(String path) {
+        try {
+            Map<String, Object> a = java.nio.file.Files.readAttributes(java.nio.file.Path.of(path),
+                "unix:size,uid,gid,mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            return new SegmentInfo(-1, (Long) a.get("size"), (Integer) a.get("uid"), (Integer) a.get("gid"),
+                (Integer) a.get("mode") & 0777, 0, 0, 0, false);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw fileError("stat", path, ENOENT);
+        } catch (IOException e) {
+            throw ShmException.nativeError("stat", 0, 0, e.toString()).at(path);
+        }
+    }
+
+    static ShmException fileError(String function, String path, int errno) {
+        String detail = switch (errno) {
+            case EEXIST -> "the file already exists; remove it with 'rm --file " + path + "'";
+            case ENOENT -> "no such file; create it with 'create --file " + path + "'";
+            case EACCES, EPERM -> "permission denied";
+            default -> "";
+        };
+        return ShmException.nativeError(function, 0, errno, detail).at(path);
+    }
+
     /** The address of a direct buffer's first byte. */
     static long addressOf(ByteBuffer buffer) {
         return MemoryIO.getInstance().getDirectBufferAddress(buffer);
@@ -197,16 +318,26 @@ public final class Native {
                 + "' or 'ipcrm -M " + k + "'";
             case ENOENT -> "no segment with this key; create it with 'create --key " + k + "'";
             case EINVAL -> creating
-                ? "size " + size + " is outside the kernel's limits (shmmax in /proc/sys/kernel/shmmax, shmmin)"
+                ? "size " + size + " is outside the kernel's limits: shmmax=" + kernelLimit("shmmax")
+                    + " bytes (/proc/sys/kernel/shmmax), shmmin=1"
                 : function.equals("shmget") ? "a segment with this key exists but is smaller than asked for" : "";
-            case ENOSPC -> "the system-wide segment limit (shmmni, /proc/sys/kernel/shmmni) or shared memory "
-                + "total (shmall) is reached";
+            case ENOSPC -> "a system-wide limit is reached: shmmni=" + kernelLimit("shmmni") + " segments or shmall="
+                + kernelLimit("shmall") + " pages in all (/proc/sys/kernel)";
             case ENOMEM -> "not enough memory for the segment";
             case EACCES, EPERM -> "permission denied: the segment's owner and mode do not let this user use it";
             case EIDRM -> "the segment was removed";
             default -> "";
         };
         return ShmException.nativeError(function, key, errno, detail);
+    }
+
+    /** One of the kernel's System V limits, for error messages. */
+    static String kernelLimit(String name) {
+        try (java.io.FileInputStream in = new java.io.FileInputStream("/proc/sys/kernel/" + name)) {
+            return new String(in.readAllBytes(), StandardCharsets.US_ASCII).strip();
+        } catch (IOException e) {
+            return "unknown";
+        }
     }
 
     /** The part of /proc/PID/stat the lock needs. */

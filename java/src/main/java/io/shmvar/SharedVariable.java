@@ -163,6 +163,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
 
     private final int key;
     private final int id;
+    /** The mapped file of a file-backed variable, or null for a System V segment. */
+    private final String path;
     private final long address;
     private final ByteBuffer memory;
     /** The address of memory's first byte, for futexes. */
@@ -177,11 +179,12 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     /** Operations in flight, plus {@link #CLOSED} once detaching: close waits for the count to drain. */
     private final AtomicLong users = new AtomicLong();
 
-    private SharedVariable(int key, int id, long address, ByteBuffer memory, Geometry geometry,
+    private SharedVariable(int key, int id, String path, long address, ByteBuffer memory, Geometry geometry,
                            SegmentDescriptor descriptor, Descriptors.Descriptor messageDescriptor, Parser<T> parser,
                            boolean readOnly, WaitStrategy wait) {
         this.key = key;
         this.id = id;
+        this.path = path;
         this.address = address;
         this.memory = memory;
         this.base = Native.addressOf(memory);
@@ -240,7 +243,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 throw e;
             }
         }
-        return new SharedVariable<>(key, id, address, m, g, descriptor, type,
+        return new SharedVariable<>(key, id, null, address, m, g, descriptor, type,
             (Parser<T>) prototype.getParserForType(), false, options.waitStrategy());
     }
 
@@ -255,6 +258,102 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             .setCreatedUnixNanos(nowNanos())
             .setCreator("java")
             .build();
+    }
+
+    /**
+     * Creates the file at {@code path} holding the empty value of {@code prototype}'s type, laid out exactly as a
+     * System V segment, and maps it: a path under /dev/shm gives a fast name-addressed segment, a regular file one
+     * that outlives a reboot (see {@link #sync()}). Fails with errno EEXIST if the path exists.
+     */
+    @SuppressWarnings("unchecked")
+    public static <T extends Message> SharedVariable<T> createFile(java.nio.file.Path path, T prototype,
+                                                                  Options options) {
+        String p = path.toString();
+        if (options.capacity() < 1 || options.capacity() > MAX_CAPACITY) {
+            throw ShmException.of("create", 0, ShmException.Reason.INVALID_ARGUMENT,
+                "capacity=" + options.capacity() + " outside 1.." + MAX_CAPACITY).at(p);
+        }
+        Descriptors.Descriptor type = prototype.getDescriptorForType();
+        SegmentDescriptor descriptor = describe(type, options.capacity());
+        byte[] raw = descriptor.toByteArray();
+        Geometry g = Geometry.of(options.capacity(), raw.length);
+        int mode = options.mode() & 0777;
+        int fd = Native.open(p, Native.O_RDWR | Native.O_CREAT | Native.O_EXCL, mode == 0 ? 0600 : mode);
+        try {
+            Native.fchmod(p, fd, mode == 0 ? 0600 : mode); // the umask must not change what was asked
+            Native.ftruncate(p, fd, g.segmentLength());
+            long address = Native.mmap(p, fd, g.segmentLength(), false);
+            ByteBuffer m = Native.wrap(address, g.segmentLength());
+            initialise(m, g, raw);
+            return new SharedVariable<>(0, -1, p, address, m, g, descriptor, type,
+                (Parser<T>) prototype.getParserForType(), false, options.waitStrategy());
+        } catch (RuntimeException e) {
+            Native.unlink(p);
+            throw e;
+        } finally {
+            Native.close(fd);
+        }
+    }
+
+    /** Maps the file at {@code path}, validates it and checks that it holds {@code prototype}'s type. */
+    @SuppressWarnings("unchecked")
+    public static <T extends Message> SharedVariable<T> openFile(java.nio.file.Path path, T prototype,
+                                                                Options options) {
+        String want = prototype.getDescriptorForType().getFullName();
+        return mapFile(path.toString(), options, (d, type) -> {
+            requireType(0, d, want);
+            return new Typed<>(prototype.getDescriptorForType(), (Parser<T>) prototype.getParserForType());
+        });
+    }
+
+    /** Maps the file at {@code path} and decodes values with the schema stored in it. */
+    public static SharedVariable<DynamicMessage> openDynamicFile(java.nio.file.Path path, Options options) {
+        return mapFile(path.toString(), options, (d, type) -> {
+            if (options.type() != null) {
+                requireType(0, d, options.type());
+            }
+            return new Typed<>(type, DynamicMessage.getDefaultInstance(type).getParserForType());
+        });
+    }
+
+    private static <T extends Message> SharedVariable<T> mapFile(String path, Options options, TypeCheck<T> typeCheck) {
+        int fd = Native.open(path, (options.readOnly() ? Native.O_RDONLY : Native.O_RDWR) | Native.O_NOFOLLOW, 0);
+        try {
+            if (!Native.isRegularFile(fd)) {
+                throw ShmException.of("open", 0, ShmException.Reason.NOT_SHMVAR, "not a regular file").at(path);
+            }
+            Native.SegmentInfo info = Native.fileStat(path, fd);
+            if (info.size() < HEADER_LENGTH) {
+                throw ShmException.of("open", 0, ShmException.Reason.CORRUPT,
+                    "file too small: size=" + info.size() + ", header needs " + HEADER_LENGTH).at(path);
+            }
+            if (info.size() > Integer.MAX_VALUE) {
+                throw ShmException.of("open", 0, ShmException.Reason.CORRUPT,
+                    "file size=" + info.size() + " is larger than any shmvar segment").at(path);
+            }
+            int euid = Native.geteuid();
+            if (!options.anyOwner() && info.uid() != euid) {
+                throw ShmException.of("open", 0, ShmException.Reason.PERMISSION, "file is owned by uid " + info.uid()
+                    + ", this process runs as uid " + euid + "; accept it with withAnyOwner (--any-owner)").at(path);
+            }
+            if (!options.anyMode() && (info.mode() & 0002) != 0) {
+                throw ShmException.of("open", 0, ShmException.Reason.PERMISSION, String.format(
+                    "file mode %04o lets any user write it; accept it with withAnyMode (--any-mode)", info.mode()))
+                    .at(path);
+            }
+            long address = Native.mmap(path, fd, info.size(), options.readOnly());
+            ByteBuffer m = Native.wrap(address, info.size());
+            try {
+                SharedVariable<T> v = validate(0, -1, address, m, options, typeCheck);
+                return new SharedVariable<>(0, -1, path, address, m, v.geometry, v.descriptor, v.messageDescriptor,
+                    v.parser, options.readOnly(), options.waitStrategy());
+            } catch (RuntimeException e) {
+                Native.munmap(path, address, info.size());
+                throw e instanceof ShmException se ? se.at(path) : e;
+            }
+        } finally {
+            Native.close(fd);
+        }
     }
 
     /** Writes the header and descriptor into zeroed memory. */
@@ -372,7 +471,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         SegmentDescriptor d = readDescriptor(key, m, g, version);
         Descriptors.Descriptor stored = messageDescriptorOf(key, d);
         Typed<T> typed = typeCheck.check(d, stored);
-        return new SharedVariable<>(key, id, address, m, g, d, typed.descriptor(), typed.parser(), options.readOnly(),
+        return new SharedVariable<>(key, id, null, address, m, g, d, typed.descriptor(), typed.parser(), options.readOnly(),
             options.waitStrategy());
     }
 
@@ -412,11 +511,33 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
+    /** The mapped file of a file-backed variable, or null for a System V segment. */
+    public String path() {
+        return path;
+    }
+
+    /**
+     * Flushes a file-backed variable to its file (msync): once it returns, the last committed value survives a
+     * crash of the machine. Does nothing for System V segments, which live in memory only.
+     */
+    public void sync() {
+        enter("sync");
+        try {
+            if (path != null) {
+                Native.msync(path, address, memory.capacity());
+            }
+        } finally {
+            exit();
+        }
+    }
+
     /** A copy of the last committed value; takes no lock. */
     public T get() {
         enter("get");
         try {
             return read("get");
+        } catch (ShmException e) {
+            throw e.at(path);
         } finally {
             exit();
         }
@@ -450,15 +571,23 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
-    /** Asks the kernel about the segment. */
+    /** Asks the kernel about the segment or file. */
     public Native.SegmentInfo stat() {
-        return Native.shmStat(key, id);
+        return path != null ? Native.fileStat(path) : Native.shmStat(key, id);
     }
 
     /** Detaches the segment, after operations in flight end; it stays in the system for other processes. */
     @Override
     public void close() {
         if (detach() && address != 0) {
+            unmap();
+        }
+    }
+
+    private void unmap() {
+        if (path != null) {
+            Native.munmap(path, address, memory.capacity());
+        } else {
             Native.shmdt(key, address);
         }
     }
@@ -466,12 +595,16 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     /** Marks the segment for removal, which the kernel carries out at the last detach, and detaches it. */
     public void remove() {
         if (!detach()) {
-            throw ShmException.of("remove", key, ShmException.Reason.CLOSED, "");
+            throw ShmException.of("remove", key, ShmException.Reason.CLOSED, "").at(path);
         }
         try {
-            Native.shmRemove(key, id);
+            if (path != null) {
+                Native.unlink(path);
+            } else {
+                Native.shmRemove(key, id);
+            }
         } finally {
-            Native.shmdt(key, address);
+            unmap();
         }
     }
 
@@ -491,7 +624,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private void enter(String op) {
         if ((users.incrementAndGet() & CLOSED) != 0) {
             users.decrementAndGet();
-            throw ShmException.of(op, key, ShmException.Reason.CLOSED, "");
+            throw ShmException.of(op, key, ShmException.Reason.CLOSED, "").at(path);
         }
     }
 
@@ -514,6 +647,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             } finally {
                 lock.release();
             }
+        } catch (ShmException e) {
+            throw e.at(path);
         } finally {
             exit();
         }
@@ -638,7 +773,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 long left = timeoutNanos - elapsed;
                 if (left <= 0) {
                     throw ShmException.of("await", key, ShmException.Reason.TIMEOUT,
-                        "generation still " + after + " after " + timeout.toMillis() + "ms");
+                        "generation still " + after + " after " + timeout.toMillis() + "ms").at(path);
                 }
                 if (elapsed < SpinLock.SPIN_NANOS) {
                     continue;

@@ -53,14 +53,30 @@ public class ShmException extends RuntimeException {
     private final int key;
     private final Reason reason;
     private final int holderPid;
+    private final String detail;
+    private String path;
 
     ShmException(String function, int key, Reason reason, int errno, int holderPid, String detail) {
-        super(message(function, key, reason, errno, detail));
         this.function = function;
         this.errno = errno;
         this.key = key;
         this.reason = reason;
         this.holderPid = holderPid;
+        this.detail = detail;
+    }
+
+    /** Names the mapped file of a file-backed variable; returns this. */
+    ShmException at(String path) {
+        if (path != null) {
+            this.path = path;
+        }
+        return this;
+    }
+
+    @Override
+    public String getMessage() {
+        String where = path != null ? " file=" + path : " key=" + formatKey(key);
+        return message(function, where, reason, errno, detail);
     }
 
     static ShmException of(String function, int key, Reason reason, String detail) {
@@ -71,8 +87,8 @@ public class ShmException extends RuntimeException {
         return new ShmException(function, key, Reason.NATIVE, errno, 0, detail);
     }
 
-    private static String message(String function, int key, Reason reason, int errno, String detail) {
-        StringBuilder sb = new StringBuilder(function).append(" key=").append(formatKey(key)).append(": ");
+    private static String message(String function, String where, Reason reason, int errno, String detail) {
+        StringBuilder sb = new StringBuilder(function).append(where).append(": ");
         if (reason == Reason.NATIVE) {
             sb.append(Native.strerror(errno)).append(" (").append(Native.errnoName(errno)).append(')');
         } else {
@@ -99,9 +115,14 @@ public class ShmException extends RuntimeException {
         return errno;
     }
 
-    /** The segment's key. */
+    /** The segment's key; 0 for a file-backed variable. */
     public int key() {
         return key;
+    }
+
+    /** The mapped file of a file-backed variable, or null. */
+    public String path() {
+        return path;
     }
 
     public Reason reason() {

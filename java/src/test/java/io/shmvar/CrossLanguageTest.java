@@ -119,6 +119,58 @@ class CrossLanguageTest {
     }
 
     @Test
+    void fileBackingWorksAcrossLanguages(@org.junit.jupiter.api.io.TempDir java.nio.file.Path regular) throws Exception {
+        java.nio.file.Path shm = java.nio.file.Files.createTempDirectory(java.nio.file.Path.of("/dev/shm"), "shmvar-test-");
+        try {
+            for (java.nio.file.Path dir : java.util.List.of(shm, regular)) {
+                java.nio.file.Path file = dir.resolve("counter.svar");
+                int each = 100_000;
+                try (var v = SharedVariable.createFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults())) {
+                    Process go = new ProcessBuilder(TestSegments.goPeer().toString(), "incr", "--file", file.toString(),
+                        "--count", Integer.toString(each), "--quiet").redirectErrorStream(true).start();
+                    while (v.generation() == 0) {
+                        Thread.onSpinWait();
+                    }
+                    for (int i = 0; i < each; i++) {
+                        v.tryUpdate(c -> c.toBuilder().setValue(c.getValue() + 1).build(), Duration.ofSeconds(10));
+                    }
+                    assertTrue(go.waitFor(60, TimeUnit.SECONDS));
+                    assertEquals(0, go.exitValue(), new String(go.getInputStream().readAllBytes()));
+                    assertEquals(2L * each, v.get().getValue());
+                    v.sync();
+                    v.remove();
+                }
+                assertFalse(java.nio.file.Files.exists(file), "remove() unlinks the file");
+
+                java.nio.file.Path all = dir.resolve("all.svar");
+                TestSegments.mustRunGo("create", "--file", all.toString(), "--type", "shmvar.v1.AllTypes");
+                TestSegments.mustRunGo("set", "--file", all.toString(), "--sync", TestSegments.allTypesText());
+                try (var v = SharedVariable.openFile(all, AllTypes.getDefaultInstance(), SharedVariable.Options.defaults())) {
+                    assertEquals(TestSegments.allTypesSample(), v.get());
+                    v.remove();
+                }
+
+                java.nio.file.Path garbage = dir.resolve("garbage");
+                java.nio.file.Files.write(garbage, "not shmvar ".repeat(100).getBytes());
+                assertGoRefuses("not a shmvar segment", "get", "--file", garbage.toString());
+                ShmException e = assertThrows(ShmException.class,
+                    () -> SharedVariable.openDynamicFile(garbage, SharedVariable.Options.defaults()));
+                assertEquals(ShmException.Reason.NOT_SHMVAR, e.reason());
+                assertEquals(garbage.toString(), e.path());
+                assertTrue(e.getMessage().contains("file=" + garbage), e.getMessage());
+                java.nio.file.Files.delete(garbage);
+            }
+        } finally {
+            try (var files = java.nio.file.Files.list(shm)) {
+                for (java.nio.file.Path p : (Iterable<java.nio.file.Path>) files::iterator) {
+                    java.nio.file.Files.delete(p);
+                }
+            }
+            java.nio.file.Files.delete(shm);
+        }
+    }
+
+    @Test
     void goShouldRefuseBadSegmentsWithOneLine() throws Exception {
         int key = segments.newKey();
         String k = ShmException.formatKey(key);

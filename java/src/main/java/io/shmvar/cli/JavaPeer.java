@@ -22,6 +22,8 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -37,7 +39,8 @@ import java.util.regex.Pattern;
 @Command(name = "java-peer", mixinStandardHelpOptions = true,
     description = "Create, read, update, inspect and remove shmvar segments.",
     subcommands = {JavaPeer.Create.class, JavaPeer.Get.class, JavaPeer.Set.class, JavaPeer.Incr.class,
-        JavaPeer.Watch.class, JavaPeer.Pong.class, JavaPeer.Inspect.class, JavaPeer.Check.class, JavaPeer.Rm.class})
+        JavaPeer.Watch.class, JavaPeer.Pong.class, JavaPeer.Inspect.class, JavaPeer.Check.class, JavaPeer.Rm.class,
+        JavaPeer.Ls.class})
 public final class JavaPeer implements Callable<Integer> {
     /** The payload types compiled into this program, by full name. */
     static final Map<String, Message> TYPES = Map.of(
@@ -135,9 +138,51 @@ public final class JavaPeer implements Callable<Integer> {
     }
 
     abstract static class KeyCommand implements Callable<Integer> {
-        @Option(names = "--key", required = true, paramLabel = "K", converter = KeyConverter.class,
-            description = "segment key, decimal or 0x-hex")
-        int key;
+        /** Exactly one of --key K and --file PATH. */
+        @CommandLine.ArgGroup(exclusive = true, multiplicity = "1")
+        Target target;
+
+        static final class Target {
+            @Option(names = "--key", required = true, paramLabel = "K", converter = KeyConverter.class,
+                description = "System V segment key, decimal or 0x-hex")
+            Integer key;
+
+            @Option(names = "--file", required = true, paramLabel = "PATH",
+                description = "mapped file: under /dev/shm, or a regular file that outlives a reboot")
+            java.nio.file.Path file;
+        }
+
+        /** How messages name the target: key=0x... or file=PATH. */
+        String name() {
+            return target.file != null ? "file=" + target.file : "key=" + ShmException.formatKey(target.key);
+        }
+
+        <T extends Message> SharedVariable<T> create(T prototype, SharedVariable.Options options) {
+            return target.file != null ? SharedVariable.createFile(target.file, prototype, options)
+                : SharedVariable.create(target.key, prototype, options);
+        }
+
+        <T extends Message> SharedVariable<T> open(T prototype, SharedVariable.Options options) {
+            return target.file != null ? SharedVariable.openFile(target.file, prototype, options)
+                : SharedVariable.open(target.key, prototype, options);
+        }
+
+        SharedVariable<DynamicMessage> openAny(String type, SharedVariable.Options options) {
+            return target.file != null ? SharedVariable.openDynamicFile(target.file, options.withType(type))
+                : SharedVariable.openDynamic(target.key, options.withType(type));
+        }
+
+        void removeForce() {
+            if (target.file != null) {
+                try {
+                    java.nio.file.Files.delete(target.file);
+                } catch (java.io.IOException e) {
+                    throw new CommandFailed("rm " + name() + ": " + e);
+                }
+            } else {
+                SharedVariable.removeKey(target.key);
+            }
+        }
 
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
@@ -211,9 +256,9 @@ public final class JavaPeer implements Callable<Integer> {
                 throw new UsageException("--type " + type + ": unknown message type (known: "
                     + String.join(", ", new java.util.TreeSet<>(TYPES.keySet())) + ")");
             }
-            try (SharedVariable<Message> v = SharedVariable.create(key, prototype,
+            try (SharedVariable<Message> v = create(prototype,
                 SharedVariable.Options.defaults().withCapacity(capacity).withMode(perm))) {
-                out().printf("created key=%s type=%s capacity=%d%n", ShmException.formatKey(key), type, capacity);
+                out().printf("created %s type=%s capacity=%d%n", name(), type, capacity);
             }
             return 0;
         }
@@ -236,7 +281,7 @@ public final class JavaPeer implements Callable<Integer> {
             if (!format.equals("text") && !format.equals("json") && !format.equals("binary")) {
                 throw new UsageException("--format \"" + format + "\": want text, json or binary");
             }
-            try (SharedVariable<DynamicMessage> v = openAny(key, type, READER)) {
+            try (SharedVariable<DynamicMessage> v = openAny(type, READER)) {
                 DynamicMessage value = v.get();
                 switch (format) {
                     case "json" -> out().println(JsonFormat.printer().print(value));
@@ -259,12 +304,18 @@ public final class JavaPeer implements Callable<Integer> {
         @Parameters(paramLabel = "VALUE", arity = "1")
         String value;
 
+        @Option(names = "--sync", description = "flush a file-backed value to disk after the commit")
+        boolean sync;
+
         @Override
         public Integer call() {
-            try (SharedVariable<DynamicMessage> v = openAny(key, null, writer())) {
+            try (SharedVariable<DynamicMessage> v = openAny(null, writer())) {
                 DynamicMessage parsed = parseValue(v, value, format);
                 v.set(parsed);
-                out().printf("set key=%s generation=%d%n", ShmException.formatKey(key), v.generation());
+                if (sync) {
+                    v.sync();
+                }
+                out().printf("set %s generation=%d%n", name(), v.generation());
             }
             return 0;
         }
@@ -306,6 +357,9 @@ public final class JavaPeer implements Callable<Integer> {
         @Option(names = "--print-each", description = "print a line after each commit, for tests that kill us")
         boolean printEach;
 
+        @Option(names = "--sync", description = "flush a file-backed value to disk after each commit")
+        boolean sync;
+
         @Override
         public Integer call() throws InterruptedException {
             if (count < 1) {
@@ -325,7 +379,7 @@ public final class JavaPeer implements Callable<Integer> {
             });
             Runtime.getRuntime().addShutdownHook(hook);
             long holdNanos = hold == null ? 0 : hold.toNanos();
-            try (SharedVariable<Counter> v = SharedVariable.open(key, Counter.getDefaultInstance(), writer())) {
+            try (SharedVariable<Counter> v = open(Counter.getDefaultInstance(), writer())) {
                 long start = System.nanoTime();
                 Counter last = null;
                 for (long i = 1; i <= count; i++) {
@@ -343,8 +397,12 @@ public final class JavaPeer implements Callable<Integer> {
                     } catch (ShmException e) {
                         throw new IncrFailed(i - 1, count, e);
                     }
+                    if (sync) {
+                        v.sync();
+                    }
                     if (printEach) {
                         out().println("committed " + last.getValue());
+                        out().flush();
                     }
                     if (progress && i % 10000 == 0) {
                         System.err.printf("\r%d/%d increments", i, count);
@@ -382,6 +440,13 @@ public final class JavaPeer implements Callable<Integer> {
         }
     }
 
+    /** The lines of a /proc file, read with FileInputStream: NIO trusts the size /proc reports, which is 0. */
+    static List<String> procLines(String path) throws java.io.IOException {
+        try (var in = new java.io.FileInputStream(path)) {
+            return List.of(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII).split("\n"));
+        }
+    }
+
     /** Formats nanoseconds like Go's time.Duration rounded to milliseconds: 1.234s, 56ms. */
     static String formatDuration(long nanos) {
         long ms = Math.round(nanos / 1e6);
@@ -406,7 +471,7 @@ public final class JavaPeer implements Callable<Integer> {
             }
             // A watcher announces itself in the segment so that commits wake it: it writes, so the writers' owner and
             // mode checks apply.
-            try (SharedVariable<DynamicMessage> v = openAny(key, null, writer())) {
+            try (SharedVariable<DynamicMessage> v = openAny(null, writer())) {
                 long g = v.generation();
                 for (long seen = 0; count == 0 || seen < count; ) {
                     try {
@@ -416,8 +481,7 @@ public final class JavaPeer implements Callable<Integer> {
                             throw e;
                         }
                         if (v.stat().removed()) {
-                            throw new CommandFailed("watch key=" + ShmException.formatKey(key)
-                                + ": the segment was removed");
+                            throw new CommandFailed("watch " + name() + ": the segment was removed");
                         }
                         continue;
                     }
@@ -450,7 +514,7 @@ public final class JavaPeer implements Callable<Integer> {
             if (rounds < 1) {
                 throw new UsageException("--rounds must be at least 1");
             }
-            try (SharedVariable<Counter> v = SharedVariable.open(key, Counter.getDefaultInstance(), writer())) {
+            try (SharedVariable<Counter> v = open(Counter.getDefaultInstance(), writer())) {
                 long g = after >= 0 ? after : v.generation(); // after: answer a commit made before we started
                 long start = System.nanoTime();
                 for (long i = 0; i < rounds; i++) {
@@ -473,16 +537,22 @@ public final class JavaPeer implements Callable<Integer> {
     static final class Inspect extends KeyCommand {
         @Override
         public Integer call() {
-            try (SharedVariable<DynamicMessage> v = openAny(key, null, READER)) {
+            try (SharedVariable<DynamicMessage> v = openAny(null, READER)) {
                 io.shmvar.Native.SegmentInfo info = v.stat();
                 SegmentDescriptor d = v.descriptor();
                 SpinLock.State lock = v.lockState();
                 PrintStream o = out();
-                line(o, "key", ShmException.formatKey(key));
-                line(o, "shmid", Integer.toString(info.id()));
+                if (target.file != null) {
+                    line(o, "file", target.file.toString());
+                } else {
+                    line(o, "key", ShmException.formatKey(target.key));
+                    line(o, "shmid", Integer.toString(info.id()));
+                }
                 line(o, "size", info.size() + " bytes");
                 line(o, "owner", String.format("uid=%d gid=%d mode=%04o", info.uid(), info.gid(), info.mode()));
-                line(o, "attached", info.attached() + " process(es)");
+                if (target.file == null) {
+                    line(o, "attached", info.attached() + " process(es)");
+                }
                 line(o, "layout version", LayoutDescriptor.formatVersion(d.getLayoutVersion()));
                 line(o, "type", d.getMessageType());
                 line(o, "capacity", v.capacity() + " bytes");
@@ -501,8 +571,41 @@ public final class JavaPeer implements Callable<Integer> {
                     value = "unreadable: " + e.getMessage();
                 }
                 line(o, "value", value);
+                line(o, "kernel limits", limits());
             }
             return 0;
+        }
+
+        /** The kernel's System V limits and how much of them is in use. */
+        static String limits() {
+            long segments = 0, bytes = 0;
+            try {
+                List<String> lines = procLines("/proc/sysvipc/shm");
+                for (String l : lines.subList(1, lines.size())) {
+                    String[] f = l.trim().split("\\s+");
+                    if (f.length > 3) {
+                        segments++;
+                        bytes += Long.parseUnsignedLong(f[3]);
+                    }
+                }
+            } catch (java.io.IOException | RuntimeException ignored) {
+                // leave the counts at zero
+            }
+            long page = 4096;
+            return String.format("shmmax=%s bytes per segment, shmall=%s pages in all (%d in use), shmmni=%s "
+                + "segments (%d in use)", kernel("shmmax"), kernel("shmall"), (bytes + page - 1) / page,
+                kernel("shmmni"), segments);
+        }
+
+        private static String kernel(String name) {
+            try {
+                // FileInputStream: NIO's readString trusts the size /proc reports, which is 0
+                try (var in = new java.io.FileInputStream("/proc/sys/kernel/" + name)) {
+                    return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII).strip();
+                }
+            } catch (java.io.IOException e) {
+                return "unknown";
+            }
         }
 
         private static void line(PrintStream o, String name, String value) {
@@ -532,7 +635,7 @@ public final class JavaPeer implements Callable<Integer> {
                         }
                         opens++;
                         try {
-                            v = openAny(key, null, READER);
+                            v = openAny(null, READER);
                         } catch (ShmException e) {
                             if (e.reason() == ShmException.Reason.NATIVE) {
                                 throw e; // the segment is gone or unusable: nothing left to check
@@ -581,6 +684,88 @@ public final class JavaPeer implements Callable<Integer> {
         }
     }
 
+    @Command(name = "ls", description = "List the System V segments and the files under /dev/shm (and each --dir) "
+        + "that are shmvar segments this user can read.")
+    static final class Ls implements Callable<Integer> {
+        @Option(names = "--dir", paramLabel = "DIR", description = "also look for files here")
+        List<java.nio.file.Path> dirs = new ArrayList<>();
+
+        @Override
+        public Integer call() throws java.io.IOException {
+            SharedVariable.Options options = READER.withInitWait(Duration.ofMillis(1));
+            List<String[]> rows = new ArrayList<>();
+            rows.add(new String[] {"SEGMENT", "TYPE", "CAPACITY", "GENERATION", "LOCK", "ATTACHED", "OWNER"});
+            List<String> lines = procLines("/proc/sysvipc/shm");
+            for (String l : lines.subList(1, lines.size())) {
+                String[] f = l.trim().split("\\s+");
+                if (f.length < 7 || f[0].equals("0") || Long.parseLong(f[3]) < LayoutDescriptor.HEADER_LENGTH) {
+                    continue;
+                }
+                try (SharedVariable<DynamicMessage> v = SharedVariable.openDynamic((int) Long.parseLong(f[0]), options)) {
+                    rows.add(row("key=" + ShmException.formatKey(v.key()), v, f[6]));
+                } catch (ShmException notOurs) {
+                    // another format, or gone meanwhile
+                }
+            }
+            List<java.nio.file.Path> all = new ArrayList<>(List.of(java.nio.file.Path.of("/dev/shm")));
+            all.addAll(dirs);
+            for (java.nio.file.Path dir : all) {
+                if (!java.nio.file.Files.isDirectory(dir)) {
+                    if (dirs.contains(dir)) {
+                        throw new CommandFailed("ls: --dir " + dir + " is not a directory");
+                    }
+                    continue;
+                }
+                try (var files = java.nio.file.Files.list(dir)) {
+                    for (java.nio.file.Path p : (Iterable<java.nio.file.Path>) files.sorted()::iterator) {
+                        if (!java.nio.file.Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS) || !hasMagic(p)) {
+                            continue;
+                        }
+                        try (SharedVariable<DynamicMessage> v = SharedVariable.openDynamicFile(p, options)) {
+                            rows.add(row("file=" + p, v, "-"));
+                        } catch (ShmException notOurs) {
+                            // another format that happens to start with our magic, or unreadable
+                        }
+                    }
+                }
+            }
+            int[] widths = new int[rows.get(0).length];
+            for (String[] r : rows) {
+                for (int i = 0; i < r.length; i++) {
+                    widths[i] = Math.max(widths[i], r[i].length());
+                }
+            }
+            for (String[] r : rows) {
+                StringBuilder sb = new StringBuilder();
+                for (int i = 0; i < r.length; i++) {
+                    sb.append(i < r.length - 1 ? String.format("%-" + (widths[i] + 2) + "s", r[i]) : r[i]);
+                }
+                System.out.println(sb);
+            }
+            return 0;
+        }
+
+        private static String[] row(String name, SharedVariable<DynamicMessage> v, String attached) {
+            io.shmvar.Native.SegmentInfo info = v.stat();
+            SpinLock.State lock = v.lockState();
+            String holder = lock.word() == 0 ? "free"
+                : "pid " + lock.holderPid() + " (" + (lock.holderAlive() ? "alive" : "dead") + ")";
+            return new String[] {name, v.descriptor().getMessageType(), Integer.toString(v.capacity()),
+                Long.toUnsignedString(v.generation()), holder, attached,
+                String.format("uid=%d %04o", info.uid(), info.mode())};
+        }
+
+        private static boolean hasMagic(java.nio.file.Path p) {
+            try (var in = java.nio.file.Files.newInputStream(p)) {
+                byte[] b = in.readNBytes(4);
+                return b.length == 4 && java.nio.ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).getInt()
+                    == LayoutDescriptor.MAGIC;
+            } catch (java.io.IOException e) {
+                return false;
+            }
+        }
+    }
+
     @Command(name = "rm", description = "Remove the segment.")
     static final class Rm extends WriterCommand {
         @Option(names = "--force", description = "remove it even if it is not a valid shmvar segment")
@@ -589,11 +774,11 @@ public final class JavaPeer implements Callable<Integer> {
         @Override
         public Integer call() {
             if (force) {
-                SharedVariable.removeKey(key);
+                removeForce();
             } else {
                 SharedVariable<DynamicMessage> v;
                 try {
-                    v = openAny(key, null, writer().withReadOnly(true));
+                    v = openAny(null, writer().withReadOnly(true));
                 } catch (ShmException e) {
                     if (e.reason() != ShmException.Reason.NATIVE) {
                         throw new CommandFailed(e.getMessage()
@@ -603,7 +788,7 @@ public final class JavaPeer implements Callable<Integer> {
                 }
                 v.remove();
             }
-            out().printf("removed key=%s%n", ShmException.formatKey(key));
+            out().printf("removed %s%n", name());
             return 0;
         }
     }

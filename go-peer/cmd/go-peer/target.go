@@ -1,0 +1,78 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/shmvar/shmvar/go-peer/shmvar"
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// target is what a command works on: a System V segment (--key K) or a
+// mapped file (--file PATH).
+type target struct {
+	key  keyFlag
+	file string
+}
+
+func targetFlags(fs *flag.FlagSet) *target {
+	t := &target{}
+	fs.Var(&t.key, "key", "")
+	fs.StringVar(&t.file, "file", "", "")
+	return t
+}
+
+func (t *target) require() error {
+	switch {
+	case t.key.set && t.file != "":
+		return usageError{"give --key or --file, not both"}
+	case !t.key.set && t.file == "":
+		return usageError{"--key K or --file PATH is required"}
+	}
+	return nil
+}
+
+func (t *target) String() string {
+	if t.file != "" {
+		return "file=" + t.file
+	}
+	return "key=" + shmvar.FormatKey(t.key.key)
+}
+
+func (t *target) openAny(opts shmvar.Options) (*shmvar.Var[proto.Message], error) {
+	if t.file != "" {
+		return shmvar.OpenAnyFile(t.file, opts)
+	}
+	return shmvar.OpenAny(t.key.key, opts)
+}
+
+func (t *target) openCounter(opts shmvar.Options) (*shmvar.Var[*shmvarpb.Counter], error) {
+	if t.file != "" {
+		return shmvar.OpenFile[*shmvarpb.Counter](t.file, opts)
+	}
+	return shmvar.Open[*shmvarpb.Counter](t.key.key, opts)
+}
+
+func (t *target) create(mt protoreflect.MessageType, opts shmvar.Options) (*shmvar.Var[proto.Message], error) {
+	if t.file != "" {
+		return shmvar.CreateFileOf(t.file, mt, opts)
+	}
+	return shmvar.CreateOf(t.key.key, mt, opts)
+}
+
+// removeForce removes the segment or file without validating it.
+func (t *target) removeForce() error {
+	if t.file != "" {
+		if err := unix.Unlink(t.file); err != nil {
+			return &shmvar.Error{Op: "unlink", Path: t.file, Err: err}
+		}
+		return nil
+	}
+	return shmvar.RemoveKey(t.key.key)
+}
+
+func (t *target) errorf(op string, err error, detail string) *shmvar.Error {
+	return &shmvar.Error{Op: op, Key: t.key.key, Path: t.file, Err: err, Detail: detail}
+}
