@@ -6,7 +6,7 @@
 // encoded value. Writers take a spinlock word in the segment, write the
 // inactive slot and publish it by advancing the generation word; readers take
 // no lock and retry when the generation moves under them. The layout is
-// declared once in proto/shmvar/v1/layout.proto; PROTOCOL.md at the root of
+// declared once in proto/shmvar/v1/layout.proto; proto/PROTOCOL.md in
 // the repository describes it precisely, and the Java library
 // (io.shmvar.SharedVariable) implements the same protocol.
 //

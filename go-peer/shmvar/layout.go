@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
-// The segment layout, from proto/shmvar/v1/layout.proto (see PROTOCOL.md).
+// The segment layout, from proto/shmvar/v1/layout.proto (see proto/PROTOCOL.md).
 // The Java twin is io.shmvar.LayoutDescriptor.
 //
 //	0        128      256        384      512          512+D    slot0       slot1

@@ -19,7 +19,7 @@ import static io.shmvar.Native.INT;
 
 /**
  * Where everything lies in a shmvar segment. Every number comes from the {@code SegmentLayout} enum generated
- * from {@code proto/shmvar/v1/layout.proto}; PROTOCOL.md explains each word. The Go twin is
+ * from {@code proto/shmvar/v1/layout.proto}; proto/PROTOCOL.md explains each word. The Go twin is
  * {@code go-peer/shmvar/layout.go}.
  *
  * <pre>
