@@ -7,6 +7,7 @@ package shmvar_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -38,13 +39,16 @@ type victim struct {
 	cmd     *exec.Cmd
 	commits atomic.Int64 // lines seen: commits it surely made
 	done    chan struct{}
+	stderr  bytes.Buffer
 }
 
 func startVictim(t *testing.T, key int32, extra ...string) *victim {
 	t.Helper()
 	args := append([]string{"incr", "--key", shmvar.FormatKey(key), "--count", "1000000000", "--print-each", "--quiet", "--timeout", "30s"}, extra...)
 	cmd := exec.Command(javaPeer(t), args...)
+	v := &victim{cmd: cmd, done: make(chan struct{})}
 	cmd.Env = append(os.Environ(), "SHMVAR_JAVA_OPTS=-XX:TieredStopAtLevel=1")
+	cmd.Stderr = &v.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +56,6 @@ func startVictim(t *testing.T, key int32, extra ...string) *victim {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	v := &victim{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		defer close(v.done)
 		sc := bufio.NewScanner(out)
@@ -184,8 +187,9 @@ func TestKillJavaHolderWhileGoWaits(t *testing.T) {
 				time.Sleep(20 * time.Microsecond)
 			}
 		}
-		vic.cmd.Wait()
+		// All its output first: Wait closes the pipe and would drop what is unread.
 		<-vic.done
+		vic.cmd.Wait()
 		// The waiter goes on after the death.
 		after := goCommits.Load()
 		for deadline := time.Now().Add(10 * time.Second); goCommits.Load() == after; {
@@ -210,6 +214,7 @@ func TestKillJavaHolderWhileGoWaits(t *testing.T) {
 		}
 		if victimCommits > seen+1 {
 			stats.phantom += int(victimCommits - seen - 1)
+			t.Logf("round %d: victim committed %d, printed %d; held at kill: %v; its stderr: %q", round, victimCommits, seen, held, vic.stderr.String())
 		}
 		if g, _ := v.Generation(); g != uint64(now.GetValue()) {
 			t.Fatalf("round %d: generation %d != value %d: a commit was lost or doubled", round, g, now.GetValue())

@@ -1,8 +1,6 @@
 package shmvar
 
 import (
-	"os"
-
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -28,19 +26,7 @@ func CreateFileOf(path string, mt protoreflect.MessageType, opts Options) (*Var[
 
 // OpenFile maps the file at path, validates it and checks that it holds T.
 func OpenFile[T proto.Message](path string, opts Options) (*Var[T], error) {
-	var zero T
-	mt := zero.ProtoReflect().Type()
-	v, err := openFile[T](path, opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := v.checkType(mt.Descriptor().FullName()); err != nil {
-		v.Close()
-		return nil, err
-	}
-	v.mtype = mt
-	v.newValue = constructor[T](mt)
-	return v, nil
+	return typed(openFile[T](path, opts))
 }
 
 // OpenAnyFile maps the file at path and decodes values with the stored schema.
@@ -67,16 +53,9 @@ func fileNativeError(op, path string, err error) *Error {
 }
 
 func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts Options) (*Var[T], error) {
-	capacity := opts.Capacity
-	if capacity == 0 {
-		capacity = DefaultCapacity
-	}
-	if capacity < 0 || capacity > MaxCapacity {
-		return nil, fileError("create", path, ErrInvalidArgument, "capacity=%d outside 1..%d", capacity, MaxCapacity)
-	}
-	mode := uint32(opts.Mode.Perm())
-	if mode == 0 {
-		mode = 0o600
+	capacity, mode, err := capacityAndMode(opts)
+	if err != nil {
+		return nil, fileError("create", path, ErrInvalidArgument, "%v", err)
 	}
 	desc, raw, geo, err := describe(0, mt, capacity)
 	if err != nil {
@@ -129,11 +108,8 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	if st.Size > int64(MaxCapacity)*3 {
 		return nil, fileError("open", path, ErrCorrupt, "file size=%d is larger than any shmvar segment", st.Size)
 	}
-	if euid := uint32(os.Geteuid()); !opts.AnyOwner && st.Uid != euid {
-		return nil, fileError("open", path, ErrPermission, "file is owned by uid %d, this process runs as uid %d; accept it with AnyOwner (--any-owner)", st.Uid, euid)
-	}
-	if !opts.AnyMode && st.Mode&0o002 != 0 {
-		return nil, fileError("open", path, ErrPermission, "file mode %04o lets any user write it; accept it with AnyMode (--any-mode)", st.Mode&0o777)
+	if refused := checkOwnerAndMode(st.Uid, st.Mode, opts, "file"); refused != "" {
+		return nil, fileError("open", path, ErrPermission, "%s", refused)
 	}
 	mem, err := unix.Mmap(fd, 0, int(st.Size), prot, unix.MAP_SHARED)
 	if err != nil {

@@ -1,6 +1,7 @@
 package shmvar
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"reflect"
@@ -81,19 +82,52 @@ func CreateOf(key int32, mt protoreflect.MessageType, opts Options) (*Var[proto.
 // Open attaches to the segment under key, validates it and checks that it
 // holds values of type T.
 func Open[T proto.Message](key int32, opts Options) (*Var[T], error) {
-	var zero T
-	mt := zero.ProtoReflect().Type()
-	v, err := open[T](key, opts)
+	return typed(open[T](key, opts))
+}
+
+// typed checks that a freshly opened v holds T and switches it from the
+// stored schema's dynamic type to T's compiled one; it closes v on failure.
+func typed[T proto.Message](v *Var[T], err error) (*Var[T], error) {
 	if err != nil {
 		return nil, err
 	}
+	var zero T
+	mt := zero.ProtoReflect().Type()
 	if err := v.checkType(mt.Descriptor().FullName()); err != nil {
 		v.Close()
-		return nil, err
+		return nil, v.tag(err)
 	}
 	v.mtype = mt
 	v.newValue = constructor[T](mt)
 	return v, nil
+}
+
+// capacityAndMode applies the defaults of Options.Capacity and Options.Mode.
+func capacityAndMode(opts Options) (int, uint32, error) {
+	capacity := opts.Capacity
+	if capacity == 0 {
+		capacity = DefaultCapacity
+	}
+	if capacity < 0 || capacity > MaxCapacity {
+		return 0, 0, fmt.Errorf("capacity=%d outside 1..%d", capacity, MaxCapacity)
+	}
+	mode := uint32(opts.Mode.Perm())
+	if mode == 0 {
+		mode = 0o600
+	}
+	return capacity, mode, nil
+}
+
+// checkOwnerAndMode applies the owner and mode checks of Open; what is
+// "segment" or "file".
+func checkOwnerAndMode(uid, mode uint32, opts Options, what string) string {
+	if euid := uint32(os.Geteuid()); !opts.AnyOwner && uid != euid {
+		return fmt.Sprintf("%s is owned by uid %d, this process runs as uid %d; accept it with AnyOwner (--any-owner)", what, uid, euid)
+	}
+	if !opts.AnyMode && mode&0o002 != 0 {
+		return fmt.Sprintf("%s mode %04o lets any user write it; accept it with AnyMode (--any-mode)", what, mode&0o777)
+	}
+	return ""
 }
 
 // constructor returns the fastest way to make an empty value of mt as a T.
@@ -116,16 +150,9 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 	if key == unix.IPC_PRIVATE {
 		return nil, newError("create", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE, which no other process can open; pick a non-zero key")
 	}
-	capacity := opts.Capacity
-	if capacity == 0 {
-		capacity = DefaultCapacity
-	}
-	if capacity < 0 || capacity > MaxCapacity {
-		return nil, newError("create", key, ErrInvalidArgument, "capacity=%d outside 1..%d", capacity, MaxCapacity)
-	}
-	mode := uint32(opts.Mode.Perm())
-	if mode == 0 {
-		mode = 0o600
+	capacity, mode, err := capacityAndMode(opts)
+	if err != nil {
+		return nil, newError("create", key, ErrInvalidArgument, "%v", err)
 	}
 	desc, raw, geo, err := describe(key, mt, capacity)
 	if err != nil {
@@ -205,11 +232,8 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 	if info.Size < uint64(HeaderLength) {
 		return nil, newError("open", key, ErrCorrupt, "segment too small: size=%d, header needs %d", info.Size, HeaderLength)
 	}
-	if euid := uint32(os.Geteuid()); !opts.AnyOwner && info.UID != euid {
-		return nil, newError("open", key, ErrPermission, "segment is owned by uid %d, this process runs as uid %d; accept it with AnyOwner (--any-owner)", info.UID, euid)
-	}
-	if !opts.AnyMode && info.Mode&0o002 != 0 {
-		return nil, newError("open", key, ErrPermission, "segment mode %04o lets any user write it; accept it with AnyMode (--any-mode)", info.Mode)
+	if refused := checkOwnerAndMode(info.UID, info.Mode, opts, "segment"); refused != "" {
+		return nil, newError("open", key, ErrPermission, "%s", refused)
 	}
 	mem, err := shmAttach(key, id, opts.ReadOnly)
 	if err != nil {

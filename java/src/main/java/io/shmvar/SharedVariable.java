@@ -331,15 +331,10 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 throw ShmException.of("open", 0, ShmException.Reason.CORRUPT,
                     "file size=" + info.size() + " is larger than any shmvar segment").at(path);
             }
-            int euid = Native.geteuid();
-            if (!options.anyOwner() && info.uid() != euid) {
-                throw ShmException.of("open", 0, ShmException.Reason.PERMISSION, "file is owned by uid " + info.uid()
-                    + ", this process runs as uid " + euid + "; accept it with withAnyOwner (--any-owner)").at(path);
-            }
-            if (!options.anyMode() && (info.mode() & 0002) != 0) {
-                throw ShmException.of("open", 0, ShmException.Reason.PERMISSION, String.format(
-                    "file mode %04o lets any user write it; accept it with withAnyMode (--any-mode)", info.mode()))
-                    .at(path);
+            try {
+                checkOwnerAndMode(info, options, "file", 0);
+            } catch (ShmException e) {
+                throw e.at(path);
             }
             long address = Native.mmap(path, fd, info.size(), options.readOnly());
             ByteBuffer m = Native.wrap(address, info.size());
@@ -437,15 +432,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
                 "segment size=" + info.size() + " is larger than any shmvar segment");
         }
-        int euid = Native.geteuid();
-        if (!options.anyOwner() && info.uid() != euid) {
-            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, "segment is owned by uid " + info.uid()
-                + ", this process runs as uid " + euid + "; accept it with withAnyOwner (--any-owner)");
-        }
-        if (!options.anyMode() && (info.mode() & 0002) != 0) {
-            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, String.format(
-                "segment mode %04o lets any user write it; accept it with withAnyMode (--any-mode)", info.mode()));
-        }
+        checkOwnerAndMode(info, options, "segment", key);
         long address = Native.shmat(key, id, options.readOnly());
         try {
             SharedVariable<T> v = validate(key, id, address, Native.wrap(address, info.size()), options, typeCheck);
@@ -456,6 +443,19 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         } catch (RuntimeException e) {
             Native.shmdt(key, address);
             throw e;
+        }
+    }
+
+    /** The owner and mode checks of open; {@code what} is "segment" or "file". */
+    private static void checkOwnerAndMode(Native.SegmentInfo info, Options options, String what, int key) {
+        int euid = Native.geteuid();
+        if (!options.anyOwner() && info.uid() != euid) {
+            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, what + " is owned by uid " + info.uid()
+                + ", this process runs as uid " + euid + "; accept it with withAnyOwner (--any-owner)");
+        }
+        if (!options.anyMode() && (info.mode() & 0002) != 0) {
+            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, String.format(
+                "%s mode %04o lets any user write it; accept it with withAnyMode (--any-mode)", what, info.mode()));
         }
     }
 
