@@ -1,5 +1,6 @@
 // Package shmvar shares one protobuf-typed variable between processes through
-// a System V shared-memory segment.
+// a System V shared-memory segment, or through a memory-mapped file with the
+// same layout (CreateFile, OpenFile).
 //
 // A segment holds a fixed header, a protobuf-encoded SegmentDescriptor that
 // names the payload type and carries its schema, and two slots for the
@@ -18,6 +19,7 @@
 //	if errors.Is(err, unix.ENOENT) { ... }
 //
 // The files mirror the Java classes: layout.go (LayoutDescriptor), lock.go
-// (SpinLock), variable.go (SharedVariable), native.go (LibC/SysV) and
+// (SpinLock, WaitStrategy), variable.go (SharedVariable), file.go (the file
+// backing, SharedVariable.createFile/openFile), native.go (Native) and
 // errors.go (ShmException).
 package shmvar

@@ -25,7 +25,8 @@ import static io.shmvar.Native.INT;
 import static io.shmvar.Native.LONG;
 
 /**
- * A protobuf value of type {@code T} shared with other processes through a System V segment. Writers take the
+ * A protobuf value of type {@code T} shared with other processes through a System V segment, or a memory-mapped
+ * file with the same layout ({@link #createFile}, {@link #openFile}). Writers take the
  * {@link SpinLock}, encode the new value into the inactive slot and publish it by advancing the generation word;
  * {@link #get()} takes no lock. Safe for use by several threads. The Go twin is {@code shmvar.Var[T]}.
  *
