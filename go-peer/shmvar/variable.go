@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
@@ -56,14 +57,11 @@ type Var[T proto.Message] struct {
 	readOnly bool
 	wait     WaitStrategy
 
-	mu sync.RWMutex // held shared while mem is used, exclusively to detach
-	// lockedBuf is the copy buffer of reads made under the segment lock,
-	// which this process's goroutines also take one at a time.
-	lockedBuf []byte
+	users atomic.Int64 // operations in flight, plus closedBit once closing
 	// newValue makes an empty T: a plain allocation for generated types,
 	// the stored schema's dynamic type otherwise.
 	newValue func() proto.Message
-	mem      []byte // nil once closed
+	mem      []byte // unmapped once closing has waited for users
 }
 
 // Create makes a new segment under key holding the empty value of T. It
@@ -293,7 +291,7 @@ func (v *Var[T]) Generation() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer v.mu.RUnlock()
+	defer v.done()
 	return load64(mem, GenerationOffset), nil
 }
 
@@ -317,7 +315,7 @@ func (v *Var[T]) get() (T, error) {
 	if err != nil {
 		return zero, err
 	}
-	defer v.mu.RUnlock()
+	defer v.done()
 	bp := scratch.Get().(*[]byte)
 	defer scratch.Put(bp)
 	data, _, err := v.read(mem, "get", (*bp)[:0])
@@ -368,7 +366,7 @@ func (v *Var[T]) Lock() (LockState, error) {
 	if err != nil {
 		return LockState{}, err
 	}
-	defer v.mu.RUnlock()
+	defer v.done()
 	s := LockState{Word: load64(mem, LockWordOffset), Contended: load64(mem, ContendedCountOffset), Takeovers: load64(mem, TakeoverCountOffset)}
 	if s.Word != 0 {
 		s.HolderPid = HolderPid(s.Word)
@@ -399,7 +397,7 @@ func (v *Var[T]) Sync() error {
 	if err != nil {
 		return v.tag(err)
 	}
-	defer v.mu.RUnlock()
+	defer v.done()
 	if v.path == "" {
 		return nil
 	}
@@ -419,24 +417,19 @@ func (v *Var[T]) detach(mem []byte) error {
 	return shmDetach(v.key, mem)
 }
 
-// Close detaches the segment; it stays in the system for other processes.
+// Close detaches the segment, after operations in flight end; it stays in
+// the system for other processes.
 func (v *Var[T]) Close() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.mem == nil {
+	if !v.closing() {
 		return nil
 	}
-	err := v.detach(v.mem)
-	v.mem = nil
-	return err
+	return v.detach(v.mem)
 }
 
 // Remove marks the segment for removal, which the kernel carries out at the
 // last detach, and detaches it.
 func (v *Var[T]) Remove() error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.mem == nil {
+	if !v.closing() {
 		return v.tag(newError("remove", v.key, ErrClosed, ""))
 	}
 	var err error
@@ -450,19 +443,37 @@ func (v *Var[T]) Remove() error {
 	if derr := v.detach(v.mem); err == nil {
 		err = derr
 	}
-	v.mem = nil
 	return err
 }
 
-// use read-locks mu and returns the mapped memory; callers RUnlock.
+// closedBit marks users once the variable is closing.
+const closedBit = 1 << 62
+
+// closing marks the variable closed and waits for operations in flight to
+// end; it reports false if the variable was closed already.
+func (v *Var[T]) closing() bool {
+	if v.users.Add(closedBit)&closedBit != closedBit {
+		v.users.Add(-closedBit) // someone closed it first
+		return false
+	}
+	for v.users.Load() != closedBit {
+		runtime.Gosched()
+	}
+	return true
+}
+
+// use counts an operation in and returns the mapped memory; callers call
+// done. It is cheaper than a lock on the hot path and still keeps Close from
+// unmapping memory that an operation is reading.
 func (v *Var[T]) use(op string) ([]byte, error) {
-	v.mu.RLock()
-	if v.mem == nil {
-		v.mu.RUnlock()
+	if v.users.Add(1)&closedBit != 0 {
+		v.users.Add(-1)
 		return nil, newError(op, v.key, ErrClosed, "")
 	}
 	return v.mem, nil
 }
+
+func (v *Var[T]) done() { v.users.Add(-1) }
 
 // readRetryLimit bounds how long a reader keeps retrying while writers move
 // the generation under it.
@@ -525,7 +536,7 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 	if err != nil {
 		return result, err
 	}
-	defer v.mu.RUnlock()
+	defer v.done()
 	if v.readOnly {
 		return result, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
@@ -540,13 +551,14 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 	g := load64(mem, GenerationOffset)
 	var current T
 	if needCurrent {
-		// Under the lock no peer writes, so one buffer per variable will do.
-		data, _, err := v.read(mem, op, v.lockedBuf[:0])
-		v.lockedBuf = data[:0]
-		if err != nil {
-			return result, err
+		bp := scratch.Get().(*[]byte)
+		data, _, err := v.read(mem, op, (*bp)[:0])
+		if err == nil {
+			current, err = v.decode(data, op)
 		}
-		if current, err = v.decode(data, op); err != nil {
+		*bp = data[:0]
+		scratch.Put(bp)
+		if err != nil {
 			return result, err
 		}
 	}
@@ -601,7 +613,7 @@ func (v *Var[T]) awaitChange(after uint64, timeout time.Duration) (uint64, error
 	if err != nil {
 		return 0, err
 	}
-	defer v.mu.RUnlock()
+	defer v.done()
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for rounds := 1; ; rounds++ {

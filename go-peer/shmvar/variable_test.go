@@ -228,3 +228,37 @@ func TestShouldTimeOutNamingLiveHolderAndTakeOverDeadOne(t *testing.T) {
 		t.Fatalf("lock state after takeover = %+v, want one takeover and a free lock", st)
 	}
 }
+
+func TestShouldCloseSafelyWhileOtherGoroutinesUseTheVariable(t *testing.T) {
+	v := mustCreateCounter(t, testKey(t))
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+					c.Value++
+					return c, nil
+				}); err != nil {
+					if !errors.Is(err, shmvar.ErrClosed) {
+						t.Errorf("Update during Close: %v", err)
+					}
+					return
+				}
+				if _, err := v.Get(); err != nil && !errors.Is(err, shmvar.ErrClosed) {
+					t.Errorf("Get during Close: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := v.Remove(); !errors.Is(err, shmvar.ErrClosed) {
+		t.Fatalf("Remove after Close: %v", err)
+	}
+}
