@@ -127,14 +127,7 @@ func TestGoAndJavaIncrementsShouldSumExactlyWithGoAsCreator(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	for i := 0; i < each; i++ {
-		if _, err := v.TryUpdate(10*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
-			c.Value++
-			return c, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	increment(t, v, each)
 	if err := java.Wait(); err != nil {
 		t.Fatalf("java-peer incr: %v: %s", err, javaOut.String())
 	}

@@ -51,14 +51,7 @@ func TestFileBackingAcrossLanguages(t *testing.T) {
 			for g, _ := v.Generation(); g == 0; g, _ = v.Generation() {
 				time.Sleep(time.Millisecond)
 			}
-			for i := 0; i < each; i++ {
-				if _, err := v.TryUpdate(10*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
-					c.Value++
-					return c, nil
-				}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			increment(t, v, each)
 			if err := java.Wait(); err != nil {
 				t.Fatalf("java-peer incr --file: %v: %s", err, out.String())
 			}

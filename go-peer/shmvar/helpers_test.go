@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
@@ -96,4 +97,17 @@ func mustCreateCounter(t testing.TB, key int32) *shmvar.Var[*shmvarpb.Counter] {
 	}
 	t.Cleanup(func() { v.Close() })
 	return v
+}
+
+// increment adds 1 to the counter n times, each under the lock.
+func increment(t testing.TB, v *shmvar.Var[*shmvarpb.Counter], n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := v.TryUpdate(10*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+			c.Value++
+			return c, nil
+		}); err != nil {
+			t.Fatalf("increment %d of %d: %v", i+1, n, err)
+		}
+	}
 }
