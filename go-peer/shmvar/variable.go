@@ -575,6 +575,9 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 // commit encodes value straight into the inactive slot and publishes it by
 // advancing the generation: the commit point.
 func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
+	if any(value) == nil {
+		return newError(op, v.key, ErrInvalidArgument, "value is nil")
+	}
 	if d := value.ProtoReflect().Descriptor(); d != v.mtype.Descriptor() && d.FullName() != protoreflect.FullName(v.desc.GetMessageType()) {
 		return newError(op, v.key, ErrTypeMismatch, "value is %s, segment holds %s", d.FullName(), v.desc.GetMessageType())
 	}

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvar"
@@ -335,9 +337,19 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	defer v.Close()
 	me := fmt.Sprintf("go:%d", os.Getpid())
 	progress := !*quiet && isTerminal(os.Stderr)
+	// Ctrl-C ends the run between increments, never while holding the lock.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
 	start := time.Now()
 	var last *shmvarpb.Counter
 	for i := int64(1); i <= *count; i++ {
+		select {
+		case <-signals:
+			fmt.Fprintf(os.Stderr, "go-peer incr: interrupted after %d of %d increments\n", i-1, *count)
+			return errInterrupted
+		default:
+		}
 		last, err = v.TryUpdate(*timeout, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
 			c.Value++
 			c.LastWriter = me
