@@ -114,3 +114,39 @@ func TestWritersRefuseForeignOwnerAndWorldWritableModeUnlessAccepted(t *testing.
 		t.Fatalf("Open of a world-writable segment: %v", err)
 	}
 }
+
+func TestFilePermissionsInBothLanguages(t *testing.T) {
+	if unix.Geteuid() != 0 {
+		t.Skip("needs root to create a file as one user and open it as another")
+	}
+	goPeer, jar := publicCopies(t)
+	dir := filepath.Dir(goPeer) // readable by all, like the copies
+	private := filepath.Join(dir, "private.svar")
+	v, err := shmvar.CreateFile[*shmvarpb.Counter](private, shmvar.Options{}) // 0600, root's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	shared := filepath.Join(dir, "shared.svar")
+	w, err := shmvar.CreateFile[*shmvarpb.Counter](shared, shmvar.Options{Mode: 0o666})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, peer := range [][]string{{goPeer}, {"java", "-jar", jar}} {
+		code, _, errOut := asNobody(t, append(peer, "get", "--file", private)...)
+		if code != 1 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "EACCES") {
+			t.Fatalf("%s get --file of a 0600 root file as nobody: exit %d, %q", peer[0], code, errOut)
+		}
+		code, _, errOut = asNobody(t, append(peer, "set", "--file", shared, "value: 1")...)
+		if code != 1 || !strings.Contains(errOut, "file is owned by uid 0, this process runs as uid 65534") {
+			t.Fatalf("%s set --file of root's 0666 file as nobody: exit %d, %q", peer[0], code, errOut)
+		}
+		if code, _, errOut := asNobody(t, append(peer, "set", "--file", shared, "--any-owner", "--any-mode", "value: 2")...); code != 0 {
+			t.Fatalf("%s set --file --any-owner --any-mode as nobody: %s", peer[0], errOut)
+		}
+	}
+	if got, _ := w.Get(); got.GetValue() != 2 {
+		t.Fatalf("value = %d, want 2", got.GetValue())
+	}
+}
