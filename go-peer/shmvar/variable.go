@@ -309,6 +309,21 @@ func (v *Var[T]) tag(err error) error {
 	return err
 }
 
+// GetEncoded returns the last committed value exactly as it is encoded in
+// the segment, after the same checks as Get (CRC32C, and that it decodes).
+func (v *Var[T]) GetEncoded() ([]byte, error) {
+	mem, err := v.use("get")
+	if err != nil {
+		return nil, v.tag(err)
+	}
+	defer v.done()
+	data, _, err := v.read(mem, "get", nil)
+	if err == nil {
+		_, err = v.decode(data, "get")
+	}
+	return data, v.tag(err)
+}
+
 func (v *Var[T]) get() (T, error) {
 	var zero T
 	mem, err := v.use("get")

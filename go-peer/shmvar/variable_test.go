@@ -262,3 +262,42 @@ func TestShouldCloseSafelyWhileOtherGoroutinesUseTheVariable(t *testing.T) {
 		t.Fatalf("Remove after Close: %v", err)
 	}
 }
+
+func TestEphemeralSegmentGoesWithItsLastUser(t *testing.T) {
+	key := testKey(t)
+	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Marked for removal: no new process can find it by key, but it works.
+	if _, err := unix.SysvShmGet(int(key), 0, 0); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("ephemeral segment still found by key: %v", err)
+	}
+	if err := v.Set(&shmvarpb.Counter{Value: 3}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := v.Stat()
+	if err != nil || !info.Removed {
+		t.Fatalf("Stat of an ephemeral segment: %+v, %v; want Removed", info, err)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.SysvShmCtl(info.ID, unix.IPC_STAT, &unix.SysvShmDesc{}); err == nil {
+		t.Fatal("ephemeral segment outlived its last user")
+	}
+}
+
+func TestGetEncodedReturnsTheStoredBytes(t *testing.T) {
+	v := mustCreateCounter(t, testKey(t))
+	want := &shmvarpb.Counter{Value: 7, LastWriter: "ü"}
+	v.Set(want)
+	raw, err := v.GetEncoded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &shmvarpb.Counter{}
+	if err := proto.Unmarshal(raw, got); err != nil || !proto.Equal(got, want) {
+		t.Fatalf("GetEncoded decodes to %v, %v", got, err)
+	}
+}

@@ -216,6 +216,14 @@ func cmdGet(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer v.Close()
+	if *format == "binary" { // the payload as stored, not re-encoded
+		raw, err := v.GetEncoded()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(raw)
+		return err
+	}
 	value, err := v.Get()
 	if err != nil {
 		return err
@@ -238,8 +246,6 @@ func formatValue(m proto.Message, format string) ([]byte, error) {
 	case "json":
 		b, err := protojson.MarshalOptions{Multiline: true}.Marshal(m)
 		return append(b, '\n'), err
-	case "binary":
-		return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	default:
 		return prototext.MarshalOptions{Multiline: true}.Marshal(m)
 	}

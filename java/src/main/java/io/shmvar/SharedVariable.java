@@ -544,6 +544,21 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
+    /** The last committed value exactly as it is encoded in the segment, after the same checks as {@link #get()}. */
+    public byte[] getEncoded() {
+        enter("get");
+        try {
+            int n = copyActive("get");
+            byte[] buf = SCRATCH.get();
+            parse(buf, n, "get"); // the same checks as get
+            return java.util.Arrays.copyOf(buf, n);
+        } catch (ShmException e) {
+            throw e.at(path);
+        } finally {
+            exit();
+        }
+    }
+
     /** Commits {@code value}, waiting for the lock as long as it takes. */
     public void set(T value) {
         update(null, "set", current -> value, false);
@@ -655,11 +670,18 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
-    /**
-     * Copies the active slot: the length is read once and bounds-checked, the bytes copied, the generation
-     * re-checked (retrying if it moved), then the slot's generation and CRC32C verified, and only then parsed.
-     */
+    /** Reads the value: copies the active slot, then parses the copy. */
     private T read(String op) {
+        int n = copyActive(op);
+        return parse(SCRATCH.get(), n, op);
+    }
+
+    /**
+     * Copies the active slot into this thread's scratch buffer and returns its length: the length is read once and
+     * bounds-checked, the bytes copied, the generation re-checked (retrying if it moved), then the slot's generation
+     * and CRC32C verified.
+     */
+    private int copyActive(String op) {
         byte[] buf = SCRATCH.get();
         long deadline = 0;
         for (int attempt = 0; ; attempt++) {
@@ -700,16 +722,21 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
                     "slot " + (g1 & 1) + " CRC32C mismatch at generation " + g1);
             }
-            try {
-                return parser.parseFrom(buf, 0, (int) n);
-            } catch (InvalidProtocolBufferException e) {
-                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
-                    "value does not decode as " + descriptor.getMessageType() + ": " + e.getMessage());
-            } catch (RuntimeException e) {
-                // a hostile schema may trip the dynamic parser
-                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
-                    "value does not decode as " + descriptor.getMessageType() + ": " + e);
-            }
+            return (int) n;
+        }
+    }
+
+    /** Parses a validated copy, bounded by its length. */
+    private T parse(byte[] buf, int n, String op) {
+        try {
+            return parser.parseFrom(buf, 0, n);
+        } catch (InvalidProtocolBufferException e) {
+            throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
+                "value does not decode as " + descriptor.getMessageType() + ": " + e.getMessage());
+        } catch (RuntimeException e) {
+            // a hostile schema may trip the dynamic parser
+            throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
+                "value does not decode as " + descriptor.getMessageType() + ": " + e);
         }
     }
 

@@ -138,4 +138,31 @@ class SharedVariableTest {
             assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason());
         }
     }
+
+    @Test
+    void shouldFreeEphemeralSegmentWithItsLastUser() {
+        int key = segments.newKey();
+        int id;
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance(),
+            SharedVariable.Options.defaults().withEphemeral(true))) {
+            assertEquals(Native.ENOENT, assertThrows(ShmException.class, () -> Native.shmget(key, 0, 0)).errno(),
+                "no new process can find it by key");
+            v.set(Counter.newBuilder().setValue(3).build());
+            assertEquals(3, v.get().getValue());
+            assertTrue(v.stat().removed());
+            id = v.stat().id();
+        }
+        assertEquals(Native.EINVAL, assertThrows(ShmException.class, () -> Native.shmStat(key, id)).errno(),
+            "the segment outlived its last user");
+    }
+
+    @Test
+    void shouldReturnTheStoredBytes() throws Exception {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance())) {
+            Counter want = Counter.newBuilder().setValue(7).setLastWriter("ü").build();
+            v.set(want);
+            assertArrayEquals(want.toByteArray(), v.getEncoded());
+        }
+    }
 }

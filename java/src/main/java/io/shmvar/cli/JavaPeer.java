@@ -282,14 +282,13 @@ public final class JavaPeer implements Callable<Integer> {
                 throw new UsageException("--format \"" + format + "\": want text, json or binary");
             }
             try (SharedVariable<DynamicMessage> v = openAny(type, READER)) {
-                DynamicMessage value = v.get();
                 switch (format) {
-                    case "json" -> out().println(JsonFormat.printer().print(value));
-                    case "binary" -> {
-                        out().write(value.toByteArray());
+                    case "json" -> out().println(JsonFormat.printer().print(v.get()));
+                    case "binary" -> { // the payload as stored, not re-encoded
+                        out().write(v.getEncoded());
                         out().flush();
                     }
-                    default -> out().print(TextFormat.printer().escapingNonAscii(false).printToString(value));
+                    default -> out().print(TextFormat.printer().escapingNonAscii(false).printToString(v.get()));
                 }
             }
             return 0;
