@@ -17,10 +17,7 @@ func cmdCheck(args []string, stdout io.Writer) error {
 	fs := newFlags("check")
 	t := targetFlags(fs)
 	duration := fs.Duration("duration", time.Second, "")
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if err := t.require(); err != nil {
+	if err := t.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *duration <= 0 {

@@ -15,10 +15,7 @@ import (
 func cmdInspect(args []string, stdout io.Writer) error {
 	fs := newFlags("inspect")
 	t := targetFlags(fs)
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if err := t.require(); err != nil {
+	if err := t.parse(fs, args, 0); err != nil {
 		return err
 	}
 	v, err := t.openAny(reader)

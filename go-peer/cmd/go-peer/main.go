@@ -142,10 +142,7 @@ func cmdCreate(args []string, stdout io.Writer) error {
 	capacity := fs.Int("capacity", shmvar.DefaultCapacity, "")
 	typeName := fs.String("type", "shmvar.v1.Counter", "")
 	mode := fs.String("mode", "0600", "")
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if err := t.require(); err != nil {
+	if err := t.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *capacity < 1 || *capacity > shmvar.MaxCapacity {
@@ -168,17 +165,23 @@ func cmdCreate(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// trust holds --any-owner and --any-mode, which commands that write take.
-type trust struct{ anyOwner, anyMode *bool }
+// trust holds the flags of commands that write (Java's WriterCommand):
+// --any-owner, --any-mode and --wait.
+type trust struct {
+	anyOwner, anyMode *bool
+	wait              *waitFlag
+}
 
 func trustFlags(fs *flag.FlagSet) trust {
-	return trust{fs.Bool("any-owner", false, ""), fs.Bool("any-mode", false, "")}
+	t := trust{anyOwner: fs.Bool("any-owner", false, ""), anyMode: fs.Bool("any-mode", false, ""), wait: &waitFlag{}}
+	fs.Var(t.wait, "wait", "")
+	return t
 }
 
 // writer is the Options of a command that writes: the owner and mode checks
 // apply unless the user accepts them.
 func (t trust) writer() shmvar.Options {
-	return shmvar.Options{AnyOwner: *t.anyOwner, AnyMode: *t.anyMode}
+	return shmvar.Options{AnyOwner: *t.anyOwner, AnyMode: *t.anyMode, Wait: t.wait.strategy}
 }
 
 // reader is the Options of a command that only reads: it attaches read-only
@@ -202,10 +205,7 @@ func cmdGet(args []string, stdout io.Writer) error {
 	t := targetFlags(fs)
 	format := fs.String("format", "text", "")
 	typeName := fs.String("type", "", "")
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if err := t.require(); err != nil {
+	if err := t.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *format != "text" && *format != "json" && *format != "binary" {
@@ -257,10 +257,7 @@ func cmdSet(args []string, stdout io.Writer) error {
 	format := fs.String("format", "", "")
 	syncFile := fs.Bool("sync", false, "")
 	trusted := trustFlags(fs)
-	if err := parse(fs, args, 1); err != nil {
-		return err
-	}
-	if err := t.require(); err != nil {
+	if err := t.parse(fs, args, 1); err != nil {
 		return err
 	}
 	v, err := openAny(t, "", trusted.writer())
@@ -318,14 +315,9 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	quiet := fs.Bool("quiet", false, "")
 	hold := fs.Duration("hold", 0, "")
 	printEach := fs.Bool("print-each", false, "")
-	var wait waitFlag
-	fs.Var(&wait, "wait", "")
 	syncFile := fs.Bool("sync", false, "")
 	trusted := trustFlags(fs)
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if err := t.require(); err != nil {
+	if err := t.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *count < 1 {
@@ -335,7 +327,6 @@ func cmdIncr(args []string, stdout io.Writer) error {
 		return usageError{"--timeout must be positive"}
 	}
 	opts := trusted.writer()
-	opts.Wait = wait.strategy
 	v, err := t.openCounter(opts)
 	if err != nil {
 		return err
@@ -393,10 +384,7 @@ func cmdRm(args []string, stdout io.Writer) error {
 	t := targetFlags(fs)
 	force := fs.Bool("force", false, "")
 	trusted := trustFlags(fs)
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if err := t.require(); err != nil {
+	if err := t.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *force {

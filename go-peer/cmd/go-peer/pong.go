@@ -17,20 +17,14 @@ func cmdPong(args []string, stdout io.Writer) error {
 	rounds := fs.Int64("rounds", 0, "")
 	after := fs.Int64("after", -1, "")
 	timeout := fs.Duration("timeout", 10*time.Second, "")
-	var wait waitFlag
-	fs.Var(&wait, "wait", "")
 	trusted := trustFlags(fs)
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if err := t.require(); err != nil {
+	if err := t.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *rounds < 1 {
 		return usageError{"--rounds must be at least 1"}
 	}
 	opts := trusted.writer()
-	opts.Wait = wait.strategy
 	v, err := t.openCounter(opts)
 	if err != nil {
 		return err
@@ -57,6 +51,6 @@ func cmdPong(args []string, stdout io.Writer) error {
 		g++ // our own commit: wait past it next
 	}
 	elapsed := time.Since(start)
-	fmt.Fprintf(stdout, "pong: rounds=%d elapsed=%s wait=%s\n", *rounds, elapsed.Round(time.Millisecond), wait.strategy)
+	fmt.Fprintf(stdout, "pong: rounds=%d elapsed=%s wait=%s\n", *rounds, elapsed.Round(time.Millisecond), trusted.wait.strategy)
 	return nil
 }

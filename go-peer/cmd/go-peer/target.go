@@ -24,6 +24,14 @@ func targetFlags(fs *flag.FlagSet) *target {
 	return t
 }
 
+// parse parses the command line and requires exactly one of --key and --file.
+func (t *target) parse(fs *flag.FlagSet, args []string, positional int) error {
+	if err := parse(fs, args, positional); err != nil {
+		return err
+	}
+	return t.require()
+}
+
 func (t *target) require() error {
 	switch {
 	case t.key.set && t.file != "":

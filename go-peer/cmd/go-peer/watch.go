@@ -37,13 +37,8 @@ func cmdWatch(args []string, stdout io.Writer) error {
 	t := targetFlags(fs)
 	count := fs.Int64("count", 0, "")
 	format := fs.String("format", "text", "")
-	var wait waitFlag
-	fs.Var(&wait, "wait", "")
 	trusted := trustFlags(fs)
-	if err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if err := t.require(); err != nil {
+	if err := t.parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *format != "text" && *format != "json" {
@@ -52,7 +47,6 @@ func cmdWatch(args []string, stdout io.Writer) error {
 	// A watcher announces itself in the segment so that commits wake it: it
 	// writes, so the writers' owner and mode checks apply.
 	opts := trusted.writer()
-	opts.Wait = wait.strategy
 	v, err := openAny(t, "", opts)
 	if err != nil {
 		return err

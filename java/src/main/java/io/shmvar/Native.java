@@ -237,14 +237,7 @@ public final class Native {
 
     /** What fstat says about an open file, read through /proc/self/fd so that it is the file we opened. */
     static SegmentInfo fileStat(String path, int fd) {
-        try {
-            Map<String, Object> a = java.nio.file.Files.readAttributes(java.nio.file.Path.of("/proc/self/fd/" + fd),
-                "unix:size,uid,gid,mode");
-            return new SegmentInfo(-1, (Long) a.get("size"), (Integer) a.get("uid"), (Integer) a.get("gid"),
-                (Integer) a.get("mode") & 0777, 0, 0, 0, false);
-        } catch (IOException | UnsupportedOperationException e) {
-            throw ShmException.nativeError("fstat", 0, 0, e.toString()).at(path);
-        }
+        return fileAttributes("fstat", path, java.nio.file.Path.of("/proc/self/fd/" + fd));
     }
 
     /** Whether an open file is a regular file. */
@@ -252,16 +245,21 @@ public final class Native {
         return java.nio.file.Files.isRegularFile(java.nio.file.Path.of("/proc/self/fd/" + fd));
     }
 
+    /** What stat says about the file at path, without following a final link. */
     static SegmentInfo fileStat(String path) {
+        return fileAttributes("stat", path, java.nio.file.Path.of(path), java.nio.file.LinkOption.NOFOLLOW_LINKS);
+    }
+
+    private static SegmentInfo fileAttributes(String function, String path, java.nio.file.Path file,
+                                              java.nio.file.LinkOption... options) {
         try {
-            Map<String, Object> a = java.nio.file.Files.readAttributes(java.nio.file.Path.of(path),
-                "unix:size,uid,gid,mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            Map<String, Object> a = java.nio.file.Files.readAttributes(file, "unix:size,uid,gid,mode", options);
             return new SegmentInfo(-1, (Long) a.get("size"), (Integer) a.get("uid"), (Integer) a.get("gid"),
                 (Integer) a.get("mode") & 0777, 0, 0, 0, false);
         } catch (java.nio.file.NoSuchFileException e) {
-            throw fileError("stat", path, ENOENT);
-        } catch (IOException e) {
-            throw ShmException.nativeError("stat", 0, 0, e.toString()).at(path);
+            throw fileError(function, path, ENOENT);
+        } catch (IOException | UnsupportedOperationException e) {
+            throw ShmException.nativeError(function, 0, 0, e.toString()).at(path);
         }
     }
 
