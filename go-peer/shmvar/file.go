@@ -82,7 +82,7 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 		return fail("mmap", err)
 	}
 	initialise(mem, geo, raw)
-	return &Var[T]{path: path, geo: geo, desc: desc, mtype: mt, mem: mem, wait: opts.Wait, newValue: constructor[T](mt)}, nil
+	return &Var[T]{path: path, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait}, nil
 }
 
 func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {

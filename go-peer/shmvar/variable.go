@@ -53,15 +53,25 @@ type Var[T proto.Message] struct {
 	id       int
 	geo      geometry
 	desc     *shmvarpb.SegmentDescriptor
-	mtype    protoreflect.MessageType
+	codec
 	readOnly bool
 	wait     WaitStrategy
 
 	users atomic.Int64 // operations in flight, plus closedBit once closing
-	// newValue makes an empty T: a plain allocation for generated types,
-	// the stored schema's dynamic type otherwise.
-	newValue func() proto.Message
 	mem      []byte // unmapped once closing has waited for users
+
+	// The last value this Var committed or decoded, and its generation
+	// (PROTOCOL.md, "Caching"): while the segment's generation still reads
+	// cacheGen, Get copies cacheVal and Update takes it, instead of copying,
+	// checking and decoding the slot. Keeping a copy costs about what it
+	// saves, so a Var keeps one only when the generation it finds is one it
+	// has seen before (seenGen: it committed or read it), that is when no
+	// other process is writing between its own operations. Operations take
+	// cacheMu with TryLock and go the long way when another goroutine has it.
+	cacheMu  sync.Mutex
+	cacheGen uint64
+	cacheVal proto.Message // nil when empty; never handed out while cached
+	seenGen  uint64
 }
 
 // Create makes a new segment under key holding the empty value of T. It
@@ -95,8 +105,7 @@ func typed[T proto.Message](v *Var[T], err error) (*Var[T], error) {
 		v.Close()
 		return nil, v.tag(err)
 	}
-	v.mtype = mt
-	v.newValue = constructor[T](mt)
+	v.codec = codecOf[T](mt)
 	return v, nil
 }
 
@@ -128,14 +137,57 @@ func checkOwnerAndMode(uid, mode uint32, opts Options, what string) string {
 	return ""
 }
 
-// constructor returns the fastest way to make an empty value of mt as a T.
-func constructor[T proto.Message](mt protoreflect.MessageType) func() proto.Message {
+// codec is how a Var makes, encodes and decodes its values.
+type codec struct {
+	mtype protoreflect.MessageType
+	// newValue makes an empty value: a plain allocation for generated types,
+	// the stored schema's dynamic type otherwise.
+	newValue func() proto.Message
+	// compiled: values are T, a generated type whose descriptor the segment's
+	// was checked against, so commit need not check each one.
+	compiled  bool
+	marshal   proto.MarshalOptions
+	unmarshal proto.UnmarshalOptions
+}
+
+// codecOf returns the fastest codec for values of mt held as T.
+func codecOf[T proto.Message](mt protoreflect.MessageType) codec {
+	// Without required fields the initialisation checks cannot fail; skip them.
+	partial := !hasRequired(mt.Descriptor(), map[protoreflect.FullName]bool{})
+	c := codec{
+		mtype:    mt,
+		newValue: func() proto.Message { return mt.New().Interface() },
+		marshal:  proto.MarshalOptions{AllowPartial: partial},
+		// protobuf-java's default nesting limit, so that a value one language
+		// accepts the other accepts too; Merge, as values are new: no reset.
+		unmarshal: proto.UnmarshalOptions{RecursionLimit: 100, Merge: true, AllowPartial: partial},
+	}
 	var zero T
 	if rt := reflect.TypeOf(zero); rt != nil && rt.Kind() == reflect.Pointer {
 		elem := rt.Elem()
-		return func() proto.Message { return reflect.New(elem).Interface().(proto.Message) }
+		c.newValue = func() proto.Message { return reflect.New(elem).Interface().(proto.Message) }
+		c.compiled = true
 	}
-	return func() proto.Message { return mt.New().Interface() }
+	return c
+}
+
+// hasRequired reports whether md or a message type it contains has a
+// required field.
+func hasRequired(md protoreflect.MessageDescriptor, seen map[protoreflect.FullName]bool) bool {
+	if seen[md.FullName()] {
+		return false
+	}
+	seen[md.FullName()] = true
+	if md.RequiredNumbers().Len() > 0 {
+		return true
+	}
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		if sub := fields.Get(i).Message(); sub != nil && hasRequired(sub, seen) {
+			return true
+		}
+	}
+	return false
 }
 
 // OpenAny attaches to the segment under key and decodes values with the
@@ -172,7 +224,7 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 			return nil, err
 		}
 	}
-	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, wait: opts.Wait, newValue: constructor[T](mt)}, nil
+	return &Var[T]{key: key, id: id, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait}, nil
 }
 
 // describe builds the descriptor of a new segment and its geometry.
@@ -262,8 +314,8 @@ func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[
 	if err != nil {
 		return nil, err
 	}
-	return &Var[T]{key: key, id: id, geo: geo, desc: desc, mtype: mt, mem: mem, readOnly: opts.ReadOnly, wait: opts.Wait,
-		newValue: func() proto.Message { return mt.New().Interface() }}, nil
+	return &Var[T]{key: key, id: id, geo: geo, desc: desc, codec: codecOf[proto.Message](mt), mem: mem, readOnly: opts.ReadOnly,
+		wait: opts.Wait}, nil
 }
 
 func (v *Var[T]) checkType(want protoreflect.FullName) error {
@@ -331,14 +383,73 @@ func (v *Var[T]) get() (T, error) {
 		return zero, err
 	}
 	defer v.done()
+	g := load64(mem, GenerationOffset)
+	value, hit, keep := v.lookup(g, false)
+	if hit {
+		return value, nil
+	}
+	value, g2, err := v.load(mem, "get")
+	if err == nil {
+		v.remember(g2, value, keep && g2 == g)
+	}
+	return value, err
+}
+
+// load copies, checks and decodes the active slot; it returns the value and
+// the generation it was committed at.
+func (v *Var[T]) load(mem []byte, op string) (T, uint64, error) {
+	var zero T
 	bp := scratch.Get().(*[]byte)
 	defer scratch.Put(bp)
-	data, _, err := v.read(mem, "get", (*bp)[:0])
+	data, g, err := v.read(mem, op, (*bp)[:0])
 	*bp = data[:0]
 	if err != nil {
-		return zero, err
+		return zero, 0, err
 	}
-	return v.decode(data, "get")
+	value, err := v.decode(data, op)
+	return value, g, err
+}
+
+// lookup returns the cached value if it is the one committed at generation
+// g: a copy, or with take the cached message itself, which leaves the cache
+// empty. On a miss, keep says whether a copy of the value at g is worth
+// keeping: g is a generation this Var has seen.
+func (v *Var[T]) lookup(g uint64, take bool) (value T, hit, keep bool) {
+	if !v.cacheMu.TryLock() {
+		return value, false, false
+	}
+	defer v.cacheMu.Unlock()
+	if v.cacheVal == nil || v.cacheGen != g {
+		return value, false, v.seenGen == g
+	}
+	if take {
+		value, v.cacheVal = v.cacheVal.(T), nil
+		return value, true, true
+	}
+	m := v.newValue()
+	proto.Merge(m, v.cacheVal)
+	return m.(T), true, true
+}
+
+// remember notes generation g as seen and, with keep, caches a copy of
+// value as the one committed at g; it does nothing while another goroutine
+// uses the cache.
+func (v *Var[T]) remember(g uint64, value T, keep bool) {
+	if !v.cacheMu.TryLock() {
+		return
+	}
+	defer v.cacheMu.Unlock()
+	v.seenGen = g
+	if !keep {
+		return
+	}
+	if v.cacheVal == nil {
+		v.cacheVal = v.newValue()
+	} else {
+		proto.Reset(v.cacheVal)
+	}
+	proto.Merge(v.cacheVal, value)
+	v.cacheGen = g
 }
 
 // scratch holds copy buffers for reads; Unmarshal copies what it keeps, so a
@@ -529,10 +640,6 @@ func (v *Var[T]) read(mem []byte, op string, buf []byte) ([]byte, uint64, error)
 	}
 }
 
-// unmarshalOptions matches protobuf-java's default nesting limit, so a value
-// one language accepts the other accepts too.
-var unmarshalOptions = proto.UnmarshalOptions{RecursionLimit: 100, Merge: true} // Merge: values are new, skip the reset
-
 func (v *Var[T]) decode(data []byte, op string) (value T, err error) {
 	defer func() {
 		if r := recover(); r != nil { // a hostile schema may trip the dynamic decoder
@@ -540,51 +647,59 @@ func (v *Var[T]) decode(data []byte, op string) (value T, err error) {
 		}
 	}()
 	m := v.newValue()
-	if err := unmarshalOptions.Unmarshal(data, m); err != nil {
+	if err := v.unmarshal.Unmarshal(data, m); err != nil {
 		return value, newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), err)
 	}
 	return m.(T), nil
 }
 
-func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (result T, err error) {
+func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (T, error) {
+	var zero T
 	mem, err := v.use(op)
 	if err != nil {
-		return result, err
+		return zero, err
 	}
 	defer v.done()
 	if v.readOnly {
-		return result, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
+		return zero, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
+	next, g, keep, err := v.locked(mem, deadline, op, fn, needCurrent)
+	if err != nil {
+		return zero, err
+	}
+	// After the release: the pair stays right even if another commit follows.
+	v.remember(g, next, keep)
+	return next, nil
+}
+
+// locked commits fn(current) under the lock, which it releases even when fn
+// panics, and returns the value with the generation it was committed at.
+func (v *Var[T]) locked(mem []byte, deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (next T, g uint64, keep bool, err error) {
 	if _, err = acquire(v.key, mem, deadline, v.wait); err != nil {
-		return result, err
+		return next, 0, false, err
 	}
 	defer func() {
 		if rerr := release(v.key, mem); err == nil {
 			err = rerr
 		}
 	}()
-	g := load64(mem, GenerationOffset)
+	g = load64(mem, GenerationOffset)
 	var current T
 	if needCurrent {
-		bp := scratch.Get().(*[]byte)
-		data, _, err := v.read(mem, op, (*bp)[:0])
-		if err == nil {
-			current, err = v.decode(data, op)
-		}
-		*bp = data[:0]
-		scratch.Put(bp)
-		if err != nil {
-			return result, err
+		var hit bool
+		if current, hit, keep = v.lookup(g, true); !hit {
+			if current, _, err = v.load(mem, op); err != nil {
+				return next, 0, false, err
+			}
 		}
 	}
-	next, err := fn(current)
-	if err != nil {
-		return result, err
+	if next, err = fn(current); err != nil {
+		return next, 0, false, err
 	}
 	if err = v.commit(mem, g, next, op); err != nil {
-		return result, err
+		return next, 0, false, err
 	}
-	return next, nil
+	return next, g + 1, keep, nil
 }
 
 // commit encodes value straight into the inactive slot and publishes it by
@@ -593,14 +708,16 @@ func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
 	if any(value) == nil {
 		return newError(op, v.key, ErrInvalidArgument, "value is nil")
 	}
-	if d := value.ProtoReflect().Descriptor(); d != v.mtype.Descriptor() && d.FullName() != protoreflect.FullName(v.desc.GetMessageType()) {
-		return newError(op, v.key, ErrTypeMismatch, "value is %s, segment holds %s", d.FullName(), v.desc.GetMessageType())
+	if !v.compiled {
+		if d := value.ProtoReflect().Descriptor(); d != v.mtype.Descriptor() && d.FullName() != protoreflect.FullName(v.desc.GetMessageType()) {
+			return newError(op, v.key, ErrTypeMismatch, "value is %s, segment holds %s", d.FullName(), v.desc.GetMessageType())
+		}
 	}
 	next := g + 1
 	off := v.geo.slot[next&1]
 	start := off + uint64(SlotHeaderLength)
 	payload := mem[start : start : start+v.geo.capacity]
-	out, err := proto.MarshalOptions{}.MarshalAppend(payload, value)
+	out, err := v.marshal.MarshalAppend(payload, value)
 	if err != nil {
 		return newError(op, v.key, ErrInvalidArgument, "value does not encode: %v", err)
 	}

@@ -2,6 +2,7 @@ package shmvar_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os/exec"
 	"strings"
 	"sync"
@@ -299,5 +300,65 @@ func TestGetEncodedReturnsTheStoredBytes(t *testing.T) {
 	got := &shmvarpb.Counter{}
 	if err := proto.Unmarshal(raw, got); err != nil || !proto.Equal(got, want) {
 		t.Fatalf("GetEncoded decodes to %v, %v", got, err)
+	}
+}
+
+// Each attachment caches the value it last committed or read; a commit
+// through another attachment must make it read the slot again.
+func TestShouldSeeEveryOtherAttachmentsCommitDespiteCache(t *testing.T) {
+	key := testKey(t)
+	a := mustCreateCounter(t, key)
+	b, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	vars := []*shmvar.Var[*shmvarpb.Counter]{a, b}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := int64(1); i <= 3000; i++ {
+		w := vars[rng.IntN(2)]
+		got, err := w.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+			c.Value++
+			return c, nil
+		})
+		if err != nil || got.Value != i {
+			t.Fatalf("update %d: value %d, %v", i, got.GetValue(), err)
+		}
+		for j, r := range vars {
+			for k := rng.IntN(3); k >= 0; k-- { // repeated reads fill the cache
+				if c, err := r.Get(); err != nil || c.Value != i {
+					t.Fatalf("after update %d, attachment %d read %d, %v", i, j, c.GetValue(), err)
+				}
+			}
+		}
+	}
+}
+
+// Get and Update hand out values the caller owns: changing them must not
+// change what the variable holds or what its cache serves.
+func TestShouldHandCallersTheirOwnCopies(t *testing.T) {
+	v := mustCreateCounter(t, testKey(t))
+	if err := v.Set(&shmvarpb.Counter{Value: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		got, err := v.Get()
+		if err != nil || got.Value != 1 {
+			t.Fatalf("Get: %d, %v", got.GetValue(), err)
+		}
+		got.Value = 99
+	}
+	for want := int64(2); want <= 4; want++ {
+		got, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+			c.Value++
+			return c, nil
+		})
+		if err != nil || got.Value != want {
+			t.Fatalf("Update: %d, %v; want %d", got.GetValue(), err, want)
+		}
+		got.Value = 1000
+		if c, err := v.Get(); err != nil || c.Value != want {
+			t.Fatalf("Get after Update: %d, %v; want %d", c.GetValue(), err, want)
+		}
 	}
 }

@@ -54,7 +54,7 @@ func cmdCheck(args []string, stdout io.Writer) error {
 			}
 		}
 		reads++
-		if _, err := v.Get(); err != nil {
+		if _, err := v.GetEncoded(); err != nil { // re-reads and re-checks the slot every time, unlike Get
 			note(err)
 			continue
 		}

@@ -11,11 +11,14 @@ import com.google.protobuf.Parser;
 import io.shmvar.proto.SegmentDescriptor;
 
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashSet;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.UnaryOperator;
 import java.util.zip.CRC32C;
@@ -160,7 +163,14 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     /** How long a reader keeps retrying while writers move the generation under it. */
     private static final long READ_RETRY_NANOS = 1_000_000_000L;
     private static final long CLOSED = 1L << 62;
-    private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[256]);
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    /** A thread's copy of the active slot: the bytes, their length and the generation they were committed at. */
+    private static final class Scratch {
+        byte[] buf = new byte[256];
+        int length;
+        long generation;
+    }
 
     private final int key;
     private final int id;
@@ -177,8 +187,32 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final boolean readOnly;
     private final WaitStrategy wait;
     private final SpinLock lock;
+    /** A view of memory that commit moves over the slot it encodes into; used only under the lock. */
+    private final ByteBuffer encodeView;
     /** Operations in flight, plus {@link #CLOSED} once detaching: close waits for the count to drain. */
     private final AtomicLong users = new AtomicLong();
+    /*
+     * The last value this variable committed or decoded, and its generation (PROTOCOL.md, "Caching"): messages are
+     * immutable, so while the segment's generation still reads cachedGeneration, get and update use cachedValue
+     * instead of copying, checking and parsing the slot again. One writer at a time (cacheWriter); a writer clears
+     * the value, then sets the generation, then the value (release stores), so a reader that sees the same
+     * generation before and after reading a non-null value (acquire loads) has a matching pair.
+     */
+    private long cachedGeneration;
+    private T cachedValue;
+    private final AtomicBoolean cacheWriter = new AtomicBoolean();
+    private static final VarHandle CACHED_GENERATION;
+    private static final VarHandle CACHED_VALUE;
+
+    static {
+        try {
+            MethodHandles.Lookup lookup = MethodHandles.lookup();
+            CACHED_GENERATION = lookup.findVarHandle(SharedVariable.class, "cachedGeneration", long.class);
+            CACHED_VALUE = lookup.findVarHandle(SharedVariable.class, "cachedValue", Message.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     private SharedVariable(int key, int id, String path, long address, ByteBuffer memory, Geometry geometry,
                            SegmentDescriptor descriptor, Descriptors.Descriptor messageDescriptor, Parser<T> parser,
@@ -196,6 +230,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         this.readOnly = readOnly;
         this.wait = wait;
         this.lock = new SpinLock(memory, key);
+        this.encodeView = memory.duplicate();
     }
 
     /** Creates a segment under {@code key} holding the empty value of {@code prototype}'s type, mode 0600. */
@@ -536,7 +571,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     public T get() {
         enter("get");
         try {
-            return read("get");
+            T cached = cached((long) LONG.getAcquire(memory, GENERATION_OFFSET));
+            return cached != null ? cached : read("get");
         } catch (ShmException e) {
             throw e.at(path);
         } finally {
@@ -548,8 +584,9 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     public byte[] getEncoded() {
         enter("get");
         try {
-            int n = copyActive("get");
-            byte[] buf = SCRATCH.get();
+            Scratch scratch = copyActive("get");
+            byte[] buf = scratch.buf;
+            int n = scratch.length;
             parse(buf, n, "get"); // the same checks as get
             return java.util.Arrays.copyOf(buf, n);
         } catch (ShmException e) {
@@ -655,14 +692,24 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "segment is attached read-only");
             }
             lock.acquire(timeout, wait);
+            long g;
+            T next;
             try {
-                long g = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
-                T next = fn.apply(needCurrent ? read(op) : null);
+                g = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
+                T current = null;
+                if (needCurrent) {
+                    current = cached(g);
+                    if (current == null) {
+                        current = read(op);
+                    }
+                }
+                next = fn.apply(current);
                 commit(g, next, op);
-                return next;
             } finally {
                 lock.release();
             }
+            cache(g + 1, next); // after the release: the pair stays right even if another commit follows
+            return next;
         } catch (ShmException e) {
             throw e.at(path);
         } finally {
@@ -670,10 +717,31 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
-    /** Reads the value: copies the active slot, then parses the copy. */
+    /** Reads the value: copies the active slot, then parses the copy, and caches it. */
     private T read(String op) {
-        int n = copyActive(op);
-        return parse(SCRATCH.get(), n, op);
+        Scratch scratch = copyActive(op);
+        T value = parse(scratch.buf, scratch.length, op);
+        cache(scratch.generation, value);
+        return value;
+    }
+
+    /** The cached value if it is the one committed at {@code generation}, else null. */
+    private T cached(long generation) {
+        long g = (long) CACHED_GENERATION.getAcquire(this);
+        @SuppressWarnings("unchecked")
+        T value = (T) CACHED_VALUE.getAcquire(this);
+        return value != null && g == generation && (long) CACHED_GENERATION.getAcquire(this) == g ? value : null;
+    }
+
+    /** Caches {@code value} as the one committed at {@code generation}, unless another thread is caching. */
+    private void cache(long generation, T value) {
+        if (cacheWriter.compareAndExchangeAcquire(false, true)) {
+            return;
+        }
+        CACHED_VALUE.setRelease(this, null);
+        CACHED_GENERATION.setRelease(this, generation);
+        CACHED_VALUE.setRelease(this, value);
+        cacheWriter.setRelease(false);
     }
 
     /**
@@ -681,8 +749,9 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
      * bounds-checked, the bytes copied, the generation re-checked (retrying if it moved), then the slot's generation
      * and CRC32C verified.
      */
-    private int copyActive(String op) {
-        byte[] buf = SCRATCH.get();
+    private Scratch copyActive(String op) {
+        Scratch scratch = SCRATCH.get();
+        byte[] buf = scratch.buf;
         long deadline = 0;
         for (int attempt = 0; ; attempt++) {
             long g1 = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
@@ -691,13 +760,13 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             if (n <= geometry.capacity()) {
                 if (buf.length < n) {
                     buf = new byte[(int) Math.max(n, Math.min(2L * buf.length, geometry.capacity()))];
-                    SCRATCH.set(buf);
+                    scratch.buf = buf;
                 }
                 memory.get(off + SLOT_HEADER_LENGTH, buf, 0, (int) n);
             }
             int crc = memory.getInt(off + SLOT_CRC_OFFSET);
             long slotGeneration = memory.getLong(off + SLOT_GENERATION_OFFSET);
-            java.lang.invoke.VarHandle.acquireFence();
+            VarHandle.acquireFence();
             long g2 = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
             if (g2 != g1) {
                 if (attempt == 0) {
@@ -722,7 +791,9 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
                     "slot " + (g1 & 1) + " CRC32C mismatch at generation " + g1);
             }
-            return (int) n;
+            scratch.length = (int) n;
+            scratch.generation = g1;
+            return scratch;
         }
     }
 
@@ -757,7 +828,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
         long next = g + 1;
         int off = (int) geometry.slot(next);
-        ByteBuffer payload = memory.slice(off + SLOT_HEADER_LENGTH, size);
+        ByteBuffer payload = encodeView.limit(off + SLOT_HEADER_LENGTH + size).position(off + SLOT_HEADER_LENGTH);
         try {
             CodedOutputStream out = CodedOutputStream.newInstance(payload);
             value.writeTo(out);
@@ -766,7 +837,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value does not encode: " + e);
         }
         CRC32C c = new CRC32C();
-        c.update(payload.rewind());
+        c.update(payload.position(off + SLOT_HEADER_LENGTH));
         memory.putInt(off + SLOT_LENGTH_OFFSET, size);
         memory.putInt(off + SLOT_CRC_OFFSET, (int) c.getValue());
         memory.putLong(off + SLOT_GENERATION_OFFSET, next);

@@ -32,6 +32,26 @@ class SharedVariableTest {
         }
     }
 
+    /** Each attachment caches the value it last committed or read; another attachment's commit must show. */
+    @Test
+    void shouldSeeEveryOtherAttachmentsCommitDespiteCache() {
+        int key = segments.newKey();
+        try (var a = SharedVariable.create(key, Counter.getDefaultInstance());
+             var b = SharedVariable.open(key, Counter.getDefaultInstance())) {
+            List<SharedVariable<Counter>> vars = List.of(a, b);
+            java.util.Random rng = new java.util.Random(12);
+            for (int i = 1; i <= 3000; i++) {
+                Counter got = vars.get(rng.nextInt(2)).update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+                assertEquals(i, got.getValue());
+                for (var r : vars) {
+                    for (int k = rng.nextInt(3); k >= 0; k--) {
+                        assertEquals(i, r.get().getValue(), "a read after update " + i);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void shouldCountEveryUpdateFromManyThreads() throws InterruptedException {
         int key = segments.newKey();

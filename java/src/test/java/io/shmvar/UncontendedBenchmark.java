@@ -23,6 +23,8 @@ public class UncontendedBenchmark {
     private static final UnaryOperator<Counter> INCREMENT = c -> c.toBuilder().setValue(c.getValue() + 1).build();
 
     private SharedVariable<Counter> counter;
+    /** A second attachment of the same segment, whose commits leave counter's cache stale. */
+    private SharedVariable<Counter> other;
 
     @Setup(Level.Trial)
     public void create() {
@@ -38,16 +40,25 @@ public class UncontendedBenchmark {
             }
         }
         counter.set(Counter.newBuilder().setValue(12345).setLastWriter("bench").build());
+        other = SharedVariable.open(counter.key(), Counter.getDefaultInstance());
     }
 
     @TearDown(Level.Trial)
     public void remove() {
+        other.close();
         counter.remove();
     }
 
     @Benchmark
     public Counter update() {
         return counter.update(INCREMENT);
+    }
+
+    /** Two updates, each after the other attachment's commit: what a ping-pong side pays, copy and parse included. */
+    @Benchmark
+    public Counter updateAlternating() {
+        counter.update(INCREMENT);
+        return other.update(INCREMENT);
     }
 
     @Benchmark
