@@ -48,17 +48,17 @@ type Options struct {
 // methods are safe for concurrent use by several goroutines. The Java twin
 // is io.shmvar.SharedVariable.
 type Var[T proto.Message] struct {
-	key      int32
-	path     string // the mapped file, or "" for a System V segment
-	id       int
-	geo      geometry
-	desc     *shmvarpb.SegmentDescriptor
+	key  int32
+	path string // the mapped file, or "" for a System V segment
+	id   int
+	geo  geometry
+	desc *shmvarpb.SegmentDescriptor
 	codec
 	readOnly bool
 	wait     WaitStrategy
 
 	users atomic.Int64 // operations in flight, plus closedBit once closing
-	mem      []byte // unmapped once closing has waited for users
+	mem   []byte       // unmapped once closing has waited for users
 
 	// The last value this Var committed or decoded, and its generation
 	// (PROTOCOL.md, "Caching"): while the segment's generation still reads
