@@ -3,6 +3,7 @@ package shmvar_test
 import (
 	"testing"
 
+	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
@@ -27,6 +28,29 @@ func BenchmarkGet(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if _, err := v.Get(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// An update right after another attachment's commit, so the cache is stale:
+// copy, check and decode included, as in a ping-pong (without the cache-line
+// transfers between cores: both attachments run on one goroutine).
+func BenchmarkUpdateUncached(b *testing.B) {
+	key := testKey(b)
+	v := mustCreateCounter(b, key)
+	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer other.Close()
+	vars := [2]*shmvar.Var[*shmvarpb.Counter]{v, other}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := vars[i&1].Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+			c.Value++
+			return c, nil
+		}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -67,7 +67,8 @@ type Var[T proto.Message] struct {
 	// saves, so a Var keeps one only when the generation it finds is one it
 	// has seen before (seenGen: it committed or read it), that is when no
 	// other process is writing between its own operations. Operations take
-	// cacheMu with TryLock and go the long way when another goroutine has it.
+	// cacheMu with TryLock (an update for its whole length) and go the long
+	// way when another goroutine has it.
 	cacheMu  sync.Mutex
 	cacheGen uint64
 	cacheVal proto.Message // nil when empty; never handed out while cached
@@ -383,6 +384,11 @@ func (v *Var[T]) get() (T, error) {
 		return zero, err
 	}
 	defer v.done()
+	if !v.cacheMu.TryLock() { // another goroutine uses the cache: go the long way
+		value, _, err := v.load(mem, "get")
+		return value, err
+	}
+	defer v.cacheMu.Unlock()
 	g := load64(mem, GenerationOffset)
 	value, hit, keep := v.lookup(g, false)
 	if hit {
@@ -413,12 +419,8 @@ func (v *Var[T]) load(mem []byte, op string) (T, uint64, error) {
 // lookup returns the cached value if it is the one committed at generation
 // g: a copy, or with take the cached message itself, which leaves the cache
 // empty. On a miss, keep says whether a copy of the value at g is worth
-// keeping: g is a generation this Var has seen.
+// keeping: g is a generation this Var has seen. The caller holds cacheMu.
 func (v *Var[T]) lookup(g uint64, take bool) (value T, hit, keep bool) {
-	if !v.cacheMu.TryLock() {
-		return value, false, false
-	}
-	defer v.cacheMu.Unlock()
 	if v.cacheVal == nil || v.cacheGen != g {
 		return value, false, v.seenGen == g
 	}
@@ -432,13 +434,8 @@ func (v *Var[T]) lookup(g uint64, take bool) (value T, hit, keep bool) {
 }
 
 // remember notes generation g as seen and, with keep, caches a copy of
-// value as the one committed at g; it does nothing while another goroutine
-// uses the cache.
+// value as the one committed at g. The caller holds cacheMu.
 func (v *Var[T]) remember(g uint64, value T, keep bool) {
-	if !v.cacheMu.TryLock() {
-		return
-	}
-	defer v.cacheMu.Unlock()
 	v.seenGen = g
 	if !keep {
 		return
@@ -663,18 +660,25 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 	if v.readOnly {
 		return zero, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
-	next, g, keep, err := v.locked(mem, deadline, op, fn, needCurrent)
+	// The cache is this goroutine's for the whole update, or not at all.
+	cached := v.cacheMu.TryLock()
+	if cached {
+		defer v.cacheMu.Unlock()
+	}
+	next, g, keep, err := v.locked(mem, deadline, op, fn, needCurrent, cached)
 	if err != nil {
 		return zero, err
 	}
-	// After the release: the pair stays right even if another commit follows.
-	v.remember(g, next, keep)
+	if cached {
+		// After the release: the pair stays right even if another commit follows.
+		v.remember(g, next, keep)
+	}
 	return next, nil
 }
 
 // locked commits fn(current) under the lock, which it releases even when fn
 // panics, and returns the value with the generation it was committed at.
-func (v *Var[T]) locked(mem []byte, deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (next T, g uint64, keep bool, err error) {
+func (v *Var[T]) locked(mem []byte, deadline time.Time, op string, fn func(T) (T, error), needCurrent, cached bool) (next T, g uint64, keep bool, err error) {
 	if _, err = acquire(v.key, mem, deadline, v.wait); err != nil {
 		return next, 0, false, err
 	}
@@ -686,8 +690,11 @@ func (v *Var[T]) locked(mem []byte, deadline time.Time, op string, fn func(T) (T
 	g = load64(mem, GenerationOffset)
 	var current T
 	if needCurrent {
-		var hit bool
-		if current, hit, keep = v.lookup(g, true); !hit {
+		hit := false
+		if cached {
+			current, hit, keep = v.lookup(g, true)
+		}
+		if !hit {
 			if current, _, err = v.load(mem, op); err != nil {
 				return next, 0, false, err
 			}

@@ -76,6 +76,7 @@ public final class Bench {
     private void pingPongShm(WaitStrategy wait, String key, String label) throws Exception {
         int n = wait == WaitStrategy.SPIN ? (quick ? 20_000 : 100_000) : (quick ? 5_000 : 20_000);
         Histogram all = histogram();
+        Histogram updates = histogram();
         double[] medians = new double[rounds];
         for (int r = 0; r < rounds; r++) {
             Histogram h = histogram();
@@ -86,9 +87,11 @@ public final class Bench {
                 for (int i = 0; i < n; i++) {
                     long t0 = System.nanoTime();
                     s.v.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+                    long t1 = System.nanoTime();
                     g = s.v.awaitChange(g + 1, Duration.ofSeconds(30));
                     if (i >= n / 10) { // the first tenth warms both sides up
                         h.recordValue(System.nanoTime() - t0);
+                        updates.recordValue(t1 - t0);
                     }
                 }
                 finish(go);
@@ -97,6 +100,8 @@ public final class Bench {
             all.add(h);
         }
         figures.put(key, median(medians));
+        // The Java side's share of the round trip: one update after Go's commit.
+        figures.put(key.replace("_rtt_ns", "_java_update_ns"), (double) updates.getValueAtPercentile(50));
         latencies.put(label, all);
     }
 
@@ -122,6 +127,7 @@ public final class Bench {
             all.add(h);
         }
         figures.put("pingpong_uds_rtt_ns", median(medians));
+        figures.put("pingpong_uds_rtt_rounds_ns", medians); // it drifts on a VM; see README
         latencies.put("unix socket", all);
     }
 
@@ -244,7 +250,8 @@ public final class Bench {
             .jvmArgs("-XX:+UseSerialGC")
             .build()).run();
         for (RunResult result : results) {
-            String name = result.getParams().getBenchmark().replaceAll(".*\\.", "");
+            String name = result.getParams().getBenchmark().replaceAll(".*\\.", "")
+                .replaceAll("([A-Z])", "_$1").toLowerCase(Locale.ROOT); // updateUncached: update_uncached
             figures.put("java_" + name + "_ns", round3(result.getPrimaryResult().getScore()));
             var alloc = result.getSecondaryResults().get("·gc.alloc.rate.norm");
             if (alloc == null) {
@@ -268,12 +275,12 @@ public final class Bench {
                 allocs.computeIfAbsent(m.group(1), k -> new ArrayList<>()).add(Double.parseDouble(m.group(3)));
             }
         }
-        for (String name : List.of("Update", "Get")) {
+        for (String name : List.of("Update", "UpdateUncached", "Get")) {
             List<Double> values = ns.get(name);
             if (values == null) {
                 throw new IllegalStateException(file + " has no Benchmark" + name);
             }
-            String k = name.toLowerCase(Locale.ROOT);
+            String k = name.replaceAll("(?<=.)([A-Z])", "_$1").toLowerCase(Locale.ROOT);
             figures.put("go_" + k + "_ns", round3(median(values.stream().mapToDouble(d -> d).toArray())));
             figures.put("go_" + k + "_alloc_bytes", median(allocs.get(name).stream().mapToDouble(d -> d).toArray()));
         }
@@ -322,7 +329,8 @@ public final class Bench {
         row(t, "ping-pong shm, spin (RTT)", ns(spin), check(spin * 20 <= uds, "<= 1/20 of UDS")
             + ", " + check(spin <= 4 * floor, "<= 4x floor"));
         row(t, "ping-pong shm, park (RTT)", ns(park), check(park <= uds, "<= UDS"));
-        row(t, "ping-pong unix socket (RTT)", ns(uds), "baseline");
+        row(t, "ping-pong unix socket (RTT)", ns(uds), "baseline; rounds " + Arrays.stream((double[]) figures.get("pingpong_uds_rtt_rounds_ns"))
+            .mapToObj(Bench::ns).collect(java.util.stream.Collectors.joining(", ")));
         row(t, "ping-pong raw word floor (RTT)", ns(floor), "floor");
         row(t, "contended updates/s (Java+Go)", String.format("%,.0f", contended),
             check(contended >= 20 * udsRate, ">= 20x UDS requests"));
@@ -340,6 +348,12 @@ public final class Bench {
         row(t, "Go update (go test -bench)", ns(num("go_update_ns")), check(num("go_update_ns") < 300, "< 300 ns")
             + allocNote("go_update"));
         row(t, "Go get (go test -bench)", ns(num("go_get_ns")), allocNote("go_get").replaceFirst("^, ", ""));
+        row(t, "Java update, cache stale (JMH)", ns(num("java_update_uncached_ns")),
+            "after another writer; " + allocNote("java_update_uncached").replaceFirst("^, ", ""));
+        row(t, "Go update, cache stale", ns(num("go_update_uncached_ns")),
+            "after another writer; " + allocNote("go_update_uncached").replaceFirst("^, ", ""));
+        row(t, "Java update inside spin ping-pong", ns(num("pingpong_shm_spin_java_update_ns")),
+            "p50; the rest of the gap to the isolated cost is cache lines moving between cores");
         row(t, "parked waiter CPU, 5 s (Go)", String.format("%.3f%%", num("idle_waiter_cpu_percent")),
             check(num("idle_waiter_cpu_percent") < 1, "< 1% of a core"));
         row(t, "parked waiter CPU, 5 s (Java)", String.format("%.3f%%",
@@ -508,7 +522,7 @@ public final class Bench {
         for (var e : map.entrySet()) {
             Object v = e.getValue();
             String value = v instanceof String s ? "\"" + s.replace("\\", "\\\\").replace("\"", "\\\"") + "\""
-                : String.valueOf(v);
+                : v instanceof double[] d ? Arrays.toString(d) : String.valueOf(v);
             sb.append("  \"").append(e.getKey()).append("\": ").append(value)
                 .append(++i < map.size() ? ",\n" : "\n");
         }
