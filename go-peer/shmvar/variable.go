@@ -73,6 +73,7 @@ type Var[T proto.Message] struct {
 	cacheGen uint64
 	cacheVal proto.Message // nil when empty; never handed out while cached
 	seenGen  uint64
+	buf      []byte // copies of the slot, for whoever holds cacheMu
 }
 
 // Create makes a new segment under key holding the empty value of T. It
@@ -385,7 +386,7 @@ func (v *Var[T]) get() (T, error) {
 	}
 	defer v.done()
 	if !v.cacheMu.TryLock() { // another goroutine uses the cache: go the long way
-		value, _, err := v.load(mem, "get")
+		value, _, err := v.load(mem, "get", false)
 		return value, err
 	}
 	defer v.cacheMu.Unlock()
@@ -394,7 +395,7 @@ func (v *Var[T]) get() (T, error) {
 	if hit {
 		return value, nil
 	}
-	value, g2, err := v.load(mem, "get")
+	value, g2, err := v.load(mem, "get", true)
 	if err == nil {
 		v.remember(g2, value, keep && g2 == g)
 	}
@@ -402,11 +403,15 @@ func (v *Var[T]) get() (T, error) {
 }
 
 // load copies, checks and decodes the active slot; it returns the value and
-// the generation it was committed at.
-func (v *Var[T]) load(mem []byte, op string) (T, uint64, error) {
+// the generation it was committed at. With cached, the caller holds cacheMu
+// and the copy goes to the Var's own buffer, else to a pooled one.
+func (v *Var[T]) load(mem []byte, op string, cached bool) (T, uint64, error) {
 	var zero T
-	bp := scratch.Get().(*[]byte)
-	defer scratch.Put(bp)
+	bp := &v.buf
+	if !cached {
+		bp = scratch.Get().(*[]byte)
+		defer scratch.Put(bp)
+	}
 	data, g, err := v.read(mem, op, (*bp)[:0])
 	*bp = data[:0]
 	if err != nil {
@@ -695,7 +700,7 @@ func (v *Var[T]) locked(mem []byte, deadline time.Time, op string, fn func(T) (T
 			current, hit, keep = v.lookup(g, true)
 		}
 		if !hit {
-			if current, _, err = v.load(mem, op); err != nil {
+			if current, _, err = v.load(mem, op, cached); err != nil {
 				return next, 0, false, err
 			}
 		}
