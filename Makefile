@@ -52,7 +52,7 @@ stress: build
 bench: build
 	cd go-peer && $(GO) build -o ../bin/bench-peer ./cmd/bench-peer
 	$(MVN) test-compile dependency:build-classpath -Dmdep.outputFile=target/test-classpath.txt -Dmdep.includeScope=test
-	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Get' -benchmem -benchtime=$(if $(QUICK),300ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
+	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Mutate|Get' -benchmem -benchtime=$(if $(QUICK),300ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
 	java -XX:+UseSerialGC -cp target/classes:target/test-classes:$$(cat target/test-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
 
 # Go and Java increment one counter at the same time; Ctrl-C stops both and

@@ -55,3 +55,39 @@ func BenchmarkUpdateUncached(b *testing.B) {
 		}
 	}
 }
+
+// Mutate: the update that allocates nothing, on the Var's own message.
+func BenchmarkMutate(b *testing.B) {
+	v := mustCreateCounter(b, testKey(b))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := v.Mutate(func(c *shmvarpb.Counter) error {
+			c.Value++
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Mutate right after another attachment's commit: decode into the Var's own
+// message included.
+func BenchmarkMutateUncached(b *testing.B) {
+	key := testKey(b)
+	v := mustCreateCounter(b, key)
+	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer other.Close()
+	vars := [2]*shmvar.Var[*shmvarpb.Counter]{v, other}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := vars[i&1].Mutate(func(c *shmvarpb.Counter) error {
+			c.Value++
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

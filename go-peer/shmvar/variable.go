@@ -479,6 +479,68 @@ func (v *Var[T]) TryUpdate(timeout time.Duration, fn func(current T) (T, error))
 	return value, v.tag(err)
 }
 
+// Mutate commits the changes fn makes to the current value, under the lock,
+// and allocates nothing: m is the Var's own message, kept from one call to
+// the next (and served, as a copy, by Get), so fn must not keep m or
+// anything inside it past its return; copy with proto.Clone what it needs.
+// When fn returns an error or panics, nothing is committed. Update is the
+// variant that hands out values the caller owns. While another goroutine
+// uses the Var's message, Mutate works on a fresh copy, like Update.
+func (v *Var[T]) Mutate(fn func(m T) error) error {
+	if !v.cacheMu.TryLock() {
+		_, err := v.Update(func(c T) (T, error) { return c, fn(c) })
+		return err
+	}
+	defer v.cacheMu.Unlock()
+	mem, err := v.use("update")
+	if err != nil {
+		return v.tag(err)
+	}
+	defer v.done()
+	if v.readOnly {
+		return v.tag(newError("update", v.key, ErrInvalidArgument, "segment is attached read-only"))
+	}
+	return v.tag(v.mutate(mem, fn))
+}
+
+// mutate is Mutate's work under the lock; the caller holds cacheMu.
+func (v *Var[T]) mutate(mem []byte, fn func(T) error) (err error) {
+	if _, err = acquire(v.key, mem, time.Time{}, v.wait); err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := release(v.key, mem); err == nil {
+			err = rerr
+		}
+	}()
+	g := load64(mem, GenerationOffset)
+	m, hit := v.cacheVal, v.cacheVal != nil && v.cacheGen == g
+	v.cacheVal = nil // until m holds a committed value again
+	if !hit {
+		if m == nil {
+			m = v.newValue()
+		} else {
+			proto.Reset(m)
+		}
+		data, _, err := v.read(mem, "update", v.buf[:0])
+		v.buf = data[:0]
+		if err != nil {
+			return err
+		}
+		if err = v.decodeInto(data, m, "update"); err != nil {
+			return err
+		}
+	}
+	if err = fn(m.(T)); err != nil {
+		return err
+	}
+	if err = v.commit(mem, g, m.(T), "update"); err != nil {
+		return err
+	}
+	v.cacheVal, v.cacheGen, v.seenGen = m, g+1, g+1
+	return nil
+}
+
 // LockState describes the lock word and its counters.
 type LockState struct {
 	Word        uint64
@@ -643,16 +705,24 @@ func (v *Var[T]) read(mem []byte, op string, buf []byte) ([]byte, uint64, error)
 }
 
 func (v *Var[T]) decode(data []byte, op string) (value T, err error) {
+	m := v.newValue()
+	if err = v.decodeInto(data, m, op); err != nil {
+		return value, err
+	}
+	return m.(T), nil
+}
+
+// decodeInto decodes data into m, which is empty.
+func (v *Var[T]) decodeInto(data []byte, m proto.Message, op string) (err error) {
 	defer func() {
 		if r := recover(); r != nil { // a hostile schema may trip the dynamic decoder
 			err = newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), r)
 		}
 	}()
-	m := v.newValue()
 	if err := v.unmarshal.Unmarshal(data, m); err != nil {
-		return value, newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), err)
+		return newError(op, v.key, ErrCorrupt, "value does not decode as %s: %v", v.desc.GetMessageType(), err)
 	}
-	return m.(T), nil
+	return nil
 }
 
 func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (T, error) {

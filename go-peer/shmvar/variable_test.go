@@ -2,6 +2,7 @@ package shmvar_test
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os/exec"
 	"strings"
@@ -317,12 +318,22 @@ func TestShouldSeeEveryOtherAttachmentsCommitDespiteCache(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := int64(1); i <= 3000; i++ {
 		w := vars[rng.IntN(2)]
-		got, err := w.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		if rng.IntN(2) == 0 {
+			got, err := w.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+				c.Value++
+				return c, nil
+			})
+			if err != nil || got.Value != i {
+				t.Fatalf("update %d: value %d, %v", i, got.GetValue(), err)
+			}
+		} else if err := w.Mutate(func(c *shmvarpb.Counter) error {
+			if c.Value != i-1 {
+				return fmt.Errorf("mutate %d found %d", i, c.Value)
+			}
 			c.Value++
-			return c, nil
-		})
-		if err != nil || got.Value != i {
-			t.Fatalf("update %d: value %d, %v", i, got.GetValue(), err)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 		for j, r := range vars {
 			for k := rng.IntN(3); k >= 0; k-- { // repeated reads fill the cache
@@ -360,5 +371,58 @@ func TestShouldHandCallersTheirOwnCopies(t *testing.T) {
 		if c, err := v.Get(); err != nil || c.Value != want {
 			t.Fatalf("Get after Update: %d, %v; want %d", c.GetValue(), err, want)
 		}
+	}
+}
+
+// Mutate reuses the Var's own message: a failed fn must leave no trace of
+// its changes, and concurrent callers must not share the message.
+func TestShouldMutateInPlaceAndForgetFailedChanges(t *testing.T) {
+	v := mustCreateCounter(t, testKey(t))
+	inc := func(c *shmvarpb.Counter) error { c.Value++; return nil }
+	for i := 0; i < 3; i++ {
+		if err := v.Mutate(inc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boom := errors.New("boom")
+	if err := v.Mutate(func(c *shmvarpb.Counter) error { c.Value = 1000; c.LastWriter = "half"; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("Mutate: %v, want boom", err)
+	}
+	func() {
+		defer func() { recover() }()
+		v.Mutate(func(c *shmvarpb.Counter) error { c.Value = 2000; panic("fn panics") })
+	}()
+	if c, err := v.Get(); err != nil || c.Value != 3 || c.LastWriter != "" {
+		t.Fatalf("after failed mutations: %v, %v; want value 3", c, err)
+	}
+	if err := v.Mutate(func(c *shmvarpb.Counter) error {
+		if c.Value != 3 {
+			return fmt.Errorf("Mutate sees %d, want 3", c.Value)
+		}
+		return inc(c)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, each = 4, 500
+	var wg sync.WaitGroup
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := v.Mutate(inc); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := v.Get(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if c, err := v.Get(); err != nil || c.Value != 4+goroutines*each {
+		t.Fatalf("after concurrent Mutate: %v, %v; want %d", c, err, 4+goroutines*each)
 	}
 }

@@ -42,9 +42,9 @@ func cmdPong(args []string, stdout io.Writer) error {
 		if g, err = v.AwaitChange(g, *timeout); err != nil {
 			return fmt.Errorf("round %d: %w", i, err)
 		}
-		if _, err = v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		if err = v.Mutate(func(c *shmvarpb.Counter) error { // in place: the pong keeps no value
 			c.Value++
-			return c, nil
+			return nil
 		}); err != nil {
 			return err
 		}

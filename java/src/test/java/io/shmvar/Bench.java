@@ -298,7 +298,7 @@ public final class Bench {
                 allocs.computeIfAbsent(m.group(1), k -> new ArrayList<>()).add(Double.parseDouble(m.group(3)));
             }
         }
-        for (String name : List.of("Update", "UpdateUncached", "Get")) {
+        for (String name : List.of("Update", "UpdateUncached", "Mutate", "MutateUncached", "Get")) {
             List<Double> values = ns.get(name);
             if (values == null) {
                 throw new IllegalStateException(file + " has no Benchmark" + name);
@@ -370,11 +370,15 @@ public final class Bench {
             + allocNote("java_get"));
         row(t, "Go update (go test -bench)", ns(num("go_update_ns")), check(num("go_update_ns") < 300, "< 300 ns")
             + allocNote("go_update"));
+        row(t, "Go mutate (go test -bench)", ns(num("go_mutate_ns")), check(num("go_mutate_ns") < 300, "< 300 ns")
+            + allocNote("go_mutate") + "; Mutate: update in place, no copy for the caller");
         row(t, "Go get (go test -bench)", ns(num("go_get_ns")), allocNote("go_get").replaceFirst("^, ", ""));
         row(t, "Java update, cache stale (JMH)", ns(num("java_update_uncached_ns")),
             "after another writer; " + allocNote("java_update_uncached").replaceFirst("^, ", ""));
         row(t, "Go update, cache stale", ns(num("go_update_uncached_ns")),
             "after another writer; " + allocNote("go_update_uncached").replaceFirst("^, ", ""));
+        row(t, "Go mutate, cache stale", ns(num("go_mutate_uncached_ns")),
+            "after another writer; " + allocNote("go_mutate_uncached").replaceFirst("^, ", ""));
         row(t, "Java update inside spin ping-pong", ns(num("pingpong_shm_spin_java_update_ns")),
             "p50; the rest of the gap to the isolated cost is cache lines moving between cores");
         row(t, "parked waiter CPU, 5 s (Go)", String.format("%.3f%%", num("idle_waiter_cpu_percent")),
