@@ -18,6 +18,10 @@
 //	v, err := shmvar.Open[*shmvarpb.Counter](0x5eed, shmvar.Options{})
 //	if errors.Is(err, unix.ENOENT) { ... }
 //
+// Get and Update hand out values the caller owns; Mutate changes the Var's
+// own message in place and allocates nothing, for hot loops. Each Var caches
+// the value it last committed or read while the generation stays put.
+//
 // The files mirror the Java classes: layout.go (LayoutDescriptor), lock.go
 // (SpinLock, WaitStrategy), variable.go (SharedVariable), file.go (the file
 // backing, SharedVariable.createFile/openFile), native.go (Native) and
