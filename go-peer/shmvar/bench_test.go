@@ -3,7 +3,6 @@ package shmvar_test
 import (
 	"testing"
 
-	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
@@ -37,14 +36,7 @@ func BenchmarkGet(b *testing.B) {
 // copy, check and decode included, as in a ping-pong (without the cache-line
 // transfers between cores: both attachments run on one goroutine).
 func BenchmarkUpdateUncached(b *testing.B) {
-	key := testKey(b)
-	v := mustCreateCounter(b, key)
-	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer other.Close()
-	vars := [2]*shmvar.Var[*shmvarpb.Counter]{v, other}
+	vars := twoAttachments(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if _, err := vars[i&1].Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
@@ -73,14 +65,7 @@ func BenchmarkMutate(b *testing.B) {
 // Mutate right after another attachment's commit: decode into the Var's own
 // message included.
 func BenchmarkMutateUncached(b *testing.B) {
-	key := testKey(b)
-	v := mustCreateCounter(b, key)
-	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer other.Close()
-	vars := [2]*shmvar.Var[*shmvarpb.Counter]{v, other}
+	vars := twoAttachments(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if err := vars[i&1].Mutate(func(c *shmvarpb.Counter) error {

@@ -99,6 +99,20 @@ func mustCreateCounter(t testing.TB, key int32) *shmvar.Var[*shmvarpb.Counter] {
 	return v
 }
 
+// twoAttachments creates a Counter segment and attaches to it twice: each
+// attachment's commits leave the other's cache stale.
+func twoAttachments(t testing.TB) [2]*shmvar.Var[*shmvarpb.Counter] {
+	t.Helper()
+	key := testKey(t)
+	v := mustCreateCounter(t, key)
+	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return [2]*shmvar.Var[*shmvarpb.Counter]{v, other}
+}
+
 // increment adds 1 to the counter n times, each under the lock.
 func increment(t testing.TB, v *shmvar.Var[*shmvarpb.Counter], n int) {
 	t.Helper()

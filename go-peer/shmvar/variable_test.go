@@ -307,14 +307,7 @@ func TestGetEncodedReturnsTheStoredBytes(t *testing.T) {
 // Each attachment caches the value it last committed or read; a commit
 // through another attachment must make it read the slot again.
 func TestShouldSeeEveryOtherAttachmentsCommitDespiteCache(t *testing.T) {
-	key := testKey(t)
-	a := mustCreateCounter(t, key)
-	b, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	vars := []*shmvar.Var[*shmvarpb.Counter]{a, b}
+	vars := twoAttachments(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := int64(1); i <= 3000; i++ {
 		w := vars[rng.IntN(2)]
