@@ -49,10 +49,10 @@ stress: build
 # socket, raw-word floor), contended throughput, JMH and go test -bench,
 # parked-waiter CPU. Writes target/bench.json, bench.txt, bench-latency.svg.
 # QUICK=1 gives the same keys within a minute.
-bench: build
+bench: go-build
 	cd go-peer && $(GO) build -o ../bin/bench-peer ./cmd/bench-peer
 	$(MVN) test-compile dependency:build-classpath -Dmdep.outputFile=target/test-classpath.txt -Dmdep.includeScope=test
-	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Mutate|Get' -benchmem -benchtime=$(if $(QUICK),300ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
+	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Mutate|Get' -benchmem -benchtime=$(if $(QUICK),200ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
 	java -XX:+UseSerialGC -cp target/classes:target/test-classes:$$(cat target/test-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
 
 # Go and Java increment one counter at the same time; Ctrl-C stops both and

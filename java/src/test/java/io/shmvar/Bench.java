@@ -267,8 +267,8 @@ public final class Bench {
         Collection<RunResult> results = new Runner(new OptionsBuilder()
             .include(UncontendedBenchmark.class.getName())
             .forks(1)
-            .warmupIterations(quick ? 2 : 3).warmupTime(TimeValue.milliseconds(quick ? 500 : 1000))
-            .measurementIterations(quick ? 3 : 5).measurementTime(TimeValue.milliseconds(quick ? 500 : 1000))
+            .warmupIterations(quick ? 2 : 3).warmupTime(TimeValue.milliseconds(quick ? 400 : 1000))
+            .measurementIterations(quick ? 3 : 5).measurementTime(TimeValue.milliseconds(quick ? 400 : 1000))
             .addProfiler(GCProfiler.class)
             .jvmArgs("-XX:+UseSerialGC")
             .build()).run();
