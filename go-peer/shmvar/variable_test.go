@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -417,5 +418,57 @@ func TestShouldMutateInPlaceAndForgetFailedChanges(t *testing.T) {
 	wg.Wait()
 	if c, err := v.Get(); err != nil || c.Value != 4+goroutines*each {
 		t.Fatalf("after concurrent Mutate: %v, %v; want %d", c, err, 4+goroutines*each)
+	}
+}
+
+// The value is the number of commits, so a Get must return one committed
+// between the generations read just before and just after it: a cached value
+// paired with the wrong generation would fall outside.
+func TestShouldNeverServeAValueFromAnotherGenerationUnderConcurrency(t *testing.T) {
+	vars := twoAttachments(t)
+	const each = 3000
+	var writers, readers sync.WaitGroup
+	var stop atomic.Bool
+	failures := make(chan string, 4)
+	for _, v := range vars {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for i := 0; i < each; i++ {
+				var err error
+				if i%2 == 0 {
+					err = v.Mutate(func(c *shmvarpb.Counter) error { c.Value++; return nil })
+				} else {
+					_, err = v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { c.Value++; return c, nil })
+				}
+				if err != nil {
+					failures <- err.Error()
+					return
+				}
+			}
+		}()
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for !stop.Load() {
+				before, _ := v.Generation()
+				c, err := v.Get()
+				after, _ := v.Generation()
+				if err != nil || uint64(c.Value) < before || uint64(c.Value) > after {
+					failures <- fmt.Sprintf("read %d (%v) between generations %d and %d", c.GetValue(), err, before, after)
+					return
+				}
+			}
+		}()
+	}
+	writers.Wait()
+	stop.Store(true)
+	readers.Wait()
+	close(failures)
+	for f := range failures {
+		t.Fatal(f)
+	}
+	if c, err := vars[0].Get(); err != nil || c.Value != 2*each {
+		t.Fatalf("final value %d, %v; want %d", c.GetValue(), err, 2*each)
 	}
 }

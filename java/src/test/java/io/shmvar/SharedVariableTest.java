@@ -52,6 +52,49 @@ class SharedVariableTest {
         }
     }
 
+    /**
+     * The value is the number of commits, so a get must return one committed between the generations read just
+     * before and just after it: a cached value paired with the wrong generation would fall outside.
+     */
+    @Test
+    void shouldNeverServeAValueFromAnotherGenerationUnderConcurrency() throws Exception {
+        int key = segments.newKey();
+        int each = 3000;
+        try (var a = SharedVariable.create(key, Counter.getDefaultInstance());
+             var b = SharedVariable.open(key, Counter.getDefaultInstance())) {
+            var stop = new java.util.concurrent.atomic.AtomicBoolean();
+            var failure = new java.util.concurrent.atomic.AtomicReference<String>();
+            List<Thread> threads = new ArrayList<>();
+            for (var w : List.of(a, b)) {
+                threads.add(new Thread(() -> {
+                    for (int i = 0; i < each; i++) {
+                        w.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+                    }
+                }));
+                threads.add(new Thread(() -> {
+                    while (!stop.get() && failure.get() == null) {
+                        long before = w.generation();
+                        long value = w.get().getValue();
+                        long after = w.generation();
+                        if (value < before || value > after) {
+                            failure.set("read " + value + " between generations " + before + " and " + after);
+                        }
+                    }
+                }));
+            }
+            threads.forEach(Thread::start);
+            for (int i = 0; i < threads.size(); i += 2) {
+                threads.get(i).join();
+            }
+            stop.set(true);
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertNull(failure.get());
+            assertEquals(2L * each, a.get().getValue());
+        }
+    }
+
     @Test
     void shouldCountEveryUpdateFromManyThreads() throws InterruptedException {
         int key = segments.newKey();
