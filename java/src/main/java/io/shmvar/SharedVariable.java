@@ -164,12 +164,47 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private static final long READ_RETRY_NANOS = 1_000_000_000L;
     private static final long CLOSED = 1L << 62;
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+    /** The encoder's buffer: values up to this size reach the slot in one copy, larger ones in several. */
+    private static final int ENCODE_BUFFER = 4096;
 
     /** A thread's copy of the active slot: the bytes, their length and the generation they were committed at. */
     private static final class Scratch {
         byte[] buf = new byte[256];
         int length;
         long generation;
+    }
+
+    /** An output stream over one slot's payload in the segment, which refuses to write past it. */
+    private static final class SlotWriter extends java.io.OutputStream {
+        private final ByteBuffer memory;
+        private int position;
+        private int end;
+
+        SlotWriter(ByteBuffer memory) {
+            this.memory = memory;
+        }
+
+        void moveTo(int start, int end) {
+            this.position = start;
+            this.end = end;
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            if (position >= end) {
+                throw new IOException("encoding overruns the slot");
+            }
+            memory.put(position++, (byte) b);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            if (len > end - position) {
+                throw new IOException("encoding overruns the slot by " + (len - (end - position)) + " bytes");
+            }
+            memory.put(position, b, off, len);
+            position += len;
+        }
     }
 
     private final int key;
@@ -187,8 +222,15 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final boolean readOnly;
     private final WaitStrategy wait;
     private final SpinLock lock;
-    /** A view of memory that commit moves over the slot it encodes into; used only under the lock. */
+    /** A view of memory that commit moves over the slot it checksums; used only under the lock. */
     private final ByteBuffer encodeView;
+    /** Where commit's encoder writes: the payload of the slot being committed. Used only under the lock. */
+    private final SlotWriter slotWriter;
+    /**
+     * commit's encoder, kept from one commit to the next so that an update allocates nothing beyond its messages;
+     * it writes through a small reused buffer into slotWriter. Replaced after a failed encode. Used under the lock.
+     */
+    private CodedOutputStream encoder;
     /** Operations in flight, plus {@link #CLOSED} once detaching: close waits for the count to drain. */
     private final AtomicLong users = new AtomicLong();
     /*
@@ -231,6 +273,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         this.wait = wait;
         this.lock = new SpinLock(memory, key);
         this.encodeView = memory.duplicate();
+        this.slotWriter = new SlotWriter(memory);
+        this.encoder = CodedOutputStream.newInstance(slotWriter, ENCODE_BUFFER);
     }
 
     /** Creates a segment under {@code key} holding the empty value of {@code prototype}'s type, mode 0600. */
@@ -828,16 +872,21 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
         long next = g + 1;
         int off = (int) geometry.slot(next);
-        ByteBuffer payload = encodeView.limit(off + SLOT_HEADER_LENGTH + size).position(off + SLOT_HEADER_LENGTH);
+        int start = off + SLOT_HEADER_LENGTH;
+        slotWriter.moveTo(start, start + size);
         try {
-            CodedOutputStream out = CodedOutputStream.newInstance(payload);
-            value.writeTo(out);
-            out.flush();
-        } catch (IOException e) {
+            value.writeTo(encoder);
+            encoder.flush();
+        } catch (IOException | RuntimeException e) {
+            encoder = CodedOutputStream.newInstance(slotWriter, ENCODE_BUFFER); // drop what the failed encode left
             throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value does not encode: " + e);
         }
+        if (slotWriter.position != start + size) {
+            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT,
+                "value encoded to " + (slotWriter.position - start) + " bytes, not its serialized size " + size);
+        }
         CRC32C c = new CRC32C();
-        c.update(payload.position(off + SLOT_HEADER_LENGTH));
+        c.update(encodeView.limit(start + size).position(start));
         memory.putInt(off + SLOT_LENGTH_OFFSET, size);
         memory.putInt(off + SLOT_CRC_OFFSET, (int) c.getValue());
         memory.putLong(off + SLOT_GENERATION_OFFSET, next);

@@ -147,6 +147,24 @@ class SharedVariableTest {
         }
     }
 
+    /** commit encodes through a reused 4 KiB buffer; values larger than it reach the slot in several pieces. */
+    @Test
+    void shouldCommitValuesLargerThanTheEncodeBuffer() {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, Counter.getDefaultInstance(),
+                 SharedVariable.Options.defaults().withCapacity(64 * 1024));
+             var other = SharedVariable.open(key, Counter.getDefaultInstance())) {
+            for (int length : new int[] {10, 4090, 4096, 5000, 40_000, 3}) {
+                String text = "x".repeat(length - 1) + length % 10;
+                v.set(Counter.newBuilder().setValue(length).setLastWriter(text).build());
+                Counter got = other.get();
+                assertEquals(length, got.getValue());
+                assertEquals(text, got.getLastWriter());
+                assertArrayEquals(got.toByteArray(), other.getEncoded());
+            }
+        }
+    }
+
     @Test
     void shouldCarryFunctionErrnoAndKey() {
         int key = segments.newKey();
