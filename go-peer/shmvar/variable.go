@@ -487,25 +487,35 @@ func (v *Var[T]) TryUpdate(timeout time.Duration, fn func(current T) (T, error))
 // variant that hands out values the caller owns. While another goroutine
 // uses the Var's message, Mutate works on a fresh copy, like Update.
 func (v *Var[T]) Mutate(fn func(m T) error) error {
+	return v.tag(v.mutateBy(time.Time{}, fn))
+}
+
+// TryMutate is Mutate that gives up with ErrTimeout if the lock is not free
+// within timeout; the error names the holder's pid.
+func (v *Var[T]) TryMutate(timeout time.Duration, fn func(m T) error) error {
+	return v.tag(v.mutateBy(time.Now().Add(timeout), fn))
+}
+
+func (v *Var[T]) mutateBy(deadline time.Time, fn func(m T) error) error {
 	if !v.cacheMu.TryLock() {
-		_, err := v.Update(func(c T) (T, error) { return c, fn(c) })
+		_, err := v.update(deadline, "update", func(c T) (T, error) { return c, fn(c) }, true)
 		return err
 	}
 	defer v.cacheMu.Unlock()
 	mem, err := v.use("update")
 	if err != nil {
-		return v.tag(err)
+		return err
 	}
 	defer v.done()
 	if v.readOnly {
-		return v.tag(newError("update", v.key, ErrInvalidArgument, "segment is attached read-only"))
+		return newError("update", v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
-	return v.tag(v.mutate(mem, fn))
+	return v.mutate(mem, deadline, fn)
 }
 
 // mutate is Mutate's work under the lock; the caller holds cacheMu.
-func (v *Var[T]) mutate(mem []byte, fn func(T) error) (err error) {
-	if _, err = acquire(v.key, mem, time.Time{}, v.wait); err != nil {
+func (v *Var[T]) mutate(mem []byte, deadline time.Time, fn func(T) error) (err error) {
+	if _, err = acquire(v.key, mem, deadline, v.wait); err != nil {
 		return err
 	}
 	defer func() {

@@ -216,6 +216,10 @@ func TestShouldTimeOutNamingLiveHolderAndTakeOverDeadOne(t *testing.T) {
 	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || e.Holder != int32(sleeper.Process.Pid) {
 		t.Fatalf("TryUpdate against a live holder: %v", err)
 	}
+	err = v.TryMutate(50*time.Millisecond, func(c *shmvarpb.Counter) error { c.Value = 99; return nil })
+	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || e.Holder != int32(sleeper.Process.Pid) {
+		t.Fatalf("TryMutate against a live holder: %v", err)
+	}
 
 	// The same holder, killed and reaped: its word now names a dead process.
 	sleeper.Process.Kill()
@@ -225,6 +229,9 @@ func TestShouldTimeOutNamingLiveHolderAndTakeOverDeadOne(t *testing.T) {
 		return c, nil
 	}); err != nil {
 		t.Fatalf("TryUpdate after the holder died: %v", err)
+	}
+	if c, err := v.Get(); err != nil || c.Value != 1 {
+		t.Fatalf("after a timed-out TryMutate and one update: %v, %v; want value 1", c, err)
 	}
 	st, _ := v.Lock()
 	if st.Takeovers != 1 || st.Word != 0 {

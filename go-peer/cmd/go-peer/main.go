@@ -339,7 +339,7 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
 	start := time.Now()
-	var last *shmvarpb.Counter
+	var last int64
 	for i := int64(1); i <= *count; i++ {
 		select {
 		case <-signals:
@@ -347,13 +347,14 @@ func cmdIncr(args []string, stdout io.Writer) error {
 			return errInterrupted
 		default:
 		}
-		last, err = v.TryUpdate(*timeout, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		err = v.TryMutate(*timeout, func(c *shmvarpb.Counter) error {
 			c.Value++
 			c.LastWriter = me
+			last = c.Value
 			if *hold > 0 {
 				time.Sleep(*hold)
 			}
-			return c, nil
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("after %d of %d increments: %w", i-1, *count, err)
@@ -364,7 +365,7 @@ func cmdIncr(args []string, stdout io.Writer) error {
 			}
 		}
 		if *printEach {
-			fmt.Fprintf(stdout, "committed %d\n", last.GetValue())
+			fmt.Fprintf(stdout, "committed %d\n", last)
 		}
 		if progress && i%10000 == 0 {
 			fmt.Fprintf(os.Stderr, "\r%d/%d increments", i, *count)
@@ -375,7 +376,7 @@ func cmdIncr(args []string, stdout io.Writer) error {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 	fmt.Fprintf(stdout, "incr: count=%d elapsed=%s rate=%.0f/s value=%d\n",
-		*count, elapsed.Round(time.Millisecond), float64(*count)/elapsed.Seconds(), last.GetValue())
+		*count, elapsed.Round(time.Millisecond), float64(*count)/elapsed.Seconds(), last)
 	return nil
 }
 
