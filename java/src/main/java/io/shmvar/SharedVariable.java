@@ -1,5 +1,6 @@
 package io.shmvar;
 
+import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.CodedOutputStream;
 import com.google.protobuf.DescriptorProtos.FileDescriptorSet;
 import com.google.protobuf.Descriptors;
@@ -166,12 +167,50 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
     /** The encoder's buffer: values up to this size reach the slot in one copy, larger ones in several. */
     private static final int ENCODE_BUFFER = 4096;
+    /** The decoder's buffer, likewise. */
+    private static final int DECODE_BUFFER = 4096;
 
-    /** A thread's copy of the active slot: the bytes, their length and the generation they were committed at. */
-    private static final class Scratch {
+    /**
+     * A thread's copy of the active slot: the bytes, their length and the generation they were committed at; and the
+     * decoder that parses it, kept from one read to the next (so that a read allocates only the message), which
+     * reads the copy through this stream. A decoder that failed is replaced.
+     */
+    private static final class Scratch extends java.io.InputStream {
         byte[] buf = new byte[256];
         int length;
         long generation;
+        private int next;
+        CodedInputStream decoder = CodedInputStream.newInstance(this, DECODE_BUFFER);
+
+        /** Rewinds the stream to the start of the copy for the decoder. */
+        CodedInputStream rewind() {
+            next = 0;
+            return decoder;
+        }
+
+        @Override
+        public int read() {
+            return next < length ? buf[next++] & 0xff : -1;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) {
+            if (len == 0) {
+                return 0;
+            }
+            if (next >= length) {
+                return -1;
+            }
+            int n = Math.min(len, length - next);
+            System.arraycopy(buf, next, b, off, n);
+            next += n;
+            return n;
+        }
+
+        @Override
+        public int available() {
+            return length - next;
+        }
     }
 
     /** An output stream over one slot's payload in the segment, which refuses to write past it. */
@@ -631,7 +670,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             Scratch scratch = copyActive("get");
             byte[] buf = scratch.buf;
             int n = scratch.length;
-            parse(buf, n, "get"); // the same checks as get
+            parse(scratch, "get"); // the same checks as get
             return java.util.Arrays.copyOf(buf, n);
         } catch (ShmException e) {
             throw e.at(path);
@@ -764,7 +803,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     /** Reads the value: copies the active slot, then parses the copy, and caches it. */
     private T read(String op) {
         Scratch scratch = copyActive(op);
-        T value = parse(scratch.buf, scratch.length, op);
+        T value = parse(scratch, op);
         cache(scratch.generation, value);
         return value;
     }
@@ -842,14 +881,26 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     }
 
     /** Parses a validated copy, bounded by its length. */
-    private T parse(byte[] buf, int n, String op) {
+    private T parse(Scratch scratch, String op) {
+        CodedInputStream in = scratch.rewind();
         try {
-            return parser.parseFrom(buf, 0, n);
+            in.resetSizeCounter();
+            int outer = in.pushLimit(scratch.length);
+            T value = parser.parseFrom(in);
+            in.checkLastTagWas(0); // an end-group tag would stop the parse early
+            if (in.getTotalBytesRead() != scratch.length) {
+                throw new InvalidProtocolBufferException(
+                    "parse stopped at byte " + in.getTotalBytesRead() + " of " + scratch.length);
+            }
+            in.popLimit(outer);
+            return value;
         } catch (InvalidProtocolBufferException e) {
+            scratch.decoder = CodedInputStream.newInstance(scratch, DECODE_BUFFER);
             throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
                 "value does not decode as " + descriptor.getMessageType() + ": " + e.getMessage());
         } catch (RuntimeException e) {
             // a hostile schema may trip the dynamic parser
+            scratch.decoder = CodedInputStream.newInstance(scratch, DECODE_BUFFER);
             throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
                 "value does not decode as " + descriptor.getMessageType() + ": " + e);
         }

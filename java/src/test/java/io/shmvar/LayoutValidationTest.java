@@ -130,8 +130,14 @@ class LayoutValidationTest {
                 assertEquals(ShmException.Reason.CORRUPT, e.reason());
                 assertTrue(e.getMessage().contains(message), e.getMessage() + " lacks " + message);
                 assertEquals(ShmException.Reason.CORRUPT, assertThrows(ShmException.class, () -> r.update(c -> c)).reason());
+                assertEquals(2, v.generation());
+                // The writer builds on its cached generation 2, which the damage did not touch; the next read on
+                // this thread, whose decoder just failed, parses the new value.
+                String longer = "y".repeat(300); // longer than the bytes the failed parse was limited to
+                v.update(c -> c.toBuilder().setValue(c.getValue() + 1).setLastWriter(longer).build());
+                assertEquals(3, r.get().getValue());
+                assertEquals(longer, r.get().getLastWriter());
             }
-            assertEquals(2, v.generation());
         }
     }
 }
