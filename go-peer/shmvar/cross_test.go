@@ -57,15 +57,7 @@ func mustRunJava(t testing.TB, args ...string) string {
 
 func TestJavaShouldReadAllTypesWrittenByGo(t *testing.T) {
 	key := testKey(t)
-	sample, _ := allTypesSample(t)
-	v, err := shmvar.Create[*shmvarpb.AllTypes](key, shmvar.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	if err := v.Set(sample); err != nil {
-		t.Fatal(err)
-	}
+	_, sample := mustCreateAllTypes(t, key)
 	k := shmvar.FormatKey(key)
 	binary := &shmvarpb.AllTypes{}
 	if err := proto.Unmarshal([]byte(mustRunJava(t, "get", "--key", k, "--format", "binary")), binary); err != nil {

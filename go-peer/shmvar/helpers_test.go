@@ -99,6 +99,22 @@ func mustCreateCounter(t testing.TB, key int32) *shmvar.Var[*shmvarpb.Counter] {
 	return v
 }
 
+// mustCreateAllTypes creates an AllTypes segment under key holding the
+// shared sample, which it returns too.
+func mustCreateAllTypes(t testing.TB, key int32) (*shmvar.Var[*shmvarpb.AllTypes], *shmvarpb.AllTypes) {
+	t.Helper()
+	sample, _ := allTypesSample(t)
+	v, err := shmvar.Create[*shmvarpb.AllTypes](key, shmvar.Options{})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	t.Cleanup(func() { v.Close() })
+	if err := v.Set(sample); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	return v, sample
+}
+
 // twoAttachments creates a Counter segment and attaches to it twice: each
 // attachment's commits leave the other's cache stale.
 func twoAttachments(t testing.TB) [2]*shmvar.Var[*shmvarpb.Counter] {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
 // TestJavaReaderSurvivesHostileMutator flips random bytes all over a segment
@@ -22,13 +21,7 @@ import (
 // CrashTest.java's twin does the reverse with bin/go-peer.
 func TestJavaReaderSurvivesHostileMutator(t *testing.T) {
 	key := testKey(t)
-	sample, _ := allTypesSample(t)
-	v, err := shmvar.Create[*shmvarpb.AllTypes](key, shmvar.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	v.Set(sample)
+	mustCreateAllTypes(t, key)
 
 	cmd := exec.Command(javaPeer(t), "check", "--key", shmvar.FormatKey(key), "--duration", "3s")
 	var stdout, stderr bytes.Buffer
@@ -73,7 +66,7 @@ func TestJavaReaderSurvivesHostileMutator(t *testing.T) {
 			}
 		})
 	}()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	close(stop)
 	wg.Wait()
 	code := 0

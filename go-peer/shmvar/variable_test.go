@@ -170,15 +170,7 @@ func TestShouldRemoveSegment(t *testing.T) {
 
 func TestShouldReadAnyTypeThroughStoredSchema(t *testing.T) {
 	key := testKey(t)
-	sample, _ := allTypesSample(t)
-	v, err := shmvar.Create[*shmvarpb.AllTypes](key, shmvar.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	if err := v.Set(sample); err != nil {
-		t.Fatal(err)
-	}
+	_, sample := mustCreateAllTypes(t, key)
 	dyn, err := shmvar.OpenAny(key, shmvar.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
