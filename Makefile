@@ -26,17 +26,17 @@ java-build:
 
 # Java tests (cross-language ones start bin/go-peer), then Go tests
 # (cross-language ones start bin/java-peer), then a check that no System V
-# segment was left behind.
+# segment or semaphore set was left behind.
 test:
-	@mkdir -p target && ipcs -m | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
+	@mkdir -p target && ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
 	$(MAKE) go-build
 	mvn -B --no-transfer-progress verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
 	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./shmvar
-	@ipcs -m | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
+	@ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
 	  left=$$(comm -13 target/ipcs-before.txt target/ipcs-after.txt); \
-	  if [ -n "$$left" ]; then echo "make test left System V segments behind: $$left"; exit 1; fi; \
-	  echo "ipcs -m: no segment left behind"
+	  if [ -n "$$left" ]; then echo "make test left System V segments or semaphore sets behind (key id): $$left"; exit 1; fi; \
+	  echo "ipcs -m -s: no segment or semaphore set left behind"
 
 # The crash tests with $(KILLS) kills each way, a longer fuzz run, and the
 # figures: kills, torn reads, lost commits, takeover time p50/p99/max.

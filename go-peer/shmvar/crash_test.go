@@ -172,7 +172,7 @@ func TestKillJavaHolderWhileGoWaits(t *testing.T) {
 		killed := time.Now()
 		stats.kills++
 		lock, _ := v.Lock()
-		held := lock.Word != 0 && int(lock.HolderPid) == pid
+		held := lock.Word != 0 && int(lock.Holder.Pid) == pid
 		if held {
 			stats.heldAtKill++
 			for {
@@ -234,7 +234,7 @@ func TestStoppedJavaHolderIsNeverRobbed(t *testing.T) {
 	var word uint64
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		st, _ := v.Lock()
-		if st.Word != 0 && int(st.HolderPid) == pid {
+		if st.Word != 0 && int(st.Holder.Pid) == pid {
 			word = st.Word
 			break
 		}

@@ -143,8 +143,8 @@ func TestJavaShouldRefuseBadSegmentsWithOneLine(t *testing.T) {
 		}
 	}
 	check("payload type mismatch: segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes", "get", "--key", k, "--type", "shmvar.v1.AllTypes")
-	poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.LayoutVersionOffset:], 2<<16|3) })
-	check("layout version mismatch: app=1.0 segment=2.3", "get", "--key", k)
+	poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.LayoutVersionOffset:], 3<<16|3) })
+	check("layout version mismatch: app=2.0 segment=3.3", "get", "--key", k)
 	garbage := rawSegment(t, 4096, func(mem []byte) { copy(mem, "definitely not a shmvar segment") })
 	check("not a shmvar segment", "inspect", "--key", shmvar.FormatKey(garbage))
 	check("refusing to remove it", "rm", "--key", shmvar.FormatKey(garbage))

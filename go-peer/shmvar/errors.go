@@ -26,6 +26,12 @@ var (
 	// ErrTimeout means the lock was not acquired, or the generation did not
 	// move, before the deadline.
 	ErrTimeout = errors.New("timed out")
+	// ErrLockLost means the lock was taken from its holder, which only a
+	// peer that breaks the protocol can do; the holder committed nothing.
+	ErrLockLost = errors.New("lock lost")
+	// ErrAttachmentsFull means every entry of the attachment table is held
+	// by a live writing attachment.
+	ErrAttachmentsFull = errors.New("attachments full")
 	// ErrBusy means readers kept losing the race with writers until the deadline.
 	ErrBusy = errors.New("segment busy")
 	// ErrClosed means the variable was used after Close or Remove.
@@ -45,7 +51,7 @@ type Error struct {
 	Path   string // the mapped file, for file-backed variables
 	Err    error
 	Detail string // what a person can do about it, or what check failed
-	Holder int32  // for ErrTimeout: the pid holding the lock
+	Holder int32  // for ErrTimeout: the lock holder's pid, in its own PID namespace
 }
 
 func (e *Error) Error() string {

@@ -66,9 +66,12 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 	if err != nil {
 		return nil, fileNativeError("open", path, err)
 	}
-	defer unix.Close(fd)
 	fail := func(op string, err error) (*Var[T], error) {
 		unix.Unlink(path)
+		unix.Close(fd)
+		if e, ok := err.(*Error); ok {
+			return nil, e
+		}
 		return nil, fileNativeError(op, path, err)
 	}
 	if err := unix.Fchmod(fd, mode); err != nil { // the umask must not widen or narrow what was asked
@@ -82,7 +85,14 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 		return fail("mmap", err)
 	}
 	initialise(mem, geo, raw)
-	return &Var[T]{path: path, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait}, nil
+	v := &Var[T]{path: path, semID: -1, fd: fd, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait,
+		lk: locker{slots: fileSlots{path, fd}, index: -1}}
+	if err := v.lk.claim(mem); err != nil {
+		unix.Munmap(mem)
+		err.(*Error).Path = path
+		return fail("", err)
+	}
+	return v, nil
 }
 
 func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
@@ -94,7 +104,14 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	if err != nil {
 		return nil, fileNativeError("open", path, err)
 	}
-	defer unix.Close(fd)
+	// The descriptor stays open while attached: its open file description
+	// carries this attachment's lock on its entry.
+	keep := false
+	defer func() {
+		if !keep {
+			unix.Close(fd)
+		}
+	}()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fileNativeError("fstat", path, err)
@@ -102,13 +119,13 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, fileError("open", path, ErrNotShmvar, "not a regular file")
 	}
-	if st.Size < int64(HeaderLength) {
-		return nil, fileError("open", path, ErrCorrupt, "file too small: size=%d, header needs %d", st.Size, HeaderLength)
+	if st.Size < int64(AttachmentTableOffset) {
+		return nil, fileError("open", path, ErrCorrupt, "file too small: size=%d, header needs %d", st.Size, AttachmentTableOffset)
 	}
 	if st.Size > int64(MaxCapacity)*3 {
 		return nil, fileError("open", path, ErrCorrupt, "file size=%d is larger than any shmvar segment", st.Size)
 	}
-	if refused := checkOwnerAndMode(st.Uid, st.Mode, opts, "file"); refused != "" {
+	if refused := checkOwnerAndMode(st.Uid, st.Uid, st.Mode, opts, "file"); refused != "" {
 		return nil, fileError("open", path, ErrPermission, "%s", refused)
 	}
 	mem, err := unix.Mmap(fd, 0, int(st.Size), prot, unix.MAP_SHARED)
@@ -116,12 +133,18 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 		return nil, fileNativeError("mmap", path, err)
 	}
 	v, err := newVar[T](0, -1, mem, opts)
+	if err == nil {
+		v.path, v.fd, v.lk.slots = path, fd, fileSlots{path, fd}
+		if !opts.ReadOnly {
+			err = v.lk.claim(mem)
+		}
+	}
 	if err != nil {
 		unix.Munmap(mem)
 		err.(*Error).Path = path
 		return nil, err
 	}
-	v.path = path
+	keep = true
 	return v, nil
 }
 

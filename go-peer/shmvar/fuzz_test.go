@@ -73,6 +73,7 @@ func FuzzOpenAndGet(f *testing.F) {
 			typed(t, err)
 		}
 		store64(mem, LockWordOffset, 0) // a hostile lock word would only make us wait
+		v.lk.index, v.lk.me = 0, 1      // as if it had claimed entry 0; image memory has no kernel object
 		_, err = v.TryUpdate(time.Millisecond, func(m proto.Message) (proto.Message, error) { return m, nil })
 		if err != nil {
 			typed(t, err)

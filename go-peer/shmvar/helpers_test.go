@@ -15,8 +15,8 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 )
 
-// testKey returns a key no segment uses and removes whatever segment holds
-// it when the test ends.
+// testKey returns a key no segment uses and removes whatever segment and
+// semaphore set hold it when the test ends.
 func testKey(t testing.TB) int32 {
 	t.Helper()
 	for {
@@ -28,11 +28,8 @@ func testKey(t testing.TB) int32 {
 	}
 }
 
-func removeIfPresent(key int32) {
-	if id, err := unix.SysvShmGet(int(key), 0, 0); err == nil {
-		unix.SysvShmCtl(id, unix.IPC_RMID, nil)
-	}
-}
+// removeIfPresent removes the segment under key and its semaphore set.
+func removeIfPresent(key int32) { shmvar.RemoveKey(key) }
 
 // poke attaches the segment under key raw and lets f change its bytes, as a
 // buggy or hostile peer would.

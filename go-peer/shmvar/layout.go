@@ -19,16 +19,17 @@ import (
 // The segment layout, from proto/shmvar/v1/layout.proto (see proto/PROTOCOL.md).
 // The Java twin is io.shmvar.LayoutDescriptor.
 //
-//	0        128      256        384      512          512+D    slot0       slot1
-//	+--------+--------+----------+--------+------------+--------+-----------+-----------+
-//	|identity| lock   |generation|reserved| descriptor | pad 64 | hdr|value | hdr|value |
-//	+--------+--------+----------+--------+------------+--------+-----------+-----------+
+//	0        128      256        384      512          1536         1536+D   slot0       slot1
+//	+--------+--------+----------+--------+------------+------------+--------+-----------+-----------+
+//	|identity| lock   |generation|reserved| attachments| descriptor | pad 64 | hdr|value | hdr|value |
+//	+--------+--------+----------+--------+------------+------------+--------+-----------+-----------+
 //
 //	identity: magic u32 | version u32 | header length u32 | flags u32 | capacity u64 |
 //	          descriptor offset u64 | descriptor length u64 | slot0 u64 | slot1 u64 | segment length u64 |
 //	          descriptor crc32c u32
 //	lock:     lock word u64 | lock futex u32 | lock waiters u32 | contended u64 | takeovers u64
 //	gen:      generation u64 | generation futex u32 | generation waiters u32
+//	entry i:  incarnation u32 | pid u32 | pid namespace u64   (64 entries of 16 bytes)
 //	slot hdr: length u32 | crc32c u32 | generation u64
 const (
 	MagicOffset            = int(shmvarpb.SegmentLayout_MAGIC_OFFSET)
@@ -53,6 +54,13 @@ const (
 	GenerationFutexOffset   = int(shmvarpb.SegmentLayout_GENERATION_FUTEX_OFFSET)
 	GenerationWaitersOffset = int(shmvarpb.SegmentLayout_GENERATION_WAITERS_OFFSET)
 
+	AttachmentTableOffset        = int(shmvarpb.SegmentLayout_ATTACHMENT_TABLE_OFFSET)
+	AttachmentCount              = int(shmvarpb.SegmentLayout_ATTACHMENT_COUNT)
+	AttachmentLength             = int(shmvarpb.SegmentLayout_ATTACHMENT_LENGTH)
+	AttachmentIncarnationOffset  = int(shmvarpb.SegmentLayout_ATTACHMENT_INCARNATION_OFFSET)
+	AttachmentPidOffset          = int(shmvarpb.SegmentLayout_ATTACHMENT_PID_OFFSET)
+	AttachmentPidNamespaceOffset = int(shmvarpb.SegmentLayout_ATTACHMENT_PID_NAMESPACE_OFFSET)
+
 	HeaderLength = int(shmvarpb.SegmentLayout_HEADER_LENGTH)
 
 	SlotLengthOffset     = int(shmvarpb.SegmentLayout_SLOT_LENGTH_OFFSET)
@@ -65,6 +73,7 @@ const (
 	LayoutVersionMajor = uint32(shmvarpb.SegmentLayout_LAYOUT_VERSION_MAJOR)
 	LayoutVersionMinor = uint32(shmvarpb.SegmentLayout_LAYOUT_VERSION_MINOR)
 	LayoutVersion      = LayoutVersionMajor<<16 | LayoutVersionMinor
+	KnownFlags         = uint32(shmvarpb.SegmentLayout_KNOWN_FLAGS)
 
 	DefaultCapacity     = int(shmvarpb.SegmentLayout_DEFAULT_CAPACITY)
 	MaxCapacity         = int(shmvarpb.SegmentLayout_MAX_CAPACITY)
@@ -109,8 +118,10 @@ func readGeometry(key int32, mem []byte, initWait time.Duration) (geometry, uint
 		return geometry{}, 0, newError("open", key, err, format, args...)
 	}
 	size := uint64(len(mem))
-	if size < uint64(HeaderLength) {
-		return fail(ErrCorrupt, "segment too small: size=%d, header needs %d", size, HeaderLength)
+	// The lines before the attachment table are enough to tell the version:
+	// a version-1 segment may be smaller than a version-2 header.
+	if size < uint64(AttachmentTableOffset) {
+		return fail(ErrCorrupt, "segment too small: size=%d, header needs %d", size, AttachmentTableOffset)
 	}
 	// The creator stores the version word last; wait briefly for a segment
 	// that is still being created.
@@ -131,6 +142,10 @@ func readGeometry(key int32, mem []byte, initWait time.Duration) (geometry, uint
 	}
 	if version>>16 != LayoutVersionMajor {
 		return fail(ErrLayoutVersion, "app=%s segment=%s", FormatVersion(LayoutVersion), FormatVersion(version))
+	}
+	if unknown := le.Uint32(mem[FlagsOffset:]) &^ KnownFlags; unknown != 0 {
+		return fail(ErrLayoutVersion, "segment uses feature flags 0x%08x that this peer does not know (app=%s knows 0x%08x)",
+			unknown, FormatVersion(LayoutVersion), KnownFlags)
 	}
 	if h := le.Uint32(mem[HeaderLengthOffset:]); h != uint32(HeaderLength) {
 		return fail(ErrCorrupt, "header length=%d, want %d", h, HeaderLength)

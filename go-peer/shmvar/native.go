@@ -1,11 +1,10 @@
 package shmvar
 
 import (
-	"bytes"
-	"errors"
-	"io/fs"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -13,8 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file holds every call into the kernel: System V shared memory, the
-// process identity used by the lock, and atomic access to the mapped words.
+// This file holds every call into the kernel: System V shared memory and
+// semaphores, open-file-description locks, and atomic access to the mapped
+// words.
 
 // segmentInfo is what IPC_STAT says about a segment.
 type segmentInfo struct {
@@ -22,6 +22,7 @@ type segmentInfo struct {
 	Size    uint64
 	UID     uint32
 	GID     uint32
+	CUID    uint32 // the creator's uid, which keeps full access whoever the owner
 	Mode    uint32 // permission bits
 	Cpid    int32
 	Lpid    int32
@@ -43,7 +44,7 @@ func shmStat(key int32, id int) (segmentInfo, error) {
 		return segmentInfo{}, nativeError("shmctl(IPC_STAT)", key, err, false, 0)
 	}
 	return segmentInfo{
-		ID: id, Size: desc.Segsz, UID: desc.Perm.Uid, GID: desc.Perm.Gid,
+		ID: id, Size: desc.Segsz, UID: desc.Perm.Uid, GID: desc.Perm.Gid, CUID: desc.Perm.Cuid,
 		Mode: desc.Perm.Mode & 0o777, Cpid: desc.Cpid, Lpid: desc.Lpid, Nattach: desc.Nattch,
 		Removed: desc.Perm.Mode&shmDest != 0,
 	}, nil
@@ -78,42 +79,119 @@ func shmRemove(key int32, id int) error {
 // shmDest is SHM_DEST from linux/shm.h: the segment is marked for removal.
 const shmDest = 0o1000
 
-// procStat is the part of /proc/<pid>/stat the lock needs.
-type procStat struct {
-	state     byte
-	startTime uint64 // clock ticks after boot
+// System V semaphores: x/sys/unix has the system call numbers but no
+// wrappers. Linux's values (include/uapi/linux/ipc.h, sem.h).
+const (
+	ipcNowait = 0o4000
+	semUndo   = 0x1000
+	semGetval = 12
+)
+
+// sembuf is struct sembuf.
+type sembuf struct {
+	num uint16
+	op  int16
+	flg int16
 }
 
-// procUnknown is what readProcStat returns when it cannot tell: the lock
-// must then treat the holder as alive.
-var procUnknown = procStat{state: '?'}
+// semInfo is what IPC_STAT says about a semaphore set.
+type semInfo struct {
+	UID, CUID, Mode uint32
+	Count           uint64
+}
 
-// readProcStat parses /proc/<pid>/stat; ok is false when the process is
-// gone, and the state is procUnknown when the file could not be read for
-// another reason.
-func readProcStat(pid int32) (procStat, bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/stat")
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
-		return procStat{}, false
+func semGet(key int32, nsems int, flags int) (int, error) {
+	id, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), uintptr(nsems), uintptr(flags))
+	if errno != 0 {
+		return -1, semError("semget", key, errno)
 	}
-	if err != nil {
-		return procUnknown, true
+	return int(id), nil
+}
+
+// semOp applies ops atomically: all of them or none.
+func semOp(id int, ops ...sembuf) unix.Errno {
+	_, _, errno := unix.Syscall(unix.SYS_SEMOP, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)))
+	return errno
+}
+
+// semValue returns semaphore n of the set.
+func semValue(id, n int) (int, unix.Errno) {
+	v, _, errno := unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), uintptr(n), semGetval, 0, 0, 0)
+	return int(v), errno
+}
+
+func semStat(key int32, id int) (semInfo, error) {
+	// struct semid64_ds: ipc64_perm (uid@4, cuid@12, mode@20; 48 bytes), then
+	// the times, then sem_nsems, whose place differs between x86-64 and the
+	// asm-generic layout of arm64.
+	var buf [128]byte
+	if _, _, errno := unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), 0, unix.IPC_STAT, uintptr(unsafe.Pointer(&buf[0])), 0, 0); errno != 0 {
+		return semInfo{}, semError("semctl(IPC_STAT)", key, errno)
 	}
-	// comm may hold spaces and parentheses: the fields start after the last ')'.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return procUnknown, true
+	return semInfo{UID: le.Uint32(buf[4:]), CUID: le.Uint32(buf[12:]), Mode: le.Uint32(buf[20:]) & 0o777,
+		Count: le.Uint64(buf[semNsemsOffset:])}, nil
+}
+
+func semRemove(key int32, id int) error {
+	if _, _, errno := unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), 0, unix.IPC_RMID, 0, 0, 0); errno != 0 {
+		return semError("semctl(IPC_RMID)", key, errno)
 	}
-	fields := bytes.Fields(data[i+1:])
-	// fields[0] is field 3 (state); starttime is field 22.
-	if len(fields) < 20 || len(fields[0]) != 1 {
-		return procUnknown, true
+	return nil
+}
+
+func semError(op string, key int32, errno unix.Errno) *Error {
+	e := &Error{Op: op, Key: key, Err: errno}
+	k := FormatKey(key)
+	switch errno {
+	case unix.EEXIST:
+		e.Detail = "a semaphore set with this key already exists; remove it with 'rm --force --key " + k + "' or 'ipcrm -S " + k + "'"
+	case unix.ENOENT:
+		e.Detail = "no semaphore set with this key"
+	case unix.ENOSPC:
+		e.Detail = "a system-wide limit on semaphores is reached (/proc/sys/kernel/sem)"
+	case unix.EACCES, unix.EPERM:
+		e.Detail = "permission denied: the semaphore set's owner and mode do not let this user use it"
+	case unix.EIDRM, unix.EINVAL:
+		e.Detail = "the semaphore set was removed"
 	}
-	start, err := strconv.ParseUint(string(fields[19]), 10, 64)
-	if err != nil {
-		return procUnknown, true
+	return e
+}
+
+// ofdLock sets or clears (typ unix.F_WRLCK or unix.F_UNLCK) an
+// open-file-description lock on the byte at off.
+func ofdLock(fd int, off int, typ int16) error {
+	return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &unix.Flock_t{Type: typ, Whence: 0, Start: int64(off), Len: 1})
+}
+
+// ofdLocked reports whether an open file description other than fd's holds
+// a lock on the byte at off; ok is false when the kernel could not say.
+func ofdLocked(fd int, off int) (locked, ok bool) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: int64(off), Len: 1}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, false
 	}
-	return procStat{state: fields[0][0], startTime: start}, true
+	return lk.Type != unix.F_UNLCK, true
+}
+
+var (
+	pidNamespaceOnce sync.Once
+	pidNamespace     uint64
+)
+
+// ownPidNamespace returns the inode number of this process's PID namespace
+// (/proc/self/ns/pid reads "pid:[N]"), or 0 if it cannot be read. It is
+// shown to people only: nothing is decided by it.
+func ownPidNamespace() uint64 {
+	pidNamespaceOnce.Do(func() {
+		link, err := os.Readlink("/proc/self/ns/pid")
+		if err != nil || !strings.HasPrefix(link, "pid:[") || !strings.HasSuffix(link, "]") {
+			return
+		}
+		if n, err := strconv.ParseUint(link[5:len(link)-1], 10, 64); err == nil {
+			pidNamespace = n
+		}
+	})
+	return pidNamespace
 }
 
 // Atomic access to 8-byte aligned words of the mapped segment. The segment is

@@ -42,9 +42,25 @@ func TestShouldRefuseHostileSegmentsWithTheCheckThatFailed(t *testing.T) {
 		}, shmvar.ErrNotShmvar, "magic=0x"},
 		{"newer major version", func(t *testing.T) int32 {
 			key := valid(t)
-			poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.LayoutVersionOffset:], 2<<16) })
+			poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.LayoutVersionOffset:], 3<<16) })
 			return key
-		}, shmvar.ErrLayoutVersion, "app=1.0 segment=2.0"},
+		}, shmvar.ErrLayoutVersion, "app=2.0 segment=3.0"},
+		{"version 1, whose lock word held a pid", func(t *testing.T) int32 {
+			key := valid(t)
+			poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.LayoutVersionOffset:], 1<<16) })
+			return key
+		}, shmvar.ErrLayoutVersion, "app=2.0 segment=1.0"},
+		{"small version 1 segment", func(t *testing.T) int32 {
+			return rawSegment(t, 1024, func(mem []byte) {
+				le.PutUint32(mem[shmvar.MagicOffset:], shmvar.Magic)
+				le.PutUint32(mem[shmvar.LayoutVersionOffset:], 1<<16)
+			})
+		}, shmvar.ErrLayoutVersion, "app=2.0 segment=1.0"},
+		{"unknown feature flag", func(t *testing.T) int32 {
+			key := valid(t)
+			poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.FlagsOffset:], 1<<7|1) })
+			return key
+		}, shmvar.ErrLayoutVersion, "segment uses feature flags 0x00000081 that this peer does not know (app=2.0 knows 0x00000000)"},
 		{"descriptor length past the end", func(t *testing.T) int32 {
 			key := valid(t)
 			poke(t, key, func(mem []byte) { le.PutUint64(mem[shmvar.DescriptorLengthOffset:], 1<<63) })

@@ -1,6 +1,7 @@
 package shmvar
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -48,11 +49,14 @@ type Options struct {
 // methods are safe for concurrent use by several goroutines. The Java twin
 // is io.shmvar.SharedVariable.
 type Var[T proto.Message] struct {
-	key  int32
-	path string // the mapped file, or "" for a System V segment
-	id   int
-	geo  geometry
-	desc *shmvarpb.SegmentDescriptor
+	key   int32
+	path  string // the mapped file, or "" for a System V segment
+	id    int    // the System V segment's id
+	semID int    // the System V segment's semaphore set, or -1 if not known
+	fd    int    // the mapped file's descriptor, open while attached, or -1
+	lk    locker // this attachment's entry and lock identity
+	geo   geometry
+	desc  *shmvarpb.SegmentDescriptor
 	codec
 	readOnly bool
 	wait     WaitStrategy
@@ -127,11 +131,17 @@ func capacityAndMode(opts Options) (int, uint32, error) {
 	return capacity, mode, nil
 }
 
-// checkOwnerAndMode applies the owner and mode checks of Open; what is
-// "segment" or "file".
-func checkOwnerAndMode(uid, mode uint32, opts Options, what string) string {
-	if euid := uint32(os.Geteuid()); !opts.AnyOwner && uid != euid {
+// checkOwnerAndMode applies the owner and mode checks of Open: both the owner
+// and the creator must be this process's user; what is "segment",
+// "semaphore set" or "file".
+func checkOwnerAndMode(uid, cuid, mode uint32, opts Options, what string) string {
+	euid := uint32(os.Geteuid())
+	if !opts.AnyOwner && uid != euid {
 		return fmt.Sprintf("%s is owned by uid %d, this process runs as uid %d; accept it with AnyOwner (--any-owner)", what, uid, euid)
+	}
+	if !opts.AnyOwner && cuid != euid {
+		// The creator keeps full access whoever it makes the owner (IPC_SET).
+		return fmt.Sprintf("%s is owned by uid %d (created by uid %d), this process runs as uid %d; accept it with AnyOwner (--any-owner)", what, uid, cuid, euid)
 	}
 	if !opts.AnyMode && mode&0o002 != 0 {
 		return fmt.Sprintf("%s mode %04o lets any user write it; accept it with AnyMode (--any-mode)", what, mode&0o777)
@@ -214,19 +224,83 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 	if err != nil {
 		return nil, err
 	}
-	mem, err := shmAttach(key, id, false)
+	semID, err := createSemSet(key, mode)
 	if err != nil {
 		shmRemove(key, id)
 		return nil, err
 	}
+	mem, err := shmAttach(key, id, false)
+	if err != nil {
+		shmRemove(key, id)
+		semRemove(key, semID)
+		return nil, err
+	}
 	initialise(mem, geo, raw)
-	if opts.Ephemeral {
-		if err := shmRemove(key, id); err != nil {
-			shmDetach(key, mem)
-			return nil, err
+	v := &Var[T]{key: key, id: id, semID: semID, fd: -1, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait,
+		lk: locker{key: key, slots: semSlots{key, semID}, index: -1}}
+	err = v.lk.claim(mem)
+	if err == nil && opts.Ephemeral {
+		err = shmRemove(key, id)
+	}
+	if err != nil {
+		v.lk.unclaim()
+		shmDetach(key, mem)
+		shmRemove(key, id)
+		semRemove(key, semID)
+		return nil, err
+	}
+	return v, nil
+}
+
+// createSemSet makes the attachment semaphores of a new segment under key.
+// A set already there is left over from a removed segment (the caller has
+// just created the only segment under key): it is removed if no attachment
+// holds one of its entries.
+func createSemSet(key int32, mode uint32) (int, error) {
+	id, err := semGet(key, AttachmentCount, unix.IPC_CREAT|unix.IPC_EXCL|int(mode))
+	if !errors.Is(err, unix.EEXIST) {
+		return id, err
+	}
+	old, gerr := semGet(key, 0, 0)
+	if gerr == nil {
+		if info, serr := semStat(key, old); serr != nil || info.Count != uint64(AttachmentCount) {
+			return -1, err // not a set of ours
+		}
+		for i := 0; i < AttachmentCount; i++ {
+			if v, errno := semValue(old, i); errno != 0 || v != 0 {
+				e := err.(*Error)
+				e.Detail = "a semaphore set with this key is still used by attachments of a removed segment"
+				return -1, e
+			}
+		}
+		if rerr := semRemove(key, old); rerr != nil {
+			return -1, rerr
 		}
 	}
-	return &Var[T]{key: key, id: id, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait}, nil
+	return semGet(key, AttachmentCount, unix.IPC_CREAT|unix.IPC_EXCL|int(mode))
+}
+
+// openSemSet finds the attachment semaphores of the segment under key and
+// applies the segment's owner and mode checks to them.
+func openSemSet(key int32, opts Options) (int, error) {
+	id, err := semGet(key, 0, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return -1, newError("open", key, ErrCorrupt, "no semaphore set under this key (it keeps the attachments' liveness)")
+	}
+	if err != nil {
+		return -1, err
+	}
+	info, err := semStat(key, id)
+	if err != nil {
+		return -1, err
+	}
+	if info.Count != uint64(AttachmentCount) {
+		return -1, newError("open", key, ErrCorrupt, "semaphore set has %d semaphores, want %d", info.Count, AttachmentCount)
+	}
+	if refused := checkOwnerAndMode(info.UID, info.CUID, info.Mode, opts, "semaphore set"); refused != "" {
+		return -1, newError("open", key, ErrPermission, "%s", refused)
+	}
+	return id, nil
 }
 
 // describe builds the descriptor of a new segment and its geometry.
@@ -281,10 +355,10 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	if info.Size < uint64(HeaderLength) {
-		return nil, newError("open", key, ErrCorrupt, "segment too small: size=%d, header needs %d", info.Size, HeaderLength)
+	if info.Size < uint64(AttachmentTableOffset) {
+		return nil, newError("open", key, ErrCorrupt, "segment too small: size=%d, header needs %d", info.Size, AttachmentTableOffset)
 	}
-	if refused := checkOwnerAndMode(info.UID, info.Mode, opts, "segment"); refused != "" {
+	if refused := checkOwnerAndMode(info.UID, info.CUID, info.Mode, opts, "segment"); refused != "" {
 		return nil, newError("open", key, ErrPermission, "%s", refused)
 	}
 	mem, err := shmAttach(key, id, opts.ReadOnly)
@@ -292,10 +366,27 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 		return nil, err
 	}
 	v, err := newVar[T](key, id, mem, opts)
+	if err != nil {
+		shmDetach(key, mem)
+		return nil, err
+	}
+	if opts.ReadOnly {
+		// Liveness is only reported, so the set is looked up, not required.
+		if semID, err := semGet(key, 0, 0); err == nil {
+			v.semID, v.lk.slots = semID, semSlots{key, semID}
+		}
+	} else {
+		v.semID, err = openSemSet(key, opts)
+		if err == nil {
+			v.lk.slots = semSlots{key, v.semID}
+			err = v.lk.claim(mem)
+		}
+	}
 	if err == nil && opts.Ephemeral {
 		err = shmRemove(key, id)
 	}
 	if err != nil {
+		v.lk.unclaim()
 		shmDetach(key, mem)
 		return nil, err
 	}
@@ -316,8 +407,8 @@ func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[
 	if err != nil {
 		return nil, err
 	}
-	return &Var[T]{key: key, id: id, geo: geo, desc: desc, codec: codecOf[proto.Message](mt), mem: mem, readOnly: opts.ReadOnly,
-		wait: opts.Wait}, nil
+	return &Var[T]{key: key, id: id, semID: -1, fd: -1, geo: geo, desc: desc, codec: codecOf[proto.Message](mt), mem: mem, readOnly: opts.ReadOnly,
+		wait: opts.Wait, lk: locker{key: key, index: -1}}, nil
 }
 
 func (v *Var[T]) checkType(want protoreflect.FullName) error {
@@ -515,11 +606,11 @@ func (v *Var[T]) mutateBy(deadline time.Time, fn func(m T) error) error {
 
 // mutate is Mutate's work under the lock; the caller holds cacheMu.
 func (v *Var[T]) mutate(mem []byte, deadline time.Time, fn func(T) error) (err error) {
-	if _, err = acquire(v.key, mem, deadline, v.wait); err != nil {
+	if _, err = v.lk.acquire(mem, deadline, v.wait); err != nil {
 		return err
 	}
 	defer func() {
-		if rerr := release(v.key, mem); err == nil {
+		if rerr := v.lk.release(mem); err == nil {
 			err = rerr
 		}
 	}()
@@ -553,11 +644,19 @@ func (v *Var[T]) mutate(mem []byte, deadline time.Time, fn func(T) error) (err e
 
 // LockState describes the lock word and its counters.
 type LockState struct {
-	Word        uint64
-	HolderPid   int32
+	Word uint64
+	// Holder is the attachment named by a non-zero Word, and HolderAlive
+	// what the kernel says of it (true when it cannot say).
+	Holder      Attachment
 	HolderAlive bool
 	Contended   uint64
 	Takeovers   uint64
+}
+
+// HolderString describes the holder for people: "attachment 3, pid 1234",
+// or "attachment 3, pid 1 in another PID namespace".
+func (s LockState) HolderString() string {
+	return fmt.Sprintf("attachment %d, %s", s.Holder.Index, s.Holder)
 }
 
 // Lock returns a snapshot of the lock word and counters.
@@ -569,11 +668,39 @@ func (v *Var[T]) Lock() (LockState, error) {
 	defer v.done()
 	s := LockState{Word: load64(mem, LockWordOffset), Contended: load64(mem, ContendedCountOffset), Takeovers: load64(mem, TakeoverCountOffset)}
 	if s.Word != 0 {
-		s.HolderPid = HolderPid(s.Word)
-		s.HolderAlive = HolderAlive(s.Word)
+		if i := int(s.Word >> 32); i < AttachmentCount {
+			s.Holder = attachmentAt(mem, i)
+		} else {
+			s.Holder = Attachment{Index: i, OtherNamespace: true}
+		}
+		s.HolderAlive = v.lk.alive(mem, s.Word)
 	}
 	return s, nil
 }
+
+// Attachments lists the entries of the attachment table held by live
+// writing attachments (this one included), in table order.
+func (v *Var[T]) Attachments() ([]Attachment, error) {
+	mem, err := v.use("inspect")
+	if err != nil {
+		return nil, err
+	}
+	defer v.done()
+	var live []Attachment
+	for i := 0; i < AttachmentCount; i++ {
+		if load32(mem, entryOffset(i)+AttachmentIncarnationOffset) == 0 {
+			continue // never claimed
+		}
+		if i == v.lk.index || v.lk.slots == nil || v.lk.slots.held(i) {
+			live = append(live, attachmentAt(mem, i))
+		}
+	}
+	return live, nil
+}
+
+// Identity returns this attachment's lock word: what the lock word holds
+// while it holds the lock. It is 0 for a read-only attachment.
+func (v *Var[T]) Identity() uint64 { return v.lk.me }
 
 // SegmentInfo is what the kernel says about the segment (IPC_STAT).
 type SegmentInfo = segmentInfo
@@ -607,14 +734,27 @@ func (v *Var[T]) Sync() error {
 	return nil
 }
 
+// detach gives back this attachment's entry and unmaps the memory. The last
+// attachment of an ephemeral System V segment also removes the semaphore
+// set, which the kernel would otherwise keep.
 func (v *Var[T]) detach(mem []byte) error {
+	err := v.lk.unclaim()
 	if v.path != "" {
-		if err := unix.Munmap(mem); err != nil {
-			return fileNativeError("munmap", v.path, err)
+		if uerr := unix.Munmap(mem); uerr != nil && err == nil {
+			err = fileNativeError("munmap", v.path, uerr)
 		}
-		return nil
+		unix.Close(v.fd)
+		return err
 	}
-	return shmDetach(v.key, mem)
+	if v.semID >= 0 {
+		if info, serr := shmStat(v.key, v.id); serr == nil && info.Removed && info.Nattach == 1 {
+			semRemove(v.key, v.semID)
+		}
+	}
+	if derr := shmDetach(v.key, mem); err == nil {
+		err = derr
+	}
+	return err
 }
 
 // Close detaches the segment, after operations in flight end; it stays in
@@ -627,7 +767,7 @@ func (v *Var[T]) Close() error {
 }
 
 // Remove marks the segment for removal, which the kernel carries out at the
-// last detach, and detaches it.
+// last detach, removes its semaphore set, and detaches it.
 func (v *Var[T]) Remove() error {
 	if !v.closing() {
 		return v.tag(newError("remove", v.key, ErrClosed, ""))
@@ -638,12 +778,31 @@ func (v *Var[T]) Remove() error {
 			err = fileNativeError("unlink", v.path, uerr)
 		}
 	} else {
+		uerr := v.lk.unclaim()
 		err = shmRemove(v.key, v.id)
+		if serr := removeSemSet(v.key); err == nil {
+			err = serr
+		}
+		if err == nil {
+			err = uerr
+		}
 	}
 	if derr := v.detach(v.mem); err == nil {
 		err = derr
 	}
 	return err
+}
+
+// removeSemSet removes the semaphore set under key, if there is one.
+func removeSemSet(key int32) error {
+	id, err := semGet(key, 0, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return semRemove(key, id)
 }
 
 // closedBit marks users once the variable is closing.
@@ -764,11 +923,11 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 // locked commits fn(current) under the lock, which it releases even when fn
 // panics, and returns the value with the generation it was committed at.
 func (v *Var[T]) locked(mem []byte, deadline time.Time, op string, fn func(T) (T, error), needCurrent, cached bool) (next T, g uint64, keep bool, err error) {
-	if _, err = acquire(v.key, mem, deadline, v.wait); err != nil {
+	if _, err = v.lk.acquire(mem, deadline, v.wait); err != nil {
 		return next, 0, false, err
 	}
 	defer func() {
-		if rerr := release(v.key, mem); err == nil {
+		if rerr := v.lk.release(mem); err == nil {
 			err = rerr
 		}
 	}()
@@ -805,6 +964,11 @@ func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
 			return newError(op, v.key, ErrTypeMismatch, "value is %s, segment holds %s", d.FullName(), v.desc.GetMessageType())
 		}
 	}
+	// A holder that lost the lock (to a peer that breaks the protocol) must
+	// not write the slot the robber may have made active, nor publish.
+	if err := v.lk.stillHeld(mem, op, g); err != nil {
+		return err
+	}
 	next := g + 1
 	off := v.geo.slot[next&1]
 	start := off + uint64(SlotHeaderLength)
@@ -819,7 +983,12 @@ func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
 	le.PutUint32(mem[off+uint64(SlotLengthOffset):], uint32(len(out)))
 	le.PutUint32(mem[off+uint64(SlotCrcOffset):], crc32c(out))
 	le.PutUint64(mem[off+uint64(SlotGenerationOffset):], next)
-	store64(mem, GenerationOffset, next)
+	if err := v.lk.stillHeld(mem, op, g); err != nil {
+		return err
+	}
+	if !cas64(mem, GenerationOffset, g, next) {
+		return newError(op, v.key, ErrLockLost, "generation moved from %d under the lock holder; nothing was committed", g)
+	}
 	if load32(mem, GenerationWaitersOffset) != 0 {
 		add32(mem, GenerationFutexOffset, 1)
 		futexWakeUp(mem, GenerationFutexOffset, math.MaxInt32)
@@ -872,12 +1041,28 @@ func (v *Var[T]) awaitChange(after uint64, timeout time.Duration) (uint64, error
 	}
 }
 
-// RemoveKey removes the segment under key without validating it, for
-// segments too damaged to open. The kernel frees it at the last detach.
+// RemoveKey removes the segment under key and its semaphore set without
+// validating them, for segments too damaged to open, and a semaphore set
+// left alone under a key. The kernel frees the segment at the last detach.
+// It fails with unix.ENOENT when there is neither.
 func RemoveKey(key int32) error {
 	id, err := shmGet(key, 0, 0)
-	if err != nil {
-		return err
+	if err == nil {
+		err = shmRemove(key, id)
 	}
-	return shmRemove(key, id)
+	semID, serr := semGet(key, 0, 0)
+	if serr == nil {
+		serr = semRemove(key, semID)
+	}
+	switch {
+	case errors.Is(err, unix.ENOENT) && errors.Is(serr, unix.ENOENT):
+		return err
+	case errors.Is(err, unix.ENOENT):
+		return serr
+	case err == nil && errors.Is(serr, unix.ENOENT):
+		return nil
+	case err == nil:
+		return serr
+	}
+	return err
 }

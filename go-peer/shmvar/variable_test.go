@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os/exec"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -195,27 +195,29 @@ func TestShouldTimeOutNamingLiveHolderAndTakeOverDeadOne(t *testing.T) {
 	key := testKey(t)
 	v := mustCreateCounter(t, key)
 
-	// A live holder: a sleeping child process. It is never robbed.
-	sleeper := exec.Command("sleep", "30")
-	if err := sleeper.Start(); err != nil {
+	// A live holder: a second attachment, which is another attachment even
+	// in the same process. It is never robbed.
+	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer sleeper.Process.Kill()
-	live := identityOf(t, sleeper.Process.Pid)
-	poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, live) })
-	_, err := v.TryUpdate(50*time.Millisecond, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil })
+	if other.Identity() == v.Identity() || other.Identity() == 0 {
+		t.Fatalf("identities 0x%x and 0x%x: want two distinct ones", v.Identity(), other.Identity())
+	}
+	poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, other.Identity()) })
+	_, err = v.TryUpdate(50*time.Millisecond, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil })
 	var e *shmvar.Error
-	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || e.Holder != int32(sleeper.Process.Pid) {
-		t.Fatalf("TryUpdate against a live holder: %v", err)
+	want := fmt.Sprintf("held by attachment %d, pid %d, which is alive", other.Identity()>>32, os.Getpid())
+	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || e.Holder != int32(os.Getpid()) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("TryUpdate against a live holder: %v; want a timeout saying %q", err, want)
 	}
 	err = v.TryMutate(50*time.Millisecond, func(c *shmvarpb.Counter) error { c.Value = 99; return nil })
-	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || e.Holder != int32(sleeper.Process.Pid) {
+	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || e.Holder != int32(os.Getpid()) {
 		t.Fatalf("TryMutate against a live holder: %v", err)
 	}
 
-	// The same holder, killed and reaped: its word now names a dead process.
-	sleeper.Process.Kill()
-	sleeper.Wait()
+	// The same holder detached: its entry is free, so its word names a dead attachment.
+	other.Close()
 	if _, err := v.TryUpdate(time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
 		c.Value++
 		return c, nil

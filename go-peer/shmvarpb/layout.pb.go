@@ -37,7 +37,7 @@ const (
 	SegmentLayout_MAGIC_OFFSET             SegmentLayout = 0  // u32, MAGIC
 	SegmentLayout_LAYOUT_VERSION_OFFSET    SegmentLayout = 4  // u32, major << 16 | minor; stored last, with release
 	SegmentLayout_HEADER_LENGTH_OFFSET     SegmentLayout = 8  // u32, HEADER_LENGTH
-	SegmentLayout_FLAGS_OFFSET             SegmentLayout = 12 // u32, reserved, 0
+	SegmentLayout_FLAGS_OFFSET             SegmentLayout = 12 // u32, feature bits; a peer refuses a bit outside KNOWN_FLAGS
 	SegmentLayout_CAPACITY_OFFSET          SegmentLayout = 16 // u64, bytes of payload one slot can hold
 	SegmentLayout_DESCRIPTOR_OFFSET_OFFSET SegmentLayout = 24 // u64, offset of the encoded SegmentDescriptor
 	SegmentLayout_DESCRIPTOR_LENGTH_OFFSET SegmentLayout = 32 // u64, its length in bytes
@@ -46,7 +46,7 @@ const (
 	SegmentLayout_SEGMENT_LENGTH_OFFSET    SegmentLayout = 56 // u64, total bytes the creator asked for
 	SegmentLayout_DESCRIPTOR_CRC_OFFSET    SegmentLayout = 64 // u32, CRC32C (Castagnoli) of the descriptor bytes
 	// Lock line (bytes 128..255): its own pair of cache lines.
-	SegmentLayout_LOCK_WORD_OFFSET       SegmentLayout = 128 // u64, 0 = free, else pid << 32 | start_ticks & 0xffffffff
+	SegmentLayout_LOCK_WORD_OFFSET       SegmentLayout = 128 // u64, 0 = free, else attachment index << 32 | incarnation
 	SegmentLayout_LOCK_FUTEX_OFFSET      SegmentLayout = 136 // u32, release sequence: parked lock waiters sleep on it (futex)
 	SegmentLayout_LOCK_WAITERS_OFFSET    SegmentLayout = 140 // u32, lock waiters parked or about to park
 	SegmentLayout_CONTENDED_COUNT_OFFSET SegmentLayout = 144 // u64, acquisitions that had to wait
@@ -55,7 +55,17 @@ const (
 	SegmentLayout_GENERATION_OFFSET         SegmentLayout = 256 // u64, the commit point; active slot = generation & 1
 	SegmentLayout_GENERATION_FUTEX_OFFSET   SegmentLayout = 264 // u32, commit sequence: change watchers sleep on it (futex)
 	SegmentLayout_GENERATION_WAITERS_OFFSET SegmentLayout = 268 // u32, change watchers parked or about to park
-	SegmentLayout_HEADER_LENGTH             SegmentLayout = 512 // the descriptor starts here
+	// Attachment table (bytes 512..1535): one entry per writing attachment.
+	// Its liveness is kept by the kernel: System V semaphore number `index` of
+	// the set under the segment's key, or an open-file-description lock on the
+	// entry's first byte of a mapped file (PROTOCOL.md, "Attachments").
+	SegmentLayout_ATTACHMENT_TABLE_OFFSET         SegmentLayout = 512
+	SegmentLayout_ATTACHMENT_COUNT                SegmentLayout = 64   // entries, and semaphores in the set
+	SegmentLayout_ATTACHMENT_LENGTH               SegmentLayout = 16   // bytes per entry
+	SegmentLayout_ATTACHMENT_INCARNATION_OFFSET   SegmentLayout = 0    // u32 (atomic), claims of this entry so far; never 0 once claimed
+	SegmentLayout_ATTACHMENT_PID_OFFSET           SegmentLayout = 4    // u32, the claimer's pid in its own PID namespace (for people only)
+	SegmentLayout_ATTACHMENT_PID_NAMESPACE_OFFSET SegmentLayout = 8    // u64, inode of the claimer's PID namespace, 0 if unknown (for people only)
+	SegmentLayout_HEADER_LENGTH                   SegmentLayout = 1536 // the descriptor starts here
 	// Each slot starts with a 16-byte slot header, then the encoded payload.
 	SegmentLayout_SLOT_LENGTH_OFFSET     SegmentLayout = 0  // u32, encoded payload length
 	SegmentLayout_SLOT_CRC_OFFSET        SegmentLayout = 4  // u32, CRC32C (Castagnoli) of the payload bytes
@@ -64,8 +74,9 @@ const (
 	SegmentLayout_SLOT_ALIGNMENT         SegmentLayout = 64 // descriptor end and slots are rounded up to this
 	SegmentLayout_CACHE_LINE_LENGTH      SegmentLayout = 64
 	SegmentLayout_MAGIC                  SegmentLayout = 1380013651 // the bytes "SVAR" read as a little-endian u32
-	SegmentLayout_LAYOUT_VERSION_MAJOR   SegmentLayout = 1          // openers refuse any other major
+	SegmentLayout_LAYOUT_VERSION_MAJOR   SegmentLayout = 2          // openers refuse any other major
 	SegmentLayout_LAYOUT_VERSION_MINOR   SegmentLayout = 0          // newer minors only add to reserved space
+	SegmentLayout_KNOWN_FLAGS            SegmentLayout = 0          // the feature bits this layout version defines: none yet
 	SegmentLayout_DEFAULT_CAPACITY       SegmentLayout = 4096
 	SegmentLayout_MAX_CAPACITY           SegmentLayout = 268435456 // 256 MiB per slot
 	SegmentLayout_MAX_DESCRIPTOR_LENGTH  SegmentLayout = 1048576   // 1 MiB
@@ -93,7 +104,13 @@ var (
 		256: "GENERATION_OFFSET",
 		264: "GENERATION_FUTEX_OFFSET",
 		268: "GENERATION_WAITERS_OFFSET",
-		512: "HEADER_LENGTH",
+		512: "ATTACHMENT_TABLE_OFFSET",
+		// Duplicate value: 64: "ATTACHMENT_COUNT",
+		// Duplicate value: 16: "ATTACHMENT_LENGTH",
+		// Duplicate value: 0: "ATTACHMENT_INCARNATION_OFFSET",
+		// Duplicate value: 4: "ATTACHMENT_PID_OFFSET",
+		// Duplicate value: 8: "ATTACHMENT_PID_NAMESPACE_OFFSET",
+		1536: "HEADER_LENGTH",
 		// Duplicate value: 0: "SLOT_LENGTH_OFFSET",
 		// Duplicate value: 4: "SLOT_CRC_OFFSET",
 		// Duplicate value: 8: "SLOT_GENERATION_OFFSET",
@@ -101,45 +118,53 @@ var (
 		// Duplicate value: 64: "SLOT_ALIGNMENT",
 		// Duplicate value: 64: "CACHE_LINE_LENGTH",
 		1380013651: "MAGIC",
-		1:          "LAYOUT_VERSION_MAJOR",
+		2:          "LAYOUT_VERSION_MAJOR",
 		// Duplicate value: 0: "LAYOUT_VERSION_MINOR",
+		// Duplicate value: 0: "KNOWN_FLAGS",
 		4096:      "DEFAULT_CAPACITY",
 		268435456: "MAX_CAPACITY",
 		1048576:   "MAX_DESCRIPTOR_LENGTH",
 	}
 	SegmentLayout_value = map[string]int32{
-		"MAGIC_OFFSET":              0,
-		"LAYOUT_VERSION_OFFSET":     4,
-		"HEADER_LENGTH_OFFSET":      8,
-		"FLAGS_OFFSET":              12,
-		"CAPACITY_OFFSET":           16,
-		"DESCRIPTOR_OFFSET_OFFSET":  24,
-		"DESCRIPTOR_LENGTH_OFFSET":  32,
-		"SLOT0_OFFSET_OFFSET":       40,
-		"SLOT1_OFFSET_OFFSET":       48,
-		"SEGMENT_LENGTH_OFFSET":     56,
-		"DESCRIPTOR_CRC_OFFSET":     64,
-		"LOCK_WORD_OFFSET":          128,
-		"LOCK_FUTEX_OFFSET":         136,
-		"LOCK_WAITERS_OFFSET":       140,
-		"CONTENDED_COUNT_OFFSET":    144,
-		"TAKEOVER_COUNT_OFFSET":     152,
-		"GENERATION_OFFSET":         256,
-		"GENERATION_FUTEX_OFFSET":   264,
-		"GENERATION_WAITERS_OFFSET": 268,
-		"HEADER_LENGTH":             512,
-		"SLOT_LENGTH_OFFSET":        0,
-		"SLOT_CRC_OFFSET":           4,
-		"SLOT_GENERATION_OFFSET":    8,
-		"SLOT_HEADER_LENGTH":        16,
-		"SLOT_ALIGNMENT":            64,
-		"CACHE_LINE_LENGTH":         64,
-		"MAGIC":                     1380013651,
-		"LAYOUT_VERSION_MAJOR":      1,
-		"LAYOUT_VERSION_MINOR":      0,
-		"DEFAULT_CAPACITY":          4096,
-		"MAX_CAPACITY":              268435456,
-		"MAX_DESCRIPTOR_LENGTH":     1048576,
+		"MAGIC_OFFSET":                    0,
+		"LAYOUT_VERSION_OFFSET":           4,
+		"HEADER_LENGTH_OFFSET":            8,
+		"FLAGS_OFFSET":                    12,
+		"CAPACITY_OFFSET":                 16,
+		"DESCRIPTOR_OFFSET_OFFSET":        24,
+		"DESCRIPTOR_LENGTH_OFFSET":        32,
+		"SLOT0_OFFSET_OFFSET":             40,
+		"SLOT1_OFFSET_OFFSET":             48,
+		"SEGMENT_LENGTH_OFFSET":           56,
+		"DESCRIPTOR_CRC_OFFSET":           64,
+		"LOCK_WORD_OFFSET":                128,
+		"LOCK_FUTEX_OFFSET":               136,
+		"LOCK_WAITERS_OFFSET":             140,
+		"CONTENDED_COUNT_OFFSET":          144,
+		"TAKEOVER_COUNT_OFFSET":           152,
+		"GENERATION_OFFSET":               256,
+		"GENERATION_FUTEX_OFFSET":         264,
+		"GENERATION_WAITERS_OFFSET":       268,
+		"ATTACHMENT_TABLE_OFFSET":         512,
+		"ATTACHMENT_COUNT":                64,
+		"ATTACHMENT_LENGTH":               16,
+		"ATTACHMENT_INCARNATION_OFFSET":   0,
+		"ATTACHMENT_PID_OFFSET":           4,
+		"ATTACHMENT_PID_NAMESPACE_OFFSET": 8,
+		"HEADER_LENGTH":                   1536,
+		"SLOT_LENGTH_OFFSET":              0,
+		"SLOT_CRC_OFFSET":                 4,
+		"SLOT_GENERATION_OFFSET":          8,
+		"SLOT_HEADER_LENGTH":              16,
+		"SLOT_ALIGNMENT":                  64,
+		"CACHE_LINE_LENGTH":               64,
+		"MAGIC":                           1380013651,
+		"LAYOUT_VERSION_MAJOR":            2,
+		"LAYOUT_VERSION_MINOR":            0,
+		"KNOWN_FLAGS":                     0,
+		"DEFAULT_CAPACITY":                4096,
+		"MAX_CAPACITY":                    268435456,
+		"MAX_DESCRIPTOR_LENGTH":           1048576,
 	}
 )
 
@@ -278,7 +303,7 @@ const file_shmvar_v1_layout_proto_rawDesc = "" +
 	"\vcreator_pid\x18\x05 \x01(\x05R\n" +
 	"creatorPid\x12,\n" +
 	"\x12created_unix_nanos\x18\x06 \x01(\x03R\x10createdUnixNanos\x12\x18\n" +
-	"\acreator\x18\a \x01(\tR\acreator*\xaa\x06\n" +
+	"\acreator\x18\a \x01(\tR\acreator*\xe9\a\n" +
 	"\rSegmentLayout\x12\x10\n" +
 	"\fMAGIC_OFFSET\x10\x00\x12\x19\n" +
 	"\x15LAYOUT_VERSION_OFFSET\x10\x04\x12\x18\n" +
@@ -298,8 +323,14 @@ const file_shmvar_v1_layout_proto_rawDesc = "" +
 	"\x15TAKEOVER_COUNT_OFFSET\x10\x98\x01\x12\x16\n" +
 	"\x11GENERATION_OFFSET\x10\x80\x02\x12\x1c\n" +
 	"\x17GENERATION_FUTEX_OFFSET\x10\x88\x02\x12\x1e\n" +
-	"\x19GENERATION_WAITERS_OFFSET\x10\x8c\x02\x12\x12\n" +
-	"\rHEADER_LENGTH\x10\x80\x04\x12\x16\n" +
+	"\x19GENERATION_WAITERS_OFFSET\x10\x8c\x02\x12\x1c\n" +
+	"\x17ATTACHMENT_TABLE_OFFSET\x10\x80\x04\x12\x14\n" +
+	"\x10ATTACHMENT_COUNT\x10@\x12\x15\n" +
+	"\x11ATTACHMENT_LENGTH\x10\x10\x12!\n" +
+	"\x1dATTACHMENT_INCARNATION_OFFSET\x10\x00\x12\x19\n" +
+	"\x15ATTACHMENT_PID_OFFSET\x10\x04\x12#\n" +
+	"\x1fATTACHMENT_PID_NAMESPACE_OFFSET\x10\b\x12\x12\n" +
+	"\rHEADER_LENGTH\x10\x80\f\x12\x16\n" +
 	"\x12SLOT_LENGTH_OFFSET\x10\x00\x12\x13\n" +
 	"\x0fSLOT_CRC_OFFSET\x10\x04\x12\x1a\n" +
 	"\x16SLOT_GENERATION_OFFSET\x10\b\x12\x16\n" +
@@ -307,8 +338,9 @@ const file_shmvar_v1_layout_proto_rawDesc = "" +
 	"\x0eSLOT_ALIGNMENT\x10@\x12\x15\n" +
 	"\x11CACHE_LINE_LENGTH\x10@\x12\r\n" +
 	"\x05MAGIC\x10Ӭ\x85\x92\x05\x12\x18\n" +
-	"\x14LAYOUT_VERSION_MAJOR\x10\x01\x12\x18\n" +
-	"\x14LAYOUT_VERSION_MINOR\x10\x00\x12\x15\n" +
+	"\x14LAYOUT_VERSION_MAJOR\x10\x02\x12\x18\n" +
+	"\x14LAYOUT_VERSION_MINOR\x10\x00\x12\x0f\n" +
+	"\vKNOWN_FLAGS\x10\x00\x12\x15\n" +
 	"\x10DEFAULT_CAPACITY\x10\x80 \x12\x14\n" +
 	"\fMAX_CAPACITY\x10\x80\x80\x80\x80\x01\x12\x1b\n" +
 	"\x15MAX_DESCRIPTOR_LENGTH\x10\x80\x80@\x1a\x02\x10\x01B>\n" +

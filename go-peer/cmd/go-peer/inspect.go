@@ -64,10 +64,18 @@ func cmdInspect(args []string, stdout io.Writer) error {
 		if !lock.HolderAlive {
 			state = "dead"
 		}
-		w("lock", "held by pid %d (%s), word=0x%016x", lock.HolderPid, state, lock.Word)
+		w("lock", "held by %s (%s), word=0x%016x", lock.HolderString(), state, lock.Word)
 	}
 	w("contended", "%d", lock.Contended)
 	w("takeovers", "%d", lock.Takeovers)
+	attachments, err := v.Attachments()
+	if err != nil {
+		return err
+	}
+	w("attachments", "%d of %d in use", len(attachments), shmvar.AttachmentCount)
+	for _, a := range attachments {
+		w(fmt.Sprintf("attachment %d", a.Index), "%s", a)
+	}
 	value, err := v.Get()
 	if err != nil {
 		w("value", "unreadable: %v", err)

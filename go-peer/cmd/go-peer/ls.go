@@ -43,7 +43,7 @@ func cmdLs(args []string, stdout io.Writer) error {
 			if !lock.HolderAlive {
 				state = "dead"
 			}
-			holder = fmt.Sprintf("pid %d (%s)", lock.HolderPid, state)
+			holder = fmt.Sprintf("%s (%s)", lock.HolderString(), state)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\tuid=%d %04o\n", name, v.Descriptor().GetMessageType(), v.Capacity(), g, holder, attached, info.UID, info.Mode)
 	}
@@ -102,7 +102,7 @@ func sysvKeys() ([]sysvKey, error) {
 		}
 		key, err := strconv.ParseInt(fields[0], 10, 64)
 		size, _ := strconv.ParseUint(fields[3], 10, 64)
-		if err != nil || key == 0 || size < uint64(shmvar.HeaderLength) {
+		if err != nil || key == 0 || size < uint64(shmvar.AttachmentTableOffset) {
 			continue
 		}
 		keys = append(keys, sysvKey{key: int32(key), attached: fields[6]})
