@@ -42,10 +42,14 @@ type victim struct {
 	stderr  bytes.Buffer
 }
 
-func startVictim(t *testing.T, key int32, extra ...string) *victim {
+func startVictim(t *testing.T, key int32, inPidNamespace bool, extra ...string) *victim {
 	t.Helper()
-	args := append([]string{"incr", "--key", shmvar.FormatKey(key), "--count", "1000000000", "--print-each", "--quiet", "--timeout", "30s"}, extra...)
-	cmd := exec.Command(javaPeer(t), args...)
+	args := append([]string{javaPeer(t), "incr", "--key", shmvar.FormatKey(key), "--count", "1000000000", "--print-each", "--quiet", "--timeout", "30s"}, extra...)
+	if inPidNamespace {
+		// pid 1 of a PID namespace of its own; killing unshare kills it (--kill-child).
+		args = append([]string{"unshare", "--pid", "--fork", "--kill-child", "--mount-proc"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	v := &victim{cmd: cmd, done: make(chan struct{})}
 	cmd.Env = append(os.Environ(), "SHMVAR_JAVA_OPTS=-XX:TieredStopAtLevel=1")
 	cmd.Stderr = &v.stderr
@@ -69,7 +73,7 @@ func startVictim(t *testing.T, key int32, extra ...string) *victim {
 }
 
 type killStats struct {
-	kills, heldAtKill, torn, lost, phantom int
+	kills, nsKills, heldAtKill, torn, lost, phantom int
 	takeover                               []time.Duration
 }
 
@@ -81,8 +85,8 @@ func (s *killStats) String() string {
 		}
 		return s.takeover[int(p*float64(len(s.takeover)-1))]
 	}
-	return fmt.Sprintf("kills=%d held-at-kill=%d torn-reads=%d lost-commits=%d phantom-commits=%d takeover p50=%v p99=%v max=%v",
-		s.kills, s.heldAtKill, s.torn, s.lost, s.phantom, pct(0.5), pct(0.99), pct(1))
+	return fmt.Sprintf("kills=%d (in another PID namespace: %d) held-at-kill=%d torn-reads=%d lost-commits=%d phantom-commits=%d takeover p50=%v p99=%v max=%v",
+		s.kills, s.nsKills, s.heldAtKill, s.torn, s.lost, s.phantom, pct(0.5), pct(0.99), pct(1))
 }
 
 func TestKillJavaHolderWhileGoWaits(t *testing.T) {
@@ -135,7 +139,9 @@ func TestKillJavaHolderWhileGoWaits(t *testing.T) {
 		if round%2 == 1 {
 			extra = []string{"--hold", "200us"} // the victim holds the lock nearly all the time
 		}
-		vic := startVictim(t, key, extra...)
+		// Every fourth victim is pid 1 of a PID namespace of its own, as in a pod.
+		inNamespace := round%4 == 3
+		vic := startVictim(t, key, inNamespace, extra...)
 		// Go waits on the same lock, committing its own increments.
 		var goCommits atomic.Int64
 		stopWaiter := make(chan struct{})
@@ -171,8 +177,11 @@ func TestKillJavaHolderWhileGoWaits(t *testing.T) {
 		vic.cmd.Process.Signal(syscall.SIGKILL)
 		killed := time.Now()
 		stats.kills++
+		if inNamespace {
+			stats.nsKills++
+		}
 		lock, _ := v.Lock()
-		held := lock.Word != 0 && int(lock.Holder.Pid) == pid
+		held := lock.Word != 0 && lock.Word != v.Identity() // the victim is the only other attachment
 		if held {
 			stats.heldAtKill++
 			for {

@@ -53,6 +53,22 @@ const (
 // wrapper is what a scenario puts in front of a peer's command line.
 type wrapper func(lang string) []string
 
+// peers are the two commands; public copies for scenarios that run as another user.
+type peers struct{ goPeer, java []string }
+
+func checkoutPeers(t *testing.T) peers {
+	bin := goPeerBin(t)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("bin/go-peer is missing: run 'make build' (make test does) first")
+	}
+	return peers{[]string{bin}, []string{javaPeer(t)}}
+}
+
+func publicPeers(t *testing.T) peers {
+	goPeer, jar := publicCopies(t)
+	return peers{[]string{goPeer}, []string{"java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-jar", jar}}
+}
+
 func plain(string) []string { return nil }
 
 func pidNamespace(string) []string {
@@ -76,14 +92,12 @@ func fewDescriptors(lang string) []string {
 	return []string{"prlimit", "--nofile=" + n + ":" + n}
 }
 
-func peerCommand(t *testing.T, lang string, wrap wrapper, args ...string) *exec.Cmd {
-	bin := goPeerBin(t)
+func (p peers) command(lang string, wrap wrapper, args ...string) *exec.Cmd {
+	peer := p.goPeer
 	if lang == "java" {
-		bin = javaPeer(t)
-	} else if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("bin/go-peer is missing: run 'make build' (make test does) first")
+		peer = p.java
 	}
-	argv := append(append(wrap(lang), bin), args...)
+	argv := append(append(wrap(lang), peer...), args...)
 	return exec.Command(argv[0], argv[1:]...)
 }
 
@@ -148,6 +162,7 @@ func TestLiveHolderIsNeverRobbedAcrossNamespaces(t *testing.T) {
 		file           bool
 		mode           os.FileMode
 		extra          []string // the waiter's trust flags
+		asNobody       bool     // the waiter runs as another user: use public copies of the peers
 	}{
 		{name: "holder in a child PID namespace", holder: pidNamespace, waiter: plain},
 		{name: "waiter in a child PID namespace", holder: plain, waiter: pidNamespace},
@@ -155,7 +170,7 @@ func TestLiveHolderIsNeverRobbedAcrossNamespaces(t *testing.T) {
 		{name: "file, holder in a child PID namespace", holder: pidNamespace, waiter: plain, file: true},
 		{name: "holder in a time namespace", holder: timeNamespace, waiter: plain},
 		{name: "holder hidden by hidepid=2 from another user", holder: plain, waiter: hiddenProcAsNobody,
-			mode: 0o666, extra: []string{"--any-owner", "--any-mode"}},
+			mode: 0o666, extra: []string{"--any-owner", "--any-mode"}, asNobody: true},
 		{name: "waiter with few file descriptors", holder: plain, waiter: fewDescriptors},
 	}
 	for _, sc := range scenarios {
@@ -164,8 +179,12 @@ func TestLiveHolderIsNeverRobbedAcrossNamespaces(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%s holds, %s waits", sc.name, holderLang, waiterLang), func(t *testing.T) {
 				t.Parallel()
 				tg := newTarget(t, sc.file, sc.mode)
+				p := checkoutPeers(t)
+				if sc.asNobody {
+					p = publicPeers(t)
+				}
 				var holderOut bytes.Buffer
-				holder := peerCommand(t, holderLang, sc.holder, append([]string{"incr", "--count", "1", "--hold", "4s"}, tg.args...)...)
+				holder := p.command(holderLang, sc.holder, append([]string{"incr", "--count", "1", "--hold", "4s"}, tg.args...)...)
 				holder.Stdout, holder.Stderr = &holderOut, &holderOut
 				if err := holder.Start(); err != nil {
 					t.Fatal(err)
@@ -174,7 +193,7 @@ func TestLiveHolderIsNeverRobbedAcrossNamespaces(t *testing.T) {
 				held := awaitHolder(t, tg, holder, &holderOut)
 
 				args := append(append([]string{"incr", "--count", "1", "--timeout", "500ms"}, tg.args...), sc.extra...)
-				waiter := peerCommand(t, waiterLang, sc.waiter, args...)
+				waiter := p.command(waiterLang, sc.waiter, args...)
 				var waiterOut, waiterErr bytes.Buffer
 				waiter.Stdout, waiter.Stderr = &waiterOut, &waiterErr
 				err := waiter.Run()
@@ -209,8 +228,9 @@ func TestKilledHolderInAnotherPidNamespaceIsTakenOver(t *testing.T) {
 		t.Run(holderLang+" holder killed, "+waiterLang+" waits", func(t *testing.T) {
 			t.Parallel()
 			tg := newTarget(t, false, 0)
+			p := checkoutPeers(t)
 			var holderOut bytes.Buffer
-			holder := peerCommand(t, holderLang, pidNamespace, append([]string{"incr", "--count", "1", "--hold", "60s"}, tg.args...)...)
+			holder := p.command(holderLang, pidNamespace, append([]string{"incr", "--count", "1", "--hold", "60s"}, tg.args...)...)
 			holder.Stdout, holder.Stderr = &holderOut, &holderOut
 			if err := holder.Start(); err != nil {
 				t.Fatal(err)
@@ -220,7 +240,7 @@ func TestKilledHolderInAnotherPidNamespaceIsTakenOver(t *testing.T) {
 			if !held.Holder.OtherNamespace || held.Holder.Pid != 1 {
 				t.Fatalf("holder is %+v; want pid 1 in another PID namespace", held.Holder)
 			}
-			waiter := peerCommand(t, waiterLang, plain, append([]string{"incr", "--count", "1", "--timeout", "20s"}, tg.args...)...)
+			waiter := p.command(waiterLang, plain, append([]string{"incr", "--count", "1", "--timeout", "20s"}, tg.args...)...)
 			var waiterOut bytes.Buffer
 			waiter.Stdout, waiter.Stderr = &waiterOut, &waiterOut
 			if err := waiter.Start(); err != nil {

@@ -1,0 +1,286 @@
+package shmvar_test
+
+// The attachment table: entries claimed and given back, the table's limit,
+// a holder that lost the lock, the owner policy and the semaphore set's
+// life beside its segment.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shmvar/shmvar/go-peer/shmvar"
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"golang.org/x/sys/unix"
+)
+
+// semSetExists reports whether a semaphore set is under key.
+func semSetExists(t *testing.T, key int32) bool {
+	t.Helper()
+	_, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), 0, 0)
+	if errno != 0 && errno != unix.ENOENT {
+		t.Fatalf("semget: %v", errno)
+	}
+	return errno == 0
+}
+
+func TestHolderThatLostTheLockNeverPublishes(t *testing.T) {
+	key := testKey(t)
+	v := mustCreateCounter(t, key)
+	if err := v.Set(&shmvarpb.Counter{Value: 1}); err != nil {
+		t.Fatal(err)
+	}
+	robber, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer robber.Close()
+
+	// A protocol-breaking peer frees the lock under the holder and commits
+	// its own value before the holder's commit.
+	_, err = v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, 0) })
+		if err := robber.Set(&shmvarpb.Counter{Value: 42, LastWriter: "robber"}); err != nil {
+			t.Fatal(err)
+		}
+		c.Value = 2
+		return c, nil
+	})
+	if !errors.Is(err, shmvar.ErrLockLost) || !strings.Contains(err.Error(), "nothing was committed") {
+		t.Fatalf("commit after the lock was taken: %v; want ErrLockLost", err)
+	}
+	got, err := robber.Get()
+	if g, _ := robber.Generation(); err != nil || got.GetValue() != 42 || g != 2 {
+		t.Fatalf("after the robbed commit: %v, %v, generation %d; want the robber's 42 at generation 2", got, err, g)
+	}
+	// The holder reads the robber's value, not a cached one of its own.
+	if mine, err := v.Get(); err != nil || mine.GetValue() != 42 {
+		t.Fatalf("holder reads %v, %v; want 42", mine, err)
+	}
+
+	// A robber that only takes the word: the holder neither writes nor publishes.
+	err = v.Mutate(func(c *shmvarpb.Counter) error {
+		poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, robber.Identity()) })
+		c.Value = 3
+		return nil
+	})
+	if !errors.Is(err, shmvar.ErrLockLost) {
+		t.Fatalf("Mutate after the lock word was taken: %v; want ErrLockLost", err)
+	}
+	if g, _ := v.Generation(); g != 2 {
+		t.Fatalf("generation %d after a lost lock; want 2", g)
+	}
+	if got, err := robber.Get(); err != nil || got.GetValue() != 42 {
+		t.Fatalf("value after a lost lock: %v, %v; want 42", got, err)
+	}
+	poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, 0) })
+	if _, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { c.Value++; return c, nil }); err != nil {
+		t.Fatalf("update after the robber is gone: %v", err)
+	}
+}
+
+func TestAttachmentTableFillsUpAndFreesEntries(t *testing.T) {
+	key := testKey(t)
+	v := mustCreateCounter(t, key)
+	var opened []*shmvar.Var[*shmvarpb.Counter]
+	defer func() {
+		for _, o := range opened {
+			o.Close()
+		}
+	}()
+	seen := map[uint64]bool{v.Identity(): true}
+	for len(opened) < shmvar.AttachmentCount-1 {
+		o, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+		if err != nil {
+			t.Fatalf("attachment %d: %v", len(opened)+2, err)
+		}
+		if seen[o.Identity()] {
+			t.Fatalf("identity 0x%x given twice", o.Identity())
+		}
+		seen[o.Identity()] = true
+		opened = append(opened, o)
+	}
+	_, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if !errors.Is(err, shmvar.ErrAttachmentsFull) || !strings.Contains(err.Error(), fmt.Sprintf("all %d attachment entries", shmvar.AttachmentCount)) {
+		t.Fatalf("attachment %d: %v; want ErrAttachmentsFull naming the limit", shmvar.AttachmentCount+1, err)
+	}
+	reader, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("a read-only attachment needs no entry: %v", err)
+	}
+	defer reader.Close()
+	if live, _ := reader.Attachments(); len(live) != shmvar.AttachmentCount {
+		t.Fatalf("%d live attachments listed, want %d", len(live), shmvar.AttachmentCount)
+	}
+	freed := opened[10].Identity() >> 32
+	opened[10].Close()
+	again, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		t.Fatalf("open after one closed: %v", err)
+	}
+	opened[10] = again
+	if again.Identity()>>32 != freed || seen[again.Identity()] {
+		t.Fatalf("reopened as 0x%x; want entry %d under a new incarnation", again.Identity(), freed)
+	}
+	if _, err := again.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { c.Value++; return c, nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCreatorUidCountsAsOwner: a creator can hand its segment to our uid
+// with IPC_SET and keep full access; writers refuse it unless told to
+// accept another owner.
+func TestCreatorUidCountsAsOwner(t *testing.T) {
+	if unix.Geteuid() != 0 {
+		t.Fatalf("needs root to create a segment as another user; running as uid %d", unix.Geteuid())
+	}
+	goPeer, _ := publicCopies(t)
+	key := testKey(t)
+	k := shmvar.FormatKey(key)
+	if code, _, errOut := asNobody(t, goPeer, "create", "--key", k); code != 0 {
+		t.Fatalf("create as nobody: %s", errOut)
+	}
+	id, err := unix.SysvShmGet(int(key), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var desc unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
+		t.Fatal(err)
+	}
+	desc.Perm.Uid = 0 // what the creator could do itself
+	if _, err := unix.SysvShmCtl(id, unix.IPC_SET, &desc); err != nil {
+		t.Fatal(err)
+	}
+	_, err = shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	if !errors.Is(err, shmvar.ErrPermission) || !strings.Contains(err.Error(), "owned by uid 0 (created by uid 65534)") {
+		t.Fatalf("open of a segment created by another user: %v; want a permission error naming the creator", err)
+	}
+	for _, peer := range [][]string{{goPeerBin(t)}, {javaPeer(t)}} {
+		cmd := exec.Command(peer[0], "incr", "--key", k, "--count", "1")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "created by uid 65534") || strings.Count(string(out), "\n") != 1 {
+			t.Fatalf("%s incr on a spoofed owner: %v: %q; want one line naming the creator", peer[0], err, out)
+		}
+	}
+	v, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{AnyOwner: true})
+	if err != nil {
+		t.Fatalf("with AnyOwner: %v", err)
+	}
+	v.Close()
+}
+
+func TestSemaphoreSetGoesWithItsSegment(t *testing.T) {
+	key := testKey(t)
+	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !semSetExists(t, key) {
+		t.Fatal("create made no semaphore set")
+	}
+	if err := v.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if semSetExists(t, key) {
+		t.Fatal("Remove left the semaphore set")
+	}
+
+	// An ephemeral segment's set goes with its last attachment.
+	e, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !semSetExists(t, key) {
+		t.Fatal("ephemeral create made no semaphore set")
+	}
+	e.Close()
+	if semSetExists(t, key) {
+		t.Fatal("the last close of an ephemeral segment left its semaphore set")
+	}
+
+	// A set left alone (its ephemeral segment's users died): create replaces
+	// it when no entry is held, and RemoveKey removes it.
+	orphan, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), uintptr(shmvar.AttachmentCount), unix.IPC_CREAT|unix.IPC_EXCL|0o600)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	c, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	if err != nil {
+		t.Fatalf("create over a left-over semaphore set: %v", err)
+	}
+	c.Close()
+	if _, _, errno := unix.Syscall6(unix.SYS_SEMCTL, orphan, 0, 12 /* GETVAL */, 0, 0, 0); errno == 0 {
+		t.Fatal("the left-over set is still there")
+	}
+	if err := shmvar.RemoveKey(key); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), uintptr(shmvar.AttachmentCount), unix.IPC_CREAT|unix.IPC_EXCL|0o600); errno != 0 {
+		t.Fatal(errno)
+	}
+	if err := shmvar.RemoveKey(key); err != nil || semSetExists(t, key) {
+		t.Fatalf("RemoveKey of a set alone: %v", err)
+	}
+	if err := shmvar.RemoveKey(key); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("RemoveKey of nothing: %v; want ENOENT", err)
+	}
+}
+
+// TestKilledFileHolderIsTakenOver: the kernel drops a killed holder's lock
+// on its entry of a mapped file, and a waiter takes over.
+func TestKilledFileHolderIsTakenOver(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "counter.svar")
+	v, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	other, err := shmvar.OpenFile[*shmvarpb.Counter](path, shmvar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Identity() == v.Identity() {
+		t.Fatalf("two attachments of a file share identity 0x%x", v.Identity())
+	}
+	other.Close()
+	holder := exec.Command(goPeerBin(t), "incr", "--file", path, "--count", "1", "--hold", "60s")
+	var out bytes.Buffer
+	holder.Stdout, holder.Stderr = &out, &out
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Process.Kill()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if s, _ := v.Lock(); s.Word != 0 {
+			if !s.HolderAlive || s.Holder.Pid != int32(holder.Process.Pid) || s.Holder.OtherNamespace {
+				t.Fatalf("lock state %+v; want held by pid %d, alive", s, holder.Process.Pid)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("go-peer never took the lock: %s", out.String())
+		}
+	}
+	if _, err := v.TryUpdate(100*time.Millisecond, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil }); !errors.Is(err, shmvar.ErrTimeout) {
+		t.Fatalf("against a live file holder: %v; want a timeout", err)
+	}
+	holder.Process.Signal(syscall.SIGKILL)
+	holder.Wait()
+	if _, err := v.TryUpdate(5*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { c.Value++; return c, nil }); err != nil {
+		t.Fatalf("after the holder was killed: %v", err)
+	}
+	if s, _ := v.Lock(); s.Takeovers != 1 {
+		t.Fatalf("takeovers=%d, want 1", s.Takeovers)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+}
