@@ -23,10 +23,11 @@ import static io.shmvar.Native.INT;
  * {@code go-peer/shmvar/layout.go}.
  *
  * <pre>
- *   0        128      256        384      512          512+D    slot0         slot1
- *   +--------+--------+----------+--------+------------+--------+-------------+-------------+
- *   |identity| lock   |generation|reserved| descriptor | pad 64 | hdr | value | hdr | value |
- *   +--------+--------+----------+--------+------------+--------+-------------+-------------+
+ *   0        128      256        384      512           1536         1536+D   slot0         slot1
+ *   +--------+--------+----------+--------+-------------+------------+--------+-------------+-------------+
+ *   |identity| lock   |generation|reserved| attachment  | descriptor | pad 64 | hdr | value | hdr | value |
+ *   |        |        |          |        | table 64x16 |            |        |             |             |
+ *   +--------+--------+----------+--------+-------------+------------+--------+-------------+-------------+
  *
  *   identity (0..127)
  *    0                   1                   2                   3
@@ -34,8 +35,8 @@ import static io.shmvar.Native.INT;
  *   +---------------------------------------------------------------+
  *   |                 magic "SVAR"              (u32 @0)            |
  *   |     layout version: major << 16 | minor   (u32 @4, last)      |
- *   |                 header length = 512       (u32 @8)            |
- *   |                 flags = 0                 (u32 @12)           |
+ *   |                 header length = 1536      (u32 @8)            |
+ *   |         flags, none known yet (KNOWN_FLAGS = 0) (u32 @12)     |
  *   |                 capacity                  (u64 @16)           |
  *   |                 descriptor offset         (u64 @24)           |
  *   |                 descriptor length         (u64 @32)           |
@@ -44,9 +45,12 @@ import static io.shmvar.Native.INT;
  *   |                 segment length            (u64 @56)           |
  *   |                 descriptor crc32c         (u32 @64)           |
  *   +---------------------------------------------------------------+
- *   lock (128..255): lock word u64 @128 | lock futex u32 @136 | lock waiters u32 @140 | contended u64 @144 |
- *                    takeovers u64 @152
+ *   lock (128..255): lock word u64 @128 (attachment index << 32 | incarnation) | lock futex u32 @136 |
+ *                    lock waiters u32 @140 | contended u64 @144 | takeovers u64 @152
  *   generation (256..383): generation u64 @256 | generation futex u32 @264 | generation waiters u32 @268
+ *   attachment table (512..1535): 64 entries of 16 bytes, entry i at 512 + 16 * i:
+ *                    incarnation u32 @+0 | pid u32 @+4 | pid namespace inode u64 @+8
+ *                    (liveness: semaphore i of the set under the key, or an OFD lock on the entry's first byte)
  *   slot header: length u32 @+0 | crc32c u32 @+4 | generation u64 @+8 | payload @+16
  * </pre>
  */
@@ -73,6 +77,13 @@ public final class LayoutDescriptor {
     public static final int GENERATION_FUTEX_OFFSET = SegmentLayout.GENERATION_FUTEX_OFFSET_VALUE;
     public static final int GENERATION_WAITERS_OFFSET = SegmentLayout.GENERATION_WAITERS_OFFSET_VALUE;
 
+    public static final int ATTACHMENT_TABLE_OFFSET = SegmentLayout.ATTACHMENT_TABLE_OFFSET_VALUE;
+    public static final int ATTACHMENT_COUNT = SegmentLayout.ATTACHMENT_COUNT_VALUE;
+    public static final int ATTACHMENT_LENGTH = SegmentLayout.ATTACHMENT_LENGTH_VALUE;
+    public static final int ATTACHMENT_INCARNATION_OFFSET = SegmentLayout.ATTACHMENT_INCARNATION_OFFSET_VALUE;
+    public static final int ATTACHMENT_PID_OFFSET = SegmentLayout.ATTACHMENT_PID_OFFSET_VALUE;
+    public static final int ATTACHMENT_PID_NAMESPACE_OFFSET = SegmentLayout.ATTACHMENT_PID_NAMESPACE_OFFSET_VALUE;
+
     public static final int HEADER_LENGTH = SegmentLayout.HEADER_LENGTH_VALUE;
 
     public static final int SLOT_LENGTH_OFFSET = SegmentLayout.SLOT_LENGTH_OFFSET_VALUE;
@@ -85,12 +96,19 @@ public final class LayoutDescriptor {
     public static final int LAYOUT_VERSION_MAJOR = SegmentLayout.LAYOUT_VERSION_MAJOR_VALUE;
     public static final int LAYOUT_VERSION_MINOR = SegmentLayout.LAYOUT_VERSION_MINOR_VALUE;
     public static final int LAYOUT_VERSION = LAYOUT_VERSION_MAJOR << 16 | LAYOUT_VERSION_MINOR;
+    /** The feature bits of {@link #FLAGS_OFFSET} this layout version defines; an opener refuses any other bit. */
+    public static final int KNOWN_FLAGS = SegmentLayout.KNOWN_FLAGS_VALUE;
 
     public static final int DEFAULT_CAPACITY = SegmentLayout.DEFAULT_CAPACITY_VALUE;
     public static final int MAX_CAPACITY = SegmentLayout.MAX_CAPACITY_VALUE;
     public static final int MAX_DESCRIPTOR_LENGTH = SegmentLayout.MAX_DESCRIPTOR_LENGTH_VALUE;
 
     private LayoutDescriptor() {
+    }
+
+    /** The offset of attachment entry {@code index} in the table. */
+    static int attachmentEntry(int index) {
+        return ATTACHMENT_TABLE_OFFSET + index * ATTACHMENT_LENGTH;
     }
 
     /** Formats a layout version word as {@code major.minor}. */
@@ -151,6 +169,12 @@ public final class LayoutDescriptor {
         if (version >>> 16 != LAYOUT_VERSION_MAJOR) {
             throw corrupt(key, ShmException.Reason.LAYOUT_VERSION,
                 "app=" + formatVersion(LAYOUT_VERSION) + " segment=" + formatVersion(version));
+        }
+        int unknownFlags = m.getInt(FLAGS_OFFSET) & ~KNOWN_FLAGS;
+        if (unknownFlags != 0) {
+            throw corrupt(key, ShmException.Reason.LAYOUT_VERSION, String.format(
+                "segment uses feature flags 0x%08x that this peer does not know (app=%s knows 0x%08x)",
+                unknownFlags, formatVersion(LAYOUT_VERSION), KNOWN_FLAGS));
         }
         int headerLength = m.getInt(HEADER_LENGTH_OFFSET);
         if (headerLength != HEADER_LENGTH) {

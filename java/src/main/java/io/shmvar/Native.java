@@ -18,7 +18,8 @@ import java.nio.charset.StandardCharsets;
 import java.util.Map;
 
 /**
- * Every call into the kernel: System V shared memory through jnr-ffi, and the process identity the lock records.
+ * Every call into the kernel: System V shared memory and semaphores, mapped files and their open-file-description
+ * locks, and futexes, through jnr-ffi.
  * The Go twin is {@code go-peer/shmvar/native.go}.
  */
 public final class Native {
@@ -68,7 +69,18 @@ public final class Native {
         @SaveError
         int unlink(String path);
 
-        /** syscall(2), used only for futex(2) on words of the segment. */
+        @SaveError
+        int semget(int key, int nsems, int semflg);
+
+        /** sops is the address of an array of nsops {@code struct sembuf}. */
+        @SaveError
+        int semop(int semid, @intptr_t long sops, @size_t long nsops);
+
+        /** fcntl(2) with a pointer argument: the address of a {@code struct flock}. */
+        @SaveError
+        int fcntl(int fd, int cmd, @intptr_t long arg);
+
+        /** syscall(2), used for futex(2) on words of the segment and for semctl(2). */
         @SaveError
         long syscall(long number, @intptr_t long uaddr, int op, int val, @intptr_t long timeout,
                      @intptr_t long uaddr2, int val3);
@@ -80,29 +92,46 @@ public final class Native {
     static final int IPC_RMID = 0;
     static final int IPC_STAT = 2;
     static final int SHM_RDONLY = 010000;
+    // include/uapi/linux/ipc.h, sem.h
+    static final int IPC_NOWAIT = 04000, SEM_UNDO = 0x1000, GETVAL = 12;
+    // fcntl.h: open-file-description locks, the same on x86_64 and aarch64
+    static final int F_OFD_GETLK = 36, F_OFD_SETLK = 37;
+    static final short F_WRLCK = 1, F_UNLCK = 2, SEEK_SET = 0;
 
     // open(2) flags: O_NOFOLLOW differs between x86_64 and the asm-generic ABI of aarch64.
     static final int O_RDONLY = 0, O_RDWR = 02, O_CREAT = 0100, O_EXCL = 0200, O_CLOEXEC = 02000000;
     static final int O_NOFOLLOW = Platform.getNativePlatform().getCPU() == Platform.CPU.AARCH64 ? 0100000 : 0400000;
     static final int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MS_SYNC = 4;
 
-    static final int EPERM = 1, ENOENT = 2, EINTR = 4, ENOMEM = 12, EACCES = 13, EEXIST = 17, EINVAL = 22,
-        ENOSPC = 28, EIDRM = 43;
+    static final int EPERM = 1, ENOENT = 2, EINTR = 4, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EEXIST = 17,
+        EINVAL = 22, ENOSPC = 28, EIDRM = 43;
 
     private static final Map<Integer, String> ERRNO_NAMES = Map.ofEntries(
         Map.entry(EPERM, "EPERM"), Map.entry(ENOENT, "ENOENT"), Map.entry(EINTR, "EINTR"),
+        Map.entry(EAGAIN, "EAGAIN"), Map.entry(9, "EBADF"),
         Map.entry(ENOMEM, "ENOMEM"), Map.entry(EACCES, "EACCES"), Map.entry(14, "EFAULT"),
         Map.entry(EEXIST, "EEXIST"), Map.entry(EINVAL, "EINVAL"), Map.entry(23, "ENFILE"),
         Map.entry(24, "EMFILE"), Map.entry(ENOSPC, "ENOSPC"), Map.entry(EIDRM, "EIDRM"));
 
     /** struct shmid_ds as glibc lays it out on 64-bit Linux (x86_64 and aarch64). */
     private static final int SHMID_DS_LENGTH = 128;
-    private static final int SHM_PERM_UID = 4, SHM_PERM_GID = 8, SHM_PERM_MODE = 20, SHM_SEGSZ = 48,
+    private static final int SHM_PERM_UID = 4, SHM_PERM_GID = 8, SHM_PERM_CUID = 12, SHM_PERM_MODE = 20, SHM_SEGSZ = 48,
         SHM_CPID = 80, SHM_LPID = 84, SHM_NATTCH = 88;
 
     private static final LibC LIBC;
     private static final Runtime RUNTIME;
     private static final long SYS_FUTEX;
+    private static final long SYS_SEMCTL;
+    /** Where sem_nsems lies in struct semid64_ds, which semctl(IPC_STAT) fills. */
+    private static final int SEM_NSEMS;
+    /** struct semid64_ds is 104 bytes on x86_64, 88 on aarch64. */
+    private static final int SEMID_DS_LENGTH = 128;
+    /** Each thread's struct flock for the OFD lock calls: l_type @0, l_whence @2, l_start @8, l_len @16, l_pid @24. */
+    private static final ThreadLocal<ByteBuffer> FLOCK =
+        ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(32).order(ByteOrder.nativeOrder()));
+    /** Each thread's array of two struct sembuf {u16 sem_num, s16 sem_op, s16 sem_flg}. */
+    private static final ThreadLocal<ByteBuffer> SEMBUF =
+        ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(16).order(ByteOrder.nativeOrder()));
     // Shared futexes (no FUTEX_PRIVATE_FLAG): the kernel keys them by the shared page, so a waker in one process
     // reaches a sleeper in another.
     private static final int FUTEX_WAIT = 0, FUTEX_WAKE = 1;
@@ -119,15 +148,22 @@ public final class Native {
         }
         LIBC = LibraryLoader.create(LibC.class).load("c");
         RUNTIME = Runtime.getRuntime(LIBC);
-        SYS_FUTEX = platform.getCPU() == Platform.CPU.AARCH64 ? 98 : 202; // asm-generic / x86_64 unistd.h
+        boolean arm = platform.getCPU() == Platform.CPU.AARCH64;
+        SYS_FUTEX = arm ? 98 : 202; // asm-generic / x86_64 unistd.h
+        SYS_SEMCTL = arm ? 191 : 66;
+        SEM_NSEMS = arm ? 64 : 80; // struct semid64_ds: asm-generic / x86_64 sembuf.h
     }
 
     private Native() {
     }
 
     /** What IPC_STAT says about a segment. */
-    public record SegmentInfo(int id, long size, int uid, int gid, int mode, int cpid, int lpid, long attached,
-                              boolean removed) {
+    public record SegmentInfo(int id, long size, int uid, int cuid, int gid, int mode, int cpid, int lpid,
+                              long attached, boolean removed) {
+    }
+
+    /** What IPC_STAT says about a semaphore set. */
+    record SemaphoreInfo(int id, long count, int uid, int cuid, int mode) {
     }
 
     /** SHM_DEST from linux/shm.h: the segment is marked for removal and goes at the last detach. */
@@ -147,7 +183,8 @@ public final class Native {
             throw nativeError("shmctl(IPC_STAT)", key, lastErrno(), false, 0);
         }
         ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.LITTLE_ENDIAN);
-        return new SegmentInfo(id, b.getLong(SHM_SEGSZ), b.getInt(SHM_PERM_UID), b.getInt(SHM_PERM_GID),
+        return new SegmentInfo(id, b.getLong(SHM_SEGSZ), b.getInt(SHM_PERM_UID), b.getInt(SHM_PERM_CUID),
+            b.getInt(SHM_PERM_GID),
             b.getShort(SHM_PERM_MODE) & 0777, b.getInt(SHM_CPID), b.getInt(SHM_LPID), b.getLong(SHM_NATTCH),
             (b.getShort(SHM_PERM_MODE) & SHM_DEST) != 0);
     }
@@ -171,6 +208,114 @@ public final class Native {
         if (LIBC.shmctl(id, IPC_RMID, null) < 0) {
             throw nativeError("shmctl(IPC_RMID)", key, lastErrno(), false, 0);
         }
+    }
+
+    /** The semaphore set under key: its id, or -errno when semget fails. */
+    static int semLookup(int key, int nsems, int flags) {
+        int id = LIBC.semget(key, nsems, flags);
+        return id < 0 ? -lastErrno() : id;
+    }
+
+    /** semget that throws. */
+    static int semget(int key, int nsems, int flags) {
+        int id = semLookup(key, nsems, flags);
+        if (id < 0) {
+            throw semError("semget", key, -id);
+        }
+        return id;
+    }
+
+    static ShmException semError(String function, int key, int errno) {
+        String k = ShmException.formatKey(key);
+        String detail = switch (errno) {
+            case ENOENT -> "no semaphore set with this key";
+            case EEXIST -> "a semaphore set with this key already exists; remove it with 'rm --force --key " + k
+                + "' or 'ipcrm -S " + k + "'";
+            case ENOSPC -> "a system-wide limit on semaphores is reached (/proc/sys/kernel/sem)";
+            case EACCES, EPERM -> "permission denied: the semaphore set's owner and mode do not let this user use it";
+            case EIDRM, EINVAL -> "the semaphore set was removed";
+            default -> "";
+        };
+        return ShmException.nativeError(function, key, errno, detail);
+    }
+
+    /** semctl(2) through syscall(2): glibc's is variadic. Returns the result, or -errno. */
+    private static long semctl(int semid, int index, int cmd, long arg) {
+        long r = LIBC.syscall(SYS_SEMCTL, semid, index, cmd, arg, 0, 0);
+        return r < 0 ? -lastErrno() : r;
+    }
+
+    static SemaphoreInfo semStat(int key, int semid) {
+        ByteBuffer b = ByteBuffer.allocateDirect(SEMID_DS_LENGTH).order(ByteOrder.LITTLE_ENDIAN);
+        long r = semctl(semid, 0, IPC_STAT, addressOf(b));
+        if (r < 0) {
+            throw semError("semctl(IPC_STAT)", key, (int) -r);
+        }
+        return new SemaphoreInfo(semid, b.getLong(SEM_NSEMS), b.getInt(SHM_PERM_UID), b.getInt(SHM_PERM_CUID),
+            b.getShort(SHM_PERM_MODE) & 0777);
+    }
+
+    /** The value of semaphore index, or -errno. */
+    static long semValue(int semid, int index) {
+        return semctl(semid, index, GETVAL, 0);
+    }
+
+    /** IPC_RMID of a semaphore set; returns 0 or the errno. */
+    static int semRemove(int semid) {
+        long r = semctl(semid, 0, IPC_RMID, 0);
+        return r < 0 ? (int) -r : 0;
+    }
+
+    /**
+     * Claims semaphore index: waits for nothing, raises it from 0 to 1 with SEM_UNDO, both or neither. Returns 0, or
+     * the errno (EAGAIN: another holds it).
+     */
+    static int semClaim(int semid, int index) {
+        ByteBuffer ops = SEMBUF.get();
+        ops.putShort(0, (short) index).putShort(2, (short) 0).putShort(4, (short) IPC_NOWAIT);
+        ops.putShort(6, (short) index).putShort(8, (short) 1).putShort(10, (short) (SEM_UNDO | IPC_NOWAIT));
+        return LIBC.semop(semid, addressOf(ops), 2) < 0 ? lastErrno() : 0;
+    }
+
+    /** Lowers semaphore index back to 0, undoing its SEM_UNDO adjustment; returns 0 or the errno. */
+    static int semRelease(int semid, int index) {
+        ByteBuffer ops = SEMBUF.get();
+        ops.putShort(0, (short) index).putShort(2, (short) -1).putShort(4, (short) (SEM_UNDO | IPC_NOWAIT));
+        return LIBC.semop(semid, addressOf(ops), 1) < 0 ? lastErrno() : 0;
+    }
+
+    /** F_OFD_SETLK of {@code type} on the one byte at {@code offset}; returns 0 or the errno. */
+    static int ofdLock(int fd, short type, long offset) {
+        ByteBuffer lock = flock(type, offset);
+        return LIBC.fcntl(fd, F_OFD_SETLK, addressOf(lock)) < 0 ? lastErrno() : 0;
+    }
+
+    /** Whether another open file description holds a lock on the byte at {@code offset}; true if the query fails. */
+    static boolean ofdLocked(int fd, long offset) {
+        ByteBuffer lock = flock(F_WRLCK, offset);
+        if (LIBC.fcntl(fd, F_OFD_GETLK, addressOf(lock)) < 0) {
+            return true;
+        }
+        return lock.getShort(0) != F_UNLCK;
+    }
+
+    private static ByteBuffer flock(short type, long offset) {
+        ByteBuffer lock = FLOCK.get();
+        lock.putShort(0, type).putShort(2, SEEK_SET).putInt(4, 0).putLong(8, offset).putLong(16, 1).putLong(24, 0);
+        return lock;
+    }
+
+    /** The inode number of this process's PID namespace ({@code /proc/self/ns/pid} reads pid:[N]), or 0. */
+    static long pidNamespace() {
+        try {
+            String link = java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/ns/pid")).toString();
+            if (link.startsWith("pid:[") && link.endsWith("]")) {
+                return Long.parseUnsignedLong(link.substring(5, link.length() - 1));
+            }
+        } catch (IOException | RuntimeException e) {
+            // unknown
+        }
+        return 0;
     }
 
     /**
@@ -254,7 +399,8 @@ public final class Native {
                                               java.nio.file.LinkOption... options) {
         try {
             Map<String, Object> a = java.nio.file.Files.readAttributes(file, "unix:size,uid,gid,mode", options);
-            return new SegmentInfo(-1, (Long) a.get("size"), (Integer) a.get("uid"), (Integer) a.get("gid"),
+            return new SegmentInfo(-1, (Long) a.get("size"), (Integer) a.get("uid"), (Integer) a.get("uid"),
+                (Integer) a.get("gid"),
                 (Integer) a.get("mode") & 0777, 0, 0, 0, false);
         } catch (java.nio.file.NoSuchFileException e) {
             throw fileError(function, path, ENOENT);
@@ -335,43 +481,6 @@ public final class Native {
             return new String(in.readAllBytes(), StandardCharsets.US_ASCII).strip();
         } catch (IOException e) {
             return "unknown";
-        }
-    }
-
-    /** The part of /proc/PID/stat the lock needs. */
-    record ProcStat(char state, long startTicks) {
-        /** What readProcStat returns when it cannot tell: the lock must then treat the holder as alive. */
-        static final ProcStat UNKNOWN = new ProcStat('?', -1);
-    }
-
-    /**
-     * Reads /proc/PID/stat: null when the process is gone, {@link ProcStat#UNKNOWN} when the file could not be read
-     * for another reason. FileInputStream, unlike NIO channels, is not closed by a thread interrupt, which would
-     * otherwise make a live holder look dead.
-     */
-    static ProcStat readProcStat(long pid) {
-        String stat;
-        try (java.io.FileInputStream in = new java.io.FileInputStream("/proc/" + pid + "/stat")) {
-            stat = new String(in.readAllBytes(), StandardCharsets.ISO_8859_1);
-        } catch (java.io.FileNotFoundException gone) {
-            return null;
-        } catch (IOException e) {
-            return ProcStat.UNKNOWN;
-        }
-        // comm may hold spaces and parentheses: the fields start after the last ')'.
-        int close = stat.lastIndexOf(')');
-        if (close < 0) {
-            return ProcStat.UNKNOWN;
-        }
-        String[] fields = stat.substring(close + 1).trim().split(" +");
-        // fields[0] is field 3 (state); starttime is field 22.
-        if (fields.length < 20 || fields[0].length() != 1) {
-            return ProcStat.UNKNOWN;
-        }
-        try {
-            return new ProcStat(fields[0].charAt(0), Long.parseUnsignedLong(fields[19]));
-        } catch (NumberFormatException e) {
-            return ProcStat.UNKNOWN;
         }
     }
 }

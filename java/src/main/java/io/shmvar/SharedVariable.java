@@ -250,6 +250,14 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final int id;
     /** The mapped file of a file-backed variable, or null for a System V segment. */
     private final String path;
+    /** The open descriptor of a mapped file, kept for its OFD locks until detached; -1 for a System V segment. */
+    private final int fd;
+    /** The System V segment's semaphore set, or -1 when there is none or it is not known. */
+    private final int semid;
+    /** The attachment table: this attachment's entry and the other entries' liveness. */
+    private final Attachments attachments;
+    /** This attachment's lock word, {@code index << 32 | incarnation}; 0 for a read-only attachment. */
+    private final long identity;
     private final long address;
     private final ByteBuffer memory;
     /** The address of memory's first byte, for futexes. */
@@ -295,22 +303,34 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
-    private SharedVariable(int key, int id, String path, long address, ByteBuffer memory, Geometry geometry,
-                           SegmentDescriptor descriptor, Descriptors.Descriptor messageDescriptor, Parser<T> parser,
-                           boolean readOnly, WaitStrategy wait) {
+    /** What validation found in a segment: its regions, its descriptor and the type values are decoded as. */
+    record Validated<T>(Geometry geometry, SegmentDescriptor descriptor, Descriptors.Descriptor messageDescriptor,
+                        Parser<T> parser) {
+    }
+
+    /**
+     * Wraps a validated segment; a writing attachment claims an attachment entry through {@code keeper} here (and
+     * throws, holding nothing, if it cannot: the caller detaches).
+     */
+    private SharedVariable(int key, int id, String path, int fd, int semid, long address, ByteBuffer memory,
+                           Validated<T> v, boolean readOnly, WaitStrategy wait, Attachments.Keeper keeper) {
         this.key = key;
         this.id = id;
         this.path = path;
+        this.fd = fd;
+        this.semid = semid;
         this.address = address;
         this.memory = memory;
         this.base = Native.addressOf(memory);
-        this.geometry = geometry;
-        this.descriptor = descriptor;
-        this.messageDescriptor = messageDescriptor;
-        this.parser = parser;
+        this.geometry = v.geometry();
+        this.descriptor = v.descriptor();
+        this.messageDescriptor = v.messageDescriptor();
+        this.parser = v.parser();
         this.readOnly = readOnly;
         this.wait = wait;
-        this.lock = new SpinLock(memory, key);
+        this.attachments = new Attachments(memory, key, keeper);
+        this.identity = readOnly ? 0 : attachments.claim();
+        this.lock = new SpinLock(memory, key, identity, attachments);
         this.encodeView = memory.duplicate();
         this.slotWriter = new SlotWriter(memory);
         this.encoder = CodedOutputStream.newInstance(slotWriter, ENCODE_BUFFER);
@@ -344,26 +364,104 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
         Geometry g = Geometry.of(options.capacity(), raw.length);
         int mode = options.mode() & 0777;
-        int id = Native.shmget(key, g.segmentLength(), Native.IPC_CREAT | Native.IPC_EXCL | (mode == 0 ? 0600 : mode));
+        int perm = mode == 0 ? 0600 : mode;
+        int id = Native.shmget(key, g.segmentLength(), Native.IPC_CREAT | Native.IPC_EXCL | perm);
+        int semid;
         long address;
         try {
-            address = Native.shmat(key, id, false);
+            semid = createSemaphores(key, perm);
         } catch (ShmException e) {
             Native.shmRemove(key, id);
             throw e;
         }
+        try {
+            address = Native.shmat(key, id, false);
+        } catch (ShmException e) {
+            Native.shmRemove(key, id);
+            Native.semRemove(semid);
+            throw e;
+        }
         ByteBuffer m = Native.wrap(address, g.segmentLength());
-        initialise(m, g, raw);
-        if (options.ephemeral()) {
+        try {
+            initialise(m, g, raw);
+            if (options.ephemeral()) {
+                Native.shmRemove(key, id);
+            }
+            return new SharedVariable<>(key, id, null, -1, semid, address, m,
+                new Validated<>(g, descriptor, type, (Parser<T>) prototype.getParserForType()), false,
+                options.waitStrategy(), new Attachments.Semaphores(key, semid));
+        } catch (RuntimeException e) {
             try {
                 Native.shmRemove(key, id);
-            } catch (ShmException e) {
-                Native.shmdt(key, address);
-                throw e;
+            } catch (ShmException removedAlready) {
+                // ephemeral
+            }
+            Native.semRemove(semid);
+            Native.shmdt(key, address);
+            throw e;
+        }
+    }
+
+    /**
+     * Creates the attachment semaphores under {@code key}, all 0 (PROTOCOL.md, "Creating", step 3). A set left over
+     * from a removed segment is removed and created again if none of its semaphores is held.
+     */
+    private static int createSemaphores(int key, int perm) {
+        int flags = Native.IPC_CREAT | Native.IPC_EXCL | perm;
+        int semid = Native.semLookup(key, ATTACHMENT_COUNT, flags);
+        if (semid == -Native.EEXIST) {
+            int old = Native.semLookup(key, 0, 0);
+            if (old >= 0) {
+                if (!idle(key, old)) {
+                    throw ShmException.nativeError("semget", key, Native.EEXIST,
+                        "a semaphore set with this key is still used by attachments of a removed segment");
+                }
+                Native.semRemove(old);
+            }
+            semid = Native.semLookup(key, ATTACHMENT_COUNT, flags);
+        }
+        if (semid < 0) {
+            throw Native.semError("semget", key, -semid);
+        }
+        return semid;
+    }
+
+    /** Whether every semaphore of the set is 0; false when the kernel cannot tell. */
+    private static boolean idle(int key, int semid) {
+        long count;
+        try {
+            count = Native.semStat(key, semid).count();
+        } catch (ShmException e) {
+            return false;
+        }
+        for (int i = 0; i < count; i++) {
+            if (Native.semValue(semid, i) != 0) {
+                return false;
             }
         }
-        return new SharedVariable<>(key, id, null, address, m, g, descriptor, type,
-            (Parser<T>) prototype.getParserForType(), false, options.waitStrategy());
+        return true;
+    }
+
+    /**
+     * Finds the attachment semaphores of the segment under {@code key} for a writing open and applies the
+     * segment's owner and mode checks to them (PROTOCOL.md, "Opening and validation", step 7).
+     */
+    private static int openSemaphores(int key, Options options) {
+        int semid = Native.semLookup(key, 0, 0);
+        if (semid == -Native.ENOENT) {
+            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
+                "no semaphore set under this key (it keeps the attachments' liveness)");
+        }
+        if (semid < 0) {
+            throw Native.semError("semget", key, -semid);
+        }
+        Native.SemaphoreInfo info = Native.semStat(key, semid);
+        if (info.count() != ATTACHMENT_COUNT) {
+            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
+                "semaphore set has " + info.count() + " semaphores, want " + ATTACHMENT_COUNT);
+        }
+        checkOwnerAndMode(info.uid(), info.cuid(), info.mode(), options, "semaphore set", key);
+        return semid;
     }
 
     /** The descriptor of a new segment holding {@code type}. */
@@ -398,19 +496,24 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         Geometry g = Geometry.of(options.capacity(), raw.length);
         int mode = options.mode() & 0777;
         int fd = Native.open(p, Native.O_RDWR | Native.O_CREAT | Native.O_EXCL, mode == 0 ? 0600 : mode);
+        long address = -1;
         try {
             Native.fchmod(p, fd, mode == 0 ? 0600 : mode); // the umask must not change what was asked
             Native.ftruncate(p, fd, g.segmentLength());
-            long address = Native.mmap(p, fd, g.segmentLength(), false);
+            address = Native.mmap(p, fd, g.segmentLength(), false);
             ByteBuffer m = Native.wrap(address, g.segmentLength());
             initialise(m, g, raw);
-            return new SharedVariable<>(0, -1, p, address, m, g, descriptor, type,
-                (Parser<T>) prototype.getParserForType(), false, options.waitStrategy());
+            // The descriptor stays open: its OFD lock on our attachment entry lives as long as it does.
+            return new SharedVariable<>(0, -1, p, fd, -1, address, m,
+                new Validated<>(g, descriptor, type, (Parser<T>) prototype.getParserForType()), false,
+                options.waitStrategy(), new Attachments.FileLocks(p, fd));
         } catch (RuntimeException e) {
+            if (address != -1) {
+                Native.munmap(p, address, g.segmentLength());
+            }
             Native.unlink(p);
-            throw e;
-        } finally {
             Native.close(fd);
+            throw e instanceof ShmException se ? se.at(p) : e;
         }
     }
 
@@ -442,31 +545,34 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 throw ShmException.of("open", 0, ShmException.Reason.NOT_SHMVAR, "not a regular file").at(path);
             }
             Native.SegmentInfo info = Native.fileStat(path, fd);
-            if (info.size() < HEADER_LENGTH) {
+            if (info.size() < ATTACHMENT_TABLE_OFFSET) {
                 throw ShmException.of("open", 0, ShmException.Reason.CORRUPT,
-                    "file too small: size=" + info.size() + ", header needs " + HEADER_LENGTH).at(path);
+                    "file too small: size=" + info.size() + ", header needs " + ATTACHMENT_TABLE_OFFSET).at(path);
             }
             if (info.size() > Integer.MAX_VALUE) {
                 throw ShmException.of("open", 0, ShmException.Reason.CORRUPT,
                     "file size=" + info.size() + " is larger than any shmvar segment").at(path);
             }
             try {
-                checkOwnerAndMode(info, options, "file", 0);
+                checkOwnerAndMode(info.uid(), info.uid(), info.mode(), options, "file", 0);
             } catch (ShmException e) {
                 throw e.at(path);
             }
             long address = Native.mmap(path, fd, info.size(), options.readOnly());
             ByteBuffer m = Native.wrap(address, info.size());
             try {
-                SharedVariable<T> v = validate(0, -1, address, m, options, typeCheck);
-                return new SharedVariable<>(0, -1, path, address, m, v.geometry, v.descriptor, v.messageDescriptor,
-                    v.parser, options.readOnly(), options.waitStrategy());
+                Validated<T> v = validate(0, m, options, typeCheck);
+                // The descriptor stays open: a writer's OFD lock lives as long as it does, and a reader asks
+                // about the others' locks through it.
+                return new SharedVariable<>(0, -1, path, fd, -1, address, m, v, options.readOnly(),
+                    options.waitStrategy(), new Attachments.FileLocks(path, fd));
             } catch (RuntimeException e) {
                 Native.munmap(path, address, info.size());
-                throw e instanceof ShmException se ? se.at(path) : e;
+                throw e;
             }
-        } finally {
+        } catch (RuntimeException e) {
             Native.close(fd);
+            throw e instanceof ShmException se ? se.at(path) : e;
         }
     }
 
@@ -524,9 +630,31 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
-    /** Removes the segment under {@code key} without validating it, for segments too damaged to open. */
+    /**
+     * Removes the segment under {@code key} and its semaphore set without validating them, for segments too damaged
+     * to open; also removes a semaphore set left alone under the key. Fails with ENOENT only if neither exists.
+     */
     public static void removeKey(int key) {
-        Native.shmRemove(key, Native.shmget(key, 0, 0));
+        ShmException missing = null;
+        try {
+            Native.shmRemove(key, Native.shmget(key, 0, 0));
+        } catch (ShmException e) {
+            if (e.errno() != Native.ENOENT) {
+                throw e;
+            }
+            missing = e;
+        }
+        int semid = Native.semLookup(key, 0, 0);
+        if (semid >= 0) {
+            int errno = Native.semRemove(semid);
+            if (errno != 0 && errno != Native.EINVAL && errno != Native.EIDRM) {
+                throw Native.semError("semctl(IPC_RMID)", key, errno);
+            }
+        } else if (semid != -Native.ENOENT) {
+            throw Native.semError("semget", key, -semid);
+        } else if (missing != null) {
+            throw missing;
+        }
     }
 
     record Typed<T>(Descriptors.Descriptor descriptor, Parser<T> parser) {
@@ -543,61 +671,96 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
         int id = Native.shmget(key, 0, 0);
         Native.SegmentInfo info = Native.shmStat(key, id);
-        if (info.size() < HEADER_LENGTH) {
+        if (info.size() < ATTACHMENT_TABLE_OFFSET) {
             throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
-                "segment too small: size=" + info.size() + ", header needs " + HEADER_LENGTH);
+                "segment too small: size=" + info.size() + ", header needs " + ATTACHMENT_TABLE_OFFSET);
         }
         if (info.size() > Integer.MAX_VALUE) {
             throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
                 "segment size=" + info.size() + " is larger than any shmvar segment");
         }
-        checkOwnerAndMode(info, options, "segment", key);
+        checkOwnerAndMode(info.uid(), info.cuid(), info.mode(), options, "segment", key);
         long address = Native.shmat(key, id, options.readOnly());
         try {
-            SharedVariable<T> v = validate(key, id, address, Native.wrap(address, info.size()), options, typeCheck);
-            if (options.ephemeral()) {
-                Native.shmRemove(key, id);
+            ByteBuffer m = Native.wrap(address, info.size());
+            Validated<T> v = validate(key, m, options, typeCheck);
+            int semid;
+            Attachments.Keeper keeper;
+            if (options.readOnly()) {
+                // Only to report liveness: a reader that cannot find the set reports every holder alive.
+                semid = Math.max(-1, Native.semLookup(key, 0, 0));
+                keeper = semid >= 0 ? new Attachments.Semaphores(key, semid) : Attachments.UNKNOWN;
+            } else {
+                semid = openSemaphores(key, options);
+                keeper = new Attachments.Semaphores(key, semid);
             }
-            return v;
+            SharedVariable<T> variable = new SharedVariable<>(key, id, null, -1, semid, address, m, v,
+                options.readOnly(), options.waitStrategy(), keeper);
+            if (options.ephemeral()) {
+                try {
+                    Native.shmRemove(key, id);
+                } catch (RuntimeException e) {
+                    variable.attachments.release();
+                    throw e;
+                }
+            }
+            return variable;
         } catch (RuntimeException e) {
             Native.shmdt(key, address);
             throw e;
         }
     }
 
-    /** The owner and mode checks of open; {@code what} is "segment" or "file". */
-    private static void checkOwnerAndMode(Native.SegmentInfo info, Options options, String what, int key) {
+    /**
+     * The owner and mode checks of open; {@code what} is "segment", "semaphore set" or "file". Both the owner and the
+     * creator must be this process's user: a creator keeps full access whoever it makes the owner.
+     */
+    private static void checkOwnerAndMode(int uid, int cuid, int mode, Options options, String what, int key) {
         int euid = Native.geteuid();
-        if (!options.anyOwner() && info.uid() != euid) {
-            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, what + " is owned by uid " + info.uid()
-                + ", this process runs as uid " + euid + "; accept it with withAnyOwner (--any-owner)");
+        if (!options.anyOwner() && uid != euid) {
+            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, what + " is owned by uid "
+                + Integer.toUnsignedString(uid) + ", this process runs as uid " + Integer.toUnsignedString(euid)
+                + "; accept it with withAnyOwner (--any-owner)");
         }
-        if (!options.anyMode() && (info.mode() & 0002) != 0) {
+        if (!options.anyOwner() && cuid != euid) {
+            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, what + " is owned by uid "
+                + Integer.toUnsignedString(uid) + " (created by uid " + Integer.toUnsignedString(cuid)
+                + "), this process runs as uid " + Integer.toUnsignedString(euid)
+                + "; accept it with withAnyOwner (--any-owner)");
+        }
+        if (!options.anyMode() && (mode & 0002) != 0) {
             throw ShmException.of("open", key, ShmException.Reason.PERMISSION, String.format(
-                "%s mode %04o lets any user write it; accept it with withAnyMode (--any-mode)", what, info.mode()));
+                "%s mode %04o lets any user write it; accept it with withAnyMode (--any-mode)", what, mode & 0777));
         }
     }
 
-    /** Validates {@code m}, an attached segment or any image of one, and wraps it; address 0: nothing to detach. */
-    static <T extends Message> SharedVariable<T> validate(int key, int id, long address, ByteBuffer m, Options options,
-                                                         TypeCheck<T> typeCheck) {
-        if (m.capacity() < HEADER_LENGTH) {
+    /**
+     * Validates {@code m}, an attached segment or any image of one. The first size check covers only the lines before
+     * the attachment table, so that a segment of an older layout is refused for its version, not its size.
+     */
+    static <T extends Message> Validated<T> validate(int key, ByteBuffer m, Options options, TypeCheck<T> typeCheck) {
+        if (m.capacity() < ATTACHMENT_TABLE_OFFSET) {
             throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
-                "segment too small: size=" + m.capacity() + ", header needs " + HEADER_LENGTH);
+                "segment too small: size=" + m.capacity() + ", header needs " + ATTACHMENT_TABLE_OFFSET);
         }
         int version = awaitVersion(m, options.initWait());
         Geometry g = readGeometry(key, m, version, options.initWait());
         SegmentDescriptor d = readDescriptor(key, m, g, version);
         Descriptors.Descriptor stored = messageDescriptorOf(key, d);
         Typed<T> typed = typeCheck.check(d, stored);
-        return new SharedVariable<>(key, id, null, address, m, g, d, typed.descriptor(), typed.parser(), options.readOnly(),
-            options.waitStrategy());
+        return new Validated<>(g, d, typed.descriptor(), typed.parser());
     }
 
-    /** Validates an image of a segment held in {@code m} and decodes with its stored schema; for tests. */
+    /**
+     * Validates an image of a segment held in private memory {@code m} and decodes with its stored schema; for tests.
+     * It claims attachment entry 0 of the image, with no kernel object behind it.
+     */
     static SharedVariable<DynamicMessage> validateDynamic(ByteBuffer m) {
-        return validate(1, -1, 0, m, Options.defaults().withInitWait(Duration.ZERO),
+        Options options = Options.defaults().withInitWait(Duration.ZERO);
+        Validated<DynamicMessage> v = validate(1, m, options,
             (d, type) -> new Typed<>(type, DynamicMessage.getDefaultInstance(type).getParserForType()));
+        return new SharedVariable<>(1, -1, null, -1, -1, 0, m, v, false, options.waitStrategy(),
+            Attachments.PRIVATE);
     }
 
     /** The segment's key. */
@@ -707,37 +870,111 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
+    /** A live writing attachment of the segment: its entry in the attachment table and the pid recorded there. */
+    public record Attachment(int index, int pid, boolean inOtherNamespace) {
+        /** "pid P", or "pid P in another PID namespace" (where the pid means another process than here). */
+        public String describe() {
+            return Attachments.describePid(pid, inOtherNamespace);
+        }
+    }
+
+    /**
+     * The live writing attachments, in entry order: the entries claimed at least once whose kernel object says they
+     * are held (or cannot tell, which a read-only attachment that did not find the semaphore set reports for all).
+     */
+    public java.util.List<Attachment> attachments() {
+        enter("inspect");
+        try {
+            java.util.List<Attachment> live = new java.util.ArrayList<>();
+            for (int i = 0; i < ATTACHMENT_COUNT; i++) {
+                if (attachments.incarnation(i) != 0 && attachments.entryHeld(i)) {
+                    live.add(new Attachment(i, attachments.pid(i), attachments.inOtherNamespace(i)));
+                }
+            }
+            return live;
+        } finally {
+            exit();
+        }
+    }
+
+    /** This attachment's lock word, {@code index << 32 | incarnation}; 0 for a read-only attachment. */
+    public long identity() {
+        return identity;
+    }
+
     /** Asks the kernel about the segment or file. */
     public Native.SegmentInfo stat() {
         return path != null ? Native.fileStat(path) : Native.shmStat(key, id);
     }
 
-    /** Detaches the segment, after operations in flight end; it stays in the system for other processes. */
+    /**
+     * Detaches the segment, after operations in flight end, giving its attachment entry back; it stays in the system
+     * for other processes. The last attachment of an ephemeral segment also removes the semaphore set.
+     */
     @Override
     public void close() {
-        if (detach() && address != 0) {
+        if (!detach()) {
+            return;
+        }
+        try {
+            attachments.release();
+            if (path == null && semid >= 0 && address != 0) {
+                removeSemaphoresIfLast();
+            }
+        } finally {
             unmap();
         }
     }
 
+    /** An ephemeral segment (marked for removal) whose last attachment this is takes its semaphore set along. */
+    private void removeSemaphoresIfLast() {
+        Native.SegmentInfo info;
+        try {
+            info = Native.shmStat(key, id);
+        } catch (ShmException gone) {
+            return;
+        }
+        if (info.removed() && info.attached() == 1) {
+            Native.semRemove(semid);
+        }
+    }
+
     private void unmap() {
+        if (address == 0) {
+            return; // an image in private memory
+        }
         if (path != null) {
-            Native.munmap(path, address, memory.capacity());
+            try {
+                Native.munmap(path, address, memory.capacity());
+            } finally {
+                Native.close(fd);
+            }
         } else {
             Native.shmdt(key, address);
         }
     }
 
-    /** Marks the segment for removal, which the kernel carries out at the last detach, and detaches it. */
+    /**
+     * Marks the segment for removal, which the kernel carries out at the last detach, removes its semaphore set at
+     * once, and detaches it; for a file, unlinks it. Attachments still using a removed set can no longer tell
+     * whether a lock holder is alive, so they never take the lock over: remove segments nobody uses any more.
+     */
     public void remove() {
         if (!detach()) {
             throw ShmException.of("remove", key, ShmException.Reason.CLOSED, "").at(path);
         }
         try {
+            attachments.release();
             if (path != null) {
                 Native.unlink(path);
             } else {
                 Native.shmRemove(key, id);
+                if (semid >= 0) {
+                    int errno = Native.semRemove(semid);
+                    if (errno != 0 && errno != Native.EINVAL && errno != Native.EIDRM && errno != Native.ENOENT) {
+                        throw Native.semError("semctl(IPC_RMID)", key, errno);
+                    }
+                }
             }
         } finally {
             unmap();
@@ -777,6 +1014,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             lock.acquire(timeout, wait);
             long g;
             T next;
+            Throwable failure = null;
             try {
                 g = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
                 T current = null;
@@ -788,8 +1026,19 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 }
                 next = fn.apply(current);
                 commit(g, next, op);
+            } catch (Throwable e) {
+                failure = e;
+                throw e;
             } finally {
-                lock.release();
+                try {
+                    lock.release();
+                } catch (ShmException e) {
+                    // After a lost lock the release fails too: the first error is the one to report.
+                    if (failure == null) {
+                        throw e;
+                    }
+                    failure.addSuppressed(e);
+                }
             }
             cache(g + 1, next); // after the release: the pair stays right even if another commit follows
             return next;
@@ -906,8 +1155,18 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
-    /** Encodes {@code value} straight into the inactive slot and publishes it by advancing the generation. */
+    /**
+     * Encodes {@code value} straight into the inactive slot and publishes it by advancing the generation from
+     * {@code g}, unless the lock was taken from this attachment (PROTOCOL.md, "Writing"): then it fails with
+     * {@link ShmException.Reason#LOCK_LOST} and publishes nothing.
+     */
     private void commit(long g, T value, String op) {
+        checkLockHeld(op);
+        long now = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
+        if (now != g) {
+            throw ShmException.of(op, key, ShmException.Reason.LOCK_LOST, String.format(
+                "generation moved from %d to %d under the lock holder; nothing was committed", g, now));
+        }
         if (value == null) {
             throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value is null");
         }
@@ -941,10 +1200,24 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         memory.putInt(off + SLOT_LENGTH_OFFSET, size);
         memory.putInt(off + SLOT_CRC_OFFSET, (int) c.getValue());
         memory.putLong(off + SLOT_GENERATION_OFFSET, next);
-        LONG.setRelease(memory, GENERATION_OFFSET, next);
+        checkLockHeld(op);
+        long witness = (long) LONG.compareAndExchange(memory, GENERATION_OFFSET, g, next); // the commit point
+        if (witness != g) {
+            throw ShmException.of(op, key, ShmException.Reason.LOCK_LOST, String.format(
+                "generation moved from %d to %d under the lock holder; nothing was committed", g, witness));
+        }
         if ((int) INT.getVolatile(memory, GENERATION_WAITERS_OFFSET) != 0) {
             INT.getAndAdd(memory, GENERATION_FUTEX_OFFSET, 1);
             Native.futexWake(base + GENERATION_FUTEX_OFFSET, Integer.MAX_VALUE);
+        }
+    }
+
+    /** Fails with {@link ShmException.Reason#LOCK_LOST} unless the lock word still holds this attachment's identity. */
+    private void checkLockHeld(String op) {
+        long word = (long) LONG.getAcquire(memory, LOCK_WORD_OFFSET);
+        if (word != identity) {
+            throw ShmException.of(op, key, ShmException.Reason.LOCK_LOST, String.format(
+                "lock word is 0x%016x, not this attachment's 0x%016x; nothing was committed", word, identity));
         }
     }
 

@@ -15,7 +15,7 @@ public class ShmException extends RuntimeException {
         NOT_SHMVAR("not a shmvar segment"),
         /** The header was still zero after the wait for its creator. */
         NOT_INITIALISED("segment not initialised"),
-        /** The segment's layout major version differs from this library's. */
+        /** The segment's layout major version differs from this library's, or it uses a feature flag it lacks. */
         LAYOUT_VERSION("layout version mismatch"),
         /** The segment holds another payload type than asked for. */
         TYPE_MISMATCH("payload type mismatch"),
@@ -28,6 +28,13 @@ public class ShmException extends RuntimeException {
          * {@link ShmException#holderPid()} names the holder.
          */
         TIMEOUT("timed out"),
+        /**
+         * The lock was taken from this holder while it held it, which only a peer breaking the protocol (or a bug)
+         * can do: nothing was committed, and the value the other committed stays.
+         */
+        LOCK_LOST("lock lost"),
+        /** All attachment entries of the segment are held by live writing attachments: no writing open is possible. */
+        ATTACHMENTS_FULL("attachments full"),
         /** Readers kept losing the race with writers until the deadline. */
         BUSY("segment busy"),
         /** The variable was used after close or remove. */
@@ -129,7 +136,10 @@ public class ShmException extends RuntimeException {
         return reason;
     }
 
-    /** For {@link Reason#TIMEOUT}: the pid of the process holding the lock; otherwise 0. */
+    /**
+     * For a lock {@link Reason#TIMEOUT}: the pid recorded in the holder's attachment entry, in the holder's own PID
+     * namespace (see the message, which says when that is not ours); otherwise 0.
+     */
     public int holderPid() {
         return holderPid;
     }

@@ -12,10 +12,11 @@ import static io.shmvar.Native.INT;
 import static io.shmvar.Native.LONG;
 
 /**
- * The lock word at {@link LayoutDescriptor#LOCK_WORD_OFFSET}: 0 when free, else the holder's identity
- * {@code pid << 32 | (process start time in clock ticks & 0xffffffff)}, taken by compare-and-set from 0.
- * A waiter that finds the holder's process gone, a zombie, or another process under the same pid (the start time
- * differs) takes the lock over with one compare-and-set on the exact word it saw; a live holder is never robbed.
+ * The lock word at {@link LayoutDescriptor#LOCK_WORD_OFFSET}: 0 when free, else the holder's attachment identity
+ * {@code index << 32 | incarnation} (PROTOCOL.md, "Attachments"), taken by compare-and-set from 0. Each writing
+ * attachment has its own identity, shared by its threads. A waiter that finds the holder's attachment entry released
+ * or claimed again, which the kernel keeps (a System V semaphore with SEM_UNDO, or an open-file-description lock),
+ * takes the lock over with one compare-and-set on the exact word it saw; a live holder is never robbed.
  * The Go twin is {@code go-peer/shmvar/lock.go}.
  */
 public final class SpinLock {
@@ -26,54 +27,41 @@ public final class SpinLock {
     /** The longest park, so that liveness checks go on. */
     private static final long PARK_NANOS = 2_000_000;
 
-    private static final long IDENTITY;
-
-    static {
-        long pid = ProcessHandle.current().pid();
-        Native.ProcStat self = Native.readProcStat(pid);
-        if (self == null || self == Native.ProcStat.UNKNOWN) {
-            throw new IllegalStateException("cannot read /proc/" + pid + "/stat, which the lock needs");
-        }
-        IDENTITY = lockWord(pid, self.startTicks());
+    /** Says whether the attachment a lock word names is alive; the attachment table implements it. */
+    interface Liveness {
+        /** For a non-zero lock word: whether its attachment is alive; true when the kernel cannot tell. */
+        boolean alive(long word);
     }
 
     private final ByteBuffer memory;
     private final long address;
     private final int key;
+    /** This attachment's lock word; 0 for a read-only attachment, which never locks. */
+    private final long identity;
+    private final Attachments attachments;
 
-    SpinLock(ByteBuffer memory, int key) {
+    SpinLock(ByteBuffer memory, int key, long identity, Attachments attachments) {
         this.memory = memory;
         this.address = Native.addressOf(memory);
         this.key = key;
+        this.identity = identity;
+        this.attachments = attachments;
     }
 
-    /** This process's lock word. */
-    public static long identity() {
-        return IDENTITY;
+    /** This attachment's lock word. */
+    long identity() {
+        return identity;
     }
 
-    static long lockWord(long pid, long startTicks) {
-        return pid << 32 | (startTicks & 0xffffffffL);
+    /** Whether the attachment a non-zero lock word names is alive; our own identity always is. */
+    private boolean holderAlive(long word) {
+        return word == identity || attachments.alive(word);
     }
 
-    /** The pid recorded in a lock word. */
-    public static int holderPid(long word) {
-        return (int) (word >>> 32);
-    }
-
-    /** Whether the process recorded in a non-zero lock word still runs: same pid, same start time, not a zombie. */
-    public static boolean holderAlive(long word) {
-        if (word == IDENTITY) {
-            return true;
-        }
-        Native.ProcStat stat = Native.readProcStat(Integer.toUnsignedLong(holderPid(word)));
-        if (stat == null || stat.state() == 'Z' || stat.state() == 'X') {
-            return false;
-        }
-        if (stat == Native.ProcStat.UNKNOWN) {
-            return true; // never rob a holder we cannot see
-        }
-        return (stat.startTicks() & 0xffffffffL) == (word & 0xffffffffL);
+    /** "attachment I, pid P" or "attachment I, pid P in another PID namespace" for a non-zero lock word. */
+    private String holder(long word) {
+        long index = word >>> 32;
+        return State.describe(index, attachments.pid(index), attachments.inOtherNamespace(index));
     }
 
     /**
@@ -81,7 +69,8 @@ public final class SpinLock {
      * holder; throws {@link ShmException.Reason#TIMEOUT} naming the live holder.
      */
     boolean acquire(Duration timeout, WaitStrategy strategy) {
-        if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, 0L, IDENTITY)) {
+        long identity = this.identity;
+        if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, 0L, identity)) {
             return false;
         }
         long start = System.nanoTime();
@@ -90,7 +79,7 @@ public final class SpinLock {
         for (int rounds = 1; ; rounds++) {
             long word = (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET);
             if (word == 0) {
-                if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, 0L, IDENTITY)) {
+                if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, 0L, identity)) {
                     LONG.getAndAdd(memory, CONTENDED_COUNT_OFFSET, 1L);
                     return false;
                 }
@@ -113,8 +102,9 @@ public final class SpinLock {
                 continue;
             }
             nextCheck = now + CHECK_EVERY_NANOS;
-            if (word != IDENTITY && !holderAlive(word)) {
-                if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, word, IDENTITY)) {
+            // Our own word means another thread of this attachment holds the lock: wait for it.
+            if (word != identity && !attachments.alive(word)) {
+                if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, word, identity)) {
                     LONG.getAndAdd(memory, TAKEOVER_COUNT_OFFSET, 1L);
                     LONG.getAndAdd(memory, CONTENDED_COUNT_OFFSET, 1L);
                     return true;
@@ -122,9 +112,8 @@ public final class SpinLock {
                 continue;
             }
             if (now - start > timeoutNanos) {
-                int pid = holderPid(word);
-                throw new ShmException("lock", key, ShmException.Reason.TIMEOUT, 0, pid,
-                    "held by pid " + pid + ", which is alive");
+                throw new ShmException("lock", key, ShmException.Reason.TIMEOUT, 0, attachments.pid(word >>> 32),
+                    "held by " + holder(word) + ", which is alive");
             }
         }
     }
@@ -143,11 +132,15 @@ public final class SpinLock {
         INT.getAndAdd(memory, LOCK_WAITERS_OFFSET, -1);
     }
 
-    /** Frees the lock, waking one parked waiter if there is one; fails if the word no longer holds our identity. */
+    /**
+     * Frees the lock, waking one parked waiter if there is one; fails with {@link ShmException.Reason#LOCK_LOST} if
+     * the word no longer holds our identity.
+     */
     void release() {
-        if (!LONG.compareAndSet(memory, LOCK_WORD_OFFSET, IDENTITY, 0L)) {
-            throw ShmException.of("unlock", key, ShmException.Reason.CORRUPT, String.format(
-                "lock word 0x%016x is not ours (0x%016x)", (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET), IDENTITY));
+        long witness = (long) LONG.compareAndExchange(memory, LOCK_WORD_OFFSET, identity, 0L);
+        if (witness != identity) {
+            throw ShmException.of("unlock", key, ShmException.Reason.LOCK_LOST, String.format(
+                "lock word 0x%016x is not ours (0x%016x)", witness, identity));
         }
         if ((int) INT.getVolatile(memory, LOCK_WAITERS_OFFSET) != 0) {
             INT.getAndAdd(memory, LOCK_FUTEX_OFFSET, 1);
@@ -155,13 +148,35 @@ public final class SpinLock {
         }
     }
 
-    /** A snapshot of the lock word and its counters, for inspect. */
-    public record State(long word, int holderPid, boolean holderAlive, long contended, long takeovers) {
+    /**
+     * A snapshot of the lock word and its counters, for inspect: the holder's attachment entry, the pid recorded in it
+     * (in the holder's own PID namespace), whether that namespace is another than ours (or unknown), and whether the
+     * holder is alive as a waiter would judge it.
+     */
+    public record State(long word, int holderIndex, int holderPid, boolean holderInOtherNamespace, boolean holderAlive,
+                        long contended, long takeovers) {
+        /** "attachment I, pid P", "attachment I, pid P in another PID namespace", or "free". */
+        public String holder() {
+            return word == 0 ? "free" : describe(Integer.toUnsignedLong(holderIndex), holderPid, holderInOtherNamespace);
+        }
+
+        static String describe(long index, int pid, boolean inOtherNamespace) {
+            if (index >= LayoutDescriptor.ATTACHMENT_COUNT) {
+                return "attachment " + index + ", which does not exist";
+            }
+            return "attachment " + index + ", " + Attachments.describePid(pid, inOtherNamespace);
+        }
     }
 
     State state() {
         long word = (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET);
-        return new State(word, word == 0 ? 0 : holderPid(word), word != 0 && holderAlive(word),
-            (long) LONG.getVolatile(memory, CONTENDED_COUNT_OFFSET), (long) LONG.getVolatile(memory, TAKEOVER_COUNT_OFFSET));
+        long contended = (long) LONG.getVolatile(memory, CONTENDED_COUNT_OFFSET);
+        long takeovers = (long) LONG.getVolatile(memory, TAKEOVER_COUNT_OFFSET);
+        if (word == 0) {
+            return new State(0, -1, 0, false, false, contended, takeovers);
+        }
+        long index = word >>> 32;
+        return new State(word, (int) index, attachments.pid(index), attachments.inOtherNamespace(index),
+            holderAlive(word), contended, takeovers);
     }
 }

@@ -46,7 +46,8 @@ class LayoutValidationTest {
 
     @Test
     void shouldRefuseTooSmallSegment() {
-        assertRefused(segments.rawSegment(100, null), ShmException.Reason.CORRUPT, "segment too small: size=100");
+        assertRefused(segments.rawSegment(100, null), ShmException.Reason.CORRUPT,
+            "segment too small: size=100, header needs 512");
     }
 
     @Test
@@ -66,8 +67,40 @@ class LayoutValidationTest {
 
     @Test
     void shouldRefuseNewerMajorVersionShowingBoth() {
-        assertRefused(damaged(m -> m.putInt(LAYOUT_VERSION_OFFSET, 2 << 16)), ShmException.Reason.LAYOUT_VERSION,
-            "app=1.0 segment=2.0");
+        assertRefused(damaged(m -> m.putInt(LAYOUT_VERSION_OFFSET, 3 << 16)), ShmException.Reason.LAYOUT_VERSION,
+            "app=2.0 segment=3.0");
+    }
+
+    /** A whole segment of layout 1.0: a 512-byte header, no attachment table, smaller than a 2.0 header. */
+    @Test
+    void shouldRefuseVersionOneSegmentForItsVersionNotItsSize() {
+        int key = segments.rawSegment(1024, m -> {
+            m.putInt(MAGIC_OFFSET, MAGIC);
+            m.putInt(HEADER_LENGTH_OFFSET, 512);
+            m.putInt(LAYOUT_VERSION_OFFSET, 1 << 16);
+        });
+        assertRefused(key, ShmException.Reason.LAYOUT_VERSION, "layout version mismatch: app=2.0 segment=1.0");
+        assertRefused(damaged(m -> m.putInt(LAYOUT_VERSION_OFFSET, 1 << 16)), ShmException.Reason.LAYOUT_VERSION,
+            "app=2.0 segment=1.0");
+    }
+
+    @Test
+    void shouldRefuseUnknownFeatureFlagsNamingThem() {
+        int key = damaged(m -> m.putInt(FLAGS_OFFSET, 0x80000004));
+        assertRefused(key, ShmException.Reason.LAYOUT_VERSION, "layout version mismatch: segment uses feature flags "
+            + "0x80000004 that this peer does not know (app=2.0 knows 0x00000000)");
+        ShmException e = assertThrows(ShmException.class, () -> SharedVariable.openDynamic(key,
+            SharedVariable.Options.defaults().withReadOnly(true)));
+        assertEquals(ShmException.Reason.LAYOUT_VERSION, e.reason());
+        assertTrue(e.getMessage().endsWith(String.format("segment uses feature flags 0x%08x that this peer does not "
+            + "know (app=%s knows 0x%08x)", 0x80000004, formatVersion(LAYOUT_VERSION), KNOWN_FLAGS)), e.getMessage());
+    }
+
+    @Test
+    void shouldRefuseHeaderLengthOfAnotherLayout() {
+        assertEquals(1536, HEADER_LENGTH);
+        assertRefused(damaged(m -> m.putInt(HEADER_LENGTH_OFFSET, 512)), ShmException.Reason.CORRUPT,
+            "header length=512, want 1536");
     }
 
     @Test

@@ -23,18 +23,20 @@ import static org.junit.jupiter.api.Assertions.fail;
 final class TestSegments implements AutoCloseable {
     private final List<Integer> keys = new ArrayList<>();
 
-    /** A key no segment uses; its segment is removed at {@link #close()}. */
+    /** A key no segment or semaphore set uses; both are removed at {@link #close()}. */
     int newKey() {
         while (true) {
             int key = 0x5a000000 | ThreadLocalRandom.current().nextInt(0x1000000);
             try {
                 Native.shmget(key, 0, 0);
             } catch (ShmException e) {
-                if (e.errno() == Native.ENOENT) {
+                if (e.errno() == Native.ENOENT && Native.semLookup(key, 0, 0) == -Native.ENOENT) {
                     keys.add(key);
                     return key;
                 }
-                throw e;
+                if (e.errno() != Native.ENOENT) {
+                    throw e;
+                }
             }
         }
     }
@@ -97,6 +99,28 @@ final class TestSegments implements AutoCloseable {
         AllTypes.Builder b = AllTypes.newBuilder();
         TextFormat.merge(allTypesText(), b);
         return b.build();
+    }
+
+    /** Whether a semaphore set exists under {@code key}. */
+    static boolean hasSemaphores(int key) {
+        int id = Native.semLookup(key, 0, 0);
+        if (id == -Native.ENOENT) {
+            return false;
+        }
+        assertTrue(id >= 0, "semget: errno " + -id);
+        return true;
+    }
+
+    /**
+     * Starts the Java peer's command line in a new JVM on this test's class path (so that it needs no build of the
+     * jar): a process of its own, to be killed.
+     */
+    static Process startJavaPeer(String... args) throws IOException {
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+            "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
+            "io.shmvar.cli.JavaPeer"));
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).redirectErrorStream(true).start();
     }
 
     /** The result of running bin/go-peer. */

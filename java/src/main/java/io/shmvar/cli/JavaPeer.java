@@ -559,10 +559,15 @@ public final class JavaPeer implements Callable<Integer> {
                 line(o, "created", created.truncatedTo(java.time.temporal.ChronoUnit.SECONDS) + " by "
                     + d.getCreator() + " pid " + d.getCreatorPid());
                 line(o, "generation", Long.toUnsignedString(v.generation()));
-                line(o, "lock", lock.word() == 0 ? "free" : String.format("held by pid %d (%s), word=0x%016x",
-                    lock.holderPid(), lock.holderAlive() ? "alive" : "dead", lock.word()));
+                line(o, "lock", lock.word() == 0 ? "free" : String.format("held by %s (%s), word=0x%016x",
+                    lock.holder(), lock.holderAlive() ? "alive" : "dead", lock.word()));
                 line(o, "contended", Long.toUnsignedString(lock.contended()));
                 line(o, "takeovers", Long.toUnsignedString(lock.takeovers()));
+                List<SharedVariable.Attachment> attachments = v.attachments();
+                line(o, "attachments", attachments.size() + " of " + LayoutDescriptor.ATTACHMENT_COUNT + " in use");
+                for (SharedVariable.Attachment a : attachments) {
+                    line(o, "attachment " + a.index(), a.describe());
+                }
                 String value;
                 try {
                     value = TextFormat.printer().escapingNonAscii(false).emittingSingleLine(true).printToString(v.get());
@@ -748,7 +753,7 @@ public final class JavaPeer implements Callable<Integer> {
             io.shmvar.Native.SegmentInfo info = v.stat();
             SpinLock.State lock = v.lockState();
             String holder = lock.word() == 0 ? "free"
-                : "pid " + lock.holderPid() + " (" + (lock.holderAlive() ? "alive" : "dead") + ")";
+                : lock.holder() + " (" + (lock.holderAlive() ? "alive" : "dead") + ")";
             return new String[] {name, v.descriptor().getMessageType(), Integer.toString(v.capacity()),
                 Long.toUnsignedString(v.generation()), holder, attached,
                 String.format("uid=%d %04o", info.uid(), info.mode())};
