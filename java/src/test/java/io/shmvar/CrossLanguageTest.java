@@ -177,8 +177,11 @@ class CrossLanguageTest {
         SharedVariable.create(key, Counter.getDefaultInstance()).close();
         assertGoRefuses("payload type mismatch: segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes",
             "get", "--key", k, "--type", "shmvar.v1.AllTypes");
-        TestSegments.poke(key, m -> m.putInt(LayoutDescriptor.LAYOUT_VERSION_OFFSET, 2 << 16 | 3));
-        assertGoRefuses("layout version mismatch: app=1.0 segment=2.3", "get", "--key", k);
+        TestSegments.poke(key, m -> m.putInt(LayoutDescriptor.FLAGS_OFFSET, 4));
+        assertGoRefuses("layout version mismatch: segment uses feature flags 0x00000004 that this peer does not know "
+            + "(app=2.0 knows 0x00000000)", "get", "--key", k);
+        TestSegments.poke(key, m -> m.putInt(LayoutDescriptor.LAYOUT_VERSION_OFFSET, 3 << 16 | 3));
+        assertGoRefuses("layout version mismatch: app=2.0 segment=3.3", "get", "--key", k);
         int garbage = segments.rawSegment(4096, m -> m.put(0, "definitely not a shmvar segment".getBytes()));
         assertGoRefuses("not a shmvar segment", "inspect", "--key", ShmException.formatKey(garbage));
         assertGoRefuses("refusing to remove it", "rm", "--key", ShmException.formatKey(garbage));
