@@ -22,6 +22,7 @@ func image(t testing.TB, value proto.Message) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.lk.index, v.lk.me = 0, 1 // as if it had claimed entry 0; image memory has no kernel object
 	if err := v.Set(value); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func FuzzOpenAndGet(f *testing.F) {
 	truncated := image(f, &shmvarpb.Counter{Value: 1})
 	f.Add(truncated[:len(truncated)/2])
 	sentinels := []error{ErrNotShmvar, ErrNotInitialised, ErrLayoutVersion, ErrTypeMismatch, ErrCorrupt,
-		ErrTooLarge, ErrTimeout, ErrBusy, ErrInvalidArgument}
+		ErrTooLarge, ErrTimeout, ErrBusy, ErrInvalidArgument, ErrLockLost}
 	typed := func(t *testing.T, err error) {
 		var e *Error
 		if !errors.As(err, &e) {

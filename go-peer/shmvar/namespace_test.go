@@ -141,15 +141,28 @@ func newTarget(t *testing.T, file bool, mode os.FileMode) target {
 	}
 }
 
-// awaitHolder waits until somebody holds the lock, for at most 30 s.
-func awaitHolder(t *testing.T, tg target, holder *exec.Cmd, out *bytes.Buffer) shmvar.LockState {
+// startHolder starts holder and waits until it holds the lock, for at
+// most 30 s; the channel gives the result of its Wait.
+func startHolder(t *testing.T, tg target, holder *exec.Cmd, out *bytes.Buffer) (shmvar.LockState, <-chan error) {
 	t.Helper()
+	holder.Stdout, holder.Stderr = out, out
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill() })
+	done := make(chan error, 1)
+	go func() { done <- holder.Wait() }()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
 		if s := tg.lock(); s.Word != 0 {
-			return s
+			return s, done
 		}
-		if time.Now().After(deadline) || holder.ProcessState != nil {
-			t.Fatalf("the holder never took the lock: %s", out.String())
+		select {
+		case err := <-done:
+			t.Fatalf("the holder ended (%v) without taking the lock: %s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the holder never took the lock in 30 s: %s", out.String())
 		}
 	}
 }
@@ -161,7 +174,7 @@ func TestLiveHolderIsNeverRobbedAcrossNamespaces(t *testing.T) {
 		holder, waiter wrapper
 		file           bool
 		mode           os.FileMode
-		extra          []string // the waiter's trust flags
+		extra          []string // the trust flags of both
 		asNobody       bool     // the waiter runs as another user: use public copies of the peers
 	}{
 		{name: "holder in a child PID namespace", holder: pidNamespace, waiter: plain},
@@ -184,13 +197,8 @@ func TestLiveHolderIsNeverRobbedAcrossNamespaces(t *testing.T) {
 					p = publicPeers(t)
 				}
 				var holderOut bytes.Buffer
-				holder := p.command(holderLang, sc.holder, append([]string{"incr", "--count", "1", "--hold", "4s"}, tg.args...)...)
-				holder.Stdout, holder.Stderr = &holderOut, &holderOut
-				if err := holder.Start(); err != nil {
-					t.Fatal(err)
-				}
-				defer holder.Process.Kill()
-				held := awaitHolder(t, tg, holder, &holderOut)
+				holder := p.command(holderLang, sc.holder, append(append([]string{"incr", "--count", "1", "--hold", "4s"}, tg.args...), sc.extra...)...)
+				held, holderDone := startHolder(t, tg, holder, &holderOut)
 
 				args := append(append([]string{"incr", "--count", "1", "--timeout", "500ms"}, tg.args...), sc.extra...)
 				waiter := p.command(waiterLang, sc.waiter, args...)
@@ -205,7 +213,7 @@ func TestLiveHolderIsNeverRobbedAcrossNamespaces(t *testing.T) {
 				if now := tg.lock(); now.Word != held.Word || now.Takeovers != 0 {
 					t.Fatalf("the live holder was robbed: held %+v, now %+v", held, now)
 				}
-				if err := holder.Wait(); err != nil {
+				if err := <-holderDone; err != nil {
 					t.Fatalf("holder: %v: %s", err, holderOut.String())
 				}
 				if v, g := tg.value(); v != 1 || g != 1 {
@@ -231,12 +239,7 @@ func TestKilledHolderInAnotherPidNamespaceIsTakenOver(t *testing.T) {
 			p := checkoutPeers(t)
 			var holderOut bytes.Buffer
 			holder := p.command(holderLang, pidNamespace, append([]string{"incr", "--count", "1", "--hold", "60s"}, tg.args...)...)
-			holder.Stdout, holder.Stderr = &holderOut, &holderOut
-			if err := holder.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer holder.Process.Kill()
-			held := awaitHolder(t, tg, holder, &holderOut)
+			held, holderDone := startHolder(t, tg, holder, &holderOut)
 			if !held.Holder.OtherNamespace || held.Holder.Pid != 1 {
 				t.Fatalf("holder is %+v; want pid 1 in another PID namespace", held.Holder)
 			}
@@ -250,7 +253,7 @@ func TestKilledHolderInAnotherPidNamespaceIsTakenOver(t *testing.T) {
 			time.Sleep(300 * time.Millisecond) // the waiter is waiting, or about to
 			holder.Process.Signal(syscall.SIGKILL) // unshare dies; --kill-child kills pid 1 of the namespace
 			killed := time.Now()
-			holder.Wait()
+			<-holderDone
 			for tg.lock().Word == held.Word {
 				if time.Since(killed) > 10*time.Second {
 					t.Fatalf("lock of a holder killed in another PID namespace not taken over in 10 s")
