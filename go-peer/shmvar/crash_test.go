@@ -74,7 +74,7 @@ func startVictim(t *testing.T, key int32, inPidNamespace bool, extra ...string) 
 
 type killStats struct {
 	kills, nsKills, heldAtKill, torn, lost, phantom int
-	takeover                               []time.Duration
+	takeover                                        []time.Duration
 }
 
 func (s *killStats) String() string {

@@ -250,7 +250,7 @@ func TestKilledHolderInAnotherPidNamespaceIsTakenOver(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer waiter.Process.Kill()
-			time.Sleep(300 * time.Millisecond) // the waiter is waiting, or about to
+			time.Sleep(300 * time.Millisecond)     // the waiter is waiting, or about to
 			holder.Process.Signal(syscall.SIGKILL) // unshare dies; --kill-child kills pid 1 of the namespace
 			killed := time.Now()
 			<-holderDone
