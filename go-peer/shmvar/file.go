@@ -86,7 +86,7 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 	}
 	initialise(mem, geo, raw)
 	v := &Var[T]{path: path, semID: -1, fd: fd, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait,
-		lk: locker{slots: fileSlots{path, fd}, index: -1}}
+		lk: locker{keeper: fileLocks{path, fd}, index: -1}}
 	if err := v.lk.claim(mem); err != nil {
 		unix.Munmap(mem)
 		err.(*Error).Path = path
@@ -134,7 +134,7 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	}
 	v, err := newVar[T](0, -1, mem, opts)
 	if err == nil {
-		v.path, v.fd, v.lk.slots = path, fd, fileSlots{path, fd}
+		v.path, v.fd, v.lk.keeper = path, fd, fileLocks{path, fd}
 		if !opts.ReadOnly {
 			err = v.lk.claim(mem)
 		}

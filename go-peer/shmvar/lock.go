@@ -1,12 +1,8 @@
 package shmvar
 
 import (
-	"fmt"
-	"os"
 	"runtime"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The lock word at LockWordOffset is 0 when free. A holder stores its
@@ -20,176 +16,12 @@ import (
 // holder is never robbed. See PROTOCOL.md, "Attachments" and "The lock". The
 // Java twin is io.shmvar.SpinLock.
 
-// slots is how a backing keeps, in the kernel, which attachment entries
-// belong to live processes.
-type slots interface {
-	// claim takes entry i for this attachment; ok is false when a live
-	// attachment holds it.
-	claim(i int) (ok bool, err error)
-	// release gives entry i back.
-	release(i int) error
-	// held reports whether a live attachment holds entry i. When the kernel
-	// cannot say, it answers true: a peer never robs a holder it cannot see.
-	held(i int) bool
-}
-
-// semSlots keeps the entries of a System V segment: semaphore i of the set
-// under the segment's key is 1 while entry i is claimed, and SEM_UNDO makes
-// the kernel lower it when the claimer dies, however it dies.
-type semSlots struct {
-	key int32
-	id  int
-}
-
-func (s semSlots) claim(i int) (bool, error) {
-	errno := semOp(s.id, sembuf{uint16(i), 0, ipcNowait}, sembuf{uint16(i), 1, semUndo | ipcNowait})
-	switch errno {
-	case 0:
-		return true, nil
-	case unix.EAGAIN:
-		return false, nil
-	}
-	return false, semError("semop", s.key, errno)
-}
-
-func (s semSlots) release(i int) error {
-	if errno := semOp(s.id, sembuf{uint16(i), -1, semUndo | ipcNowait}); errno != 0 {
-		return semError("semop", s.key, errno)
-	}
-	return nil
-}
-
-func (s semSlots) held(i int) bool {
-	v, errno := semValue(s.id, i)
-	return errno != 0 || v != 0
-}
-
-// fileSlots keeps the entries of a mapped file: an open-file-description
-// lock on the entry's first byte, which the kernel drops when the last
-// descriptor of the open file description closes, at the latest when the
-// process dies.
-type fileSlots struct {
-	path string
-	fd   int
-}
-
-func entryOffset(i int) int { return AttachmentTableOffset + i*AttachmentLength }
-
-func (s fileSlots) claim(i int) (bool, error) {
-	err := ofdLock(s.fd, entryOffset(i), unix.F_WRLCK)
-	switch err {
-	case nil:
-		return true, nil
-	case unix.EAGAIN, unix.EACCES:
-		return false, nil
-	}
-	return false, fileNativeError("fcntl(F_OFD_SETLK)", s.path, err)
-}
-
-func (s fileSlots) release(i int) error {
-	if err := ofdLock(s.fd, entryOffset(i), unix.F_UNLCK); err != nil {
-		return fileNativeError("fcntl(F_OFD_SETLK)", s.path, err)
-	}
-	return nil
-}
-
-func (s fileSlots) held(i int) bool {
-	locked, ok := ofdLocked(s.fd, entryOffset(i))
-	return !ok || locked
-}
-
 // locker is one attachment's side of the lock.
 type locker struct {
-	key   int32
-	slots slots  // nil when liveness cannot be asked (a read-only attachment without the semaphore set)
-	index int    // the claimed entry, or -1 (read-only attachments claim none)
-	me    uint64 // the lock word while this attachment holds it; 0 if it claimed no entry
-}
-
-// claim takes the first free entry of the attachment table and records this
-// process in it, for people; it returns the attachment's identity.
-func (l *locker) claim(mem []byte) error {
-	for i := 0; i < AttachmentCount; i++ {
-		ok, err := l.slots.claim(i)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue
-		}
-		e := entryOffset(i)
-		n := load32(mem, e+AttachmentIncarnationOffset) + 1
-		if n == 0 {
-			n = 1
-		}
-		store32(mem, e+AttachmentPidOffset, uint32(os.Getpid()))
-		store64(mem, e+AttachmentPidNamespaceOffset, ownPidNamespace())
-		store32(mem, e+AttachmentIncarnationOffset, n)
-		l.index, l.me = i, uint64(i)<<32|uint64(n)
-		return nil
-	}
-	return newError("open", l.key, ErrAttachmentsFull, "all %d attachment entries are held by live processes", AttachmentCount)
-}
-
-// unclaim gives the entry back; the caller no longer holds the lock.
-func (l *locker) unclaim() error {
-	if l.index < 0 {
-		return nil
-	}
-	i := l.index
-	l.index, l.me = -1, 0
-	return l.slots.release(i)
-}
-
-// alive reports whether the attachment in a non-zero lock word is still
-// attached: the entry it names still has its incarnation, and the kernel
-// says a live process holds it.
-func (l *locker) alive(mem []byte, w uint64) bool {
-	i := int(w >> 32)
-	switch {
-	case l.me != 0 && w == l.me:
-		return true
-	case i >= AttachmentCount:
-		return false // the word names no entry
-	case load32(mem, entryOffset(i)+AttachmentIncarnationOffset) != uint32(w):
-		return false // the entry was released and claimed again
-	case l.slots == nil:
-		return true
-	}
-	return l.slots.held(i)
-}
-
-// Attachment is an entry of the attachment table held by a live process.
-type Attachment struct {
-	Index int
-	// Pid is the claimer's pid in its own PID namespace; OtherNamespace says
-	// that namespace is not this process's, where the pid means another process.
-	Pid            int32
-	OtherNamespace bool
-}
-
-func (a Attachment) String() string {
-	if a.OtherNamespace {
-		return fmt.Sprintf("pid %d in another PID namespace", a.Pid)
-	}
-	return fmt.Sprintf("pid %d", a.Pid)
-}
-
-func attachmentAt(mem []byte, i int) Attachment {
-	e := entryOffset(i)
-	ns := load64(mem, e+AttachmentPidNamespaceOffset)
-	return Attachment{Index: i, Pid: int32(load32(mem, e+AttachmentPidOffset)),
-		OtherNamespace: ns == 0 || ns != ownPidNamespace()}
-}
-
-// holder describes the attachment named by lock word w, for messages.
-func holder(mem []byte, w uint64) (string, int32) {
-	i := int(w >> 32)
-	if i >= AttachmentCount {
-		return fmt.Sprintf("attachment %d, which does not exist", i), 0
-	}
-	a := attachmentAt(mem, i)
-	return fmt.Sprintf("attachment %d, %s", i, a), a.Pid
+	key    int32
+	keeper keeper // nil when liveness cannot be asked (a read-only attachment without the semaphore set)
+	index  int    // the claimed entry, or -1 (read-only attachments claim none)
+	me     uint64 // the lock word while this attachment holds it; 0 if it claimed no entry
 }
 
 // WaitStrategy says how a lock waiter, and a change watcher, waits.

@@ -237,7 +237,7 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 	}
 	initialise(mem, geo, raw)
 	v := &Var[T]{key: key, id: id, semID: semID, fd: -1, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait,
-		lk: locker{key: key, slots: semSlots{key, semID}, index: -1}}
+		lk: locker{key: key, keeper: semaphores{key, semID}, index: -1}}
 	err = v.lk.claim(mem)
 	if err == nil && opts.Ephemeral {
 		err = shmRemove(key, id)
@@ -373,12 +373,12 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 	if opts.ReadOnly {
 		// Liveness is only reported, so the set is looked up, not required.
 		if semID, err := semGet(key, 0, 0); err == nil {
-			v.semID, v.lk.slots = semID, semSlots{key, semID}
+			v.semID, v.lk.keeper = semID, semaphores{key, semID}
 		}
 	} else {
 		v.semID, err = openSemSet(key, opts)
 		if err == nil {
-			v.lk.slots = semSlots{key, v.semID}
+			v.lk.keeper = semaphores{key, v.semID}
 			err = v.lk.claim(mem)
 		}
 	}
@@ -691,7 +691,7 @@ func (v *Var[T]) Attachments() ([]Attachment, error) {
 		if load32(mem, entryOffset(i)+AttachmentIncarnationOffset) == 0 {
 			continue // never claimed
 		}
-		if i == v.lk.index || v.lk.slots == nil || v.lk.slots.held(i) {
+		if i == v.lk.index || v.lk.keeper == nil || v.lk.keeper.held(i) {
 			live = append(live, attachmentAt(mem, i))
 		}
 	}
