@@ -284,3 +284,132 @@ func TestKilledFileHolderIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRefusedTypedOpenClaimsNothingAndRemovesNothing(t *testing.T) {
+	key := testKey(t)
+	mustCreateAllTypes(t, key)
+	for _, opts := range []shmvar.Options{{}, {Ephemeral: true}} {
+		if _, err := shmvar.Open[*shmvarpb.Counter](key, opts); !errors.Is(err, shmvar.ErrTypeMismatch) {
+			t.Fatalf("Open of the wrong type with %+v: %v", opts, err)
+		}
+	}
+	v, err := shmvar.Open[*shmvarpb.AllTypes](key, shmvar.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("the segment after refused opens: %v", err)
+	}
+	defer v.Close()
+	if live, _ := v.Attachments(); len(live) != 1 {
+		t.Fatalf("%d live attachments after two refused opens; want the creator's only", len(live))
+	}
+	if info, _ := v.Stat(); info.Removed {
+		t.Fatal("a refused ephemeral open marked the segment for removal")
+	}
+}
+
+// TestLastClosersOfAnEphemeralSegmentRemoveItsSet closes the last two
+// attachments of ephemeral segments at the same time: one of them must
+// remove the semaphore set.
+func TestLastClosersOfAnEphemeralSegmentRemoveItsSet(t *testing.T) {
+	for round := 0; round < 100; round++ {
+		key := testKey(t)
+		a, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{Ephemeral: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { a.Close(); close(done) }()
+		b.Close()
+		<-done
+		if semSetExists(t, key) {
+			t.Fatalf("round %d: the semaphore set outlived its ephemeral segment", round)
+		}
+	}
+}
+
+// TestCreateLeavesAnotherProgramsSemaphoreSetAlone: a set under the key
+// that is not one of ours (not 64 semaphores) is never removed.
+func TestCreateLeavesAnotherProgramsSemaphoreSetAlone(t *testing.T) {
+	key := testKey(t)
+	foreign, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), 10, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	defer unix.Syscall6(unix.SYS_SEMCTL, foreign, 0, unix.IPC_RMID, 0, 0, 0)
+	for _, peer := range []string{goPeerBin(t), javaPeer(t)} {
+		out, err := exec.Command(peer, "create", "--key", shmvar.FormatKey(key)).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "EEXIST") {
+			t.Fatalf("%s create over another program's semaphore set: %v: %s", filepath.Base(peer), err, out)
+		}
+		if _, _, errno := unix.Syscall6(unix.SYS_SEMCTL, foreign, 0, 12 /* GETVAL */, 0, 0, 0); errno != 0 {
+			t.Fatalf("%s create removed another program's semaphore set: %v", filepath.Base(peer), errno)
+		}
+		if _, err := unix.SysvShmGet(int(key), 0, 0); !errors.Is(err, unix.ENOENT) {
+			t.Fatalf("%s left a segment behind after a refused create: %v", filepath.Base(peer), err)
+		}
+	}
+}
+
+// TestInspectSaysTheSameInBothLanguages compares the two commands' inspect
+// output for a segment held in another PID namespace, and once its
+// semaphore set is gone; only the value's text may differ (protobuf-go
+// varies its spacing on purpose).
+func TestInspectSaysTheSameInBothLanguages(t *testing.T) {
+	nsTools(t)
+	key := testKey(t)
+	k := shmvar.FormatKey(key)
+	mustCreateCounter(t, key)
+	holder := exec.Command("unshare", "--pid", "--fork", "--kill-child", "--mount-proc", goPeerBin(t), "incr", "--key", k, "--count", "1", "--hold", "60s")
+	var holderOut bytes.Buffer
+	holder.Stdout, holder.Stderr = &holderOut, &holderOut
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	v, _ := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{ReadOnly: true})
+	defer v.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if s, _ := v.Lock(); s.Word != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("go-peer never took the lock: %s", holderOut.String())
+		}
+	}
+	inspect := func(peer string) string {
+		out, err := exec.Command(peer, "inspect", "--key", k).Output()
+		if err != nil {
+			t.Fatalf("%s inspect: %v", peer, err)
+		}
+		var keep []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if !strings.HasPrefix(line, "value:") && !strings.HasPrefix(line, "kernel limits:") && !strings.HasPrefix(line, "attached:") {
+				keep = append(keep, line)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	compare := func(want ...string) {
+		t.Helper()
+		goOut, javaOut := inspect(goPeerBin(t)), inspect(javaPeer(t))
+		if goOut != javaOut {
+			t.Fatalf("inspect differs:\ngo:\n%s\njava:\n%s", goOut, javaOut)
+		}
+		for _, w := range want {
+			if !strings.Contains(goOut, w) {
+				t.Fatalf("inspect lacks %q:\n%s", w, goOut)
+			}
+		}
+	}
+	compare("lock:            held by attachment 1, pid 1 in another PID namespace (alive), word=0x0000000100000001",
+		"attachments:     2 of 64 in use", "attachment 0:    pid "+fmt.Sprint(os.Getpid()), "attachment 1:    pid 1 in another PID namespace")
+	id, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), 0, 0)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	unix.Syscall6(unix.SYS_SEMCTL, id, 0, unix.IPC_RMID, 0, 0, 0)
+	compare("(liveness unknown), word=0x0000000100000001", "attachments:     unknown (no semaphore set under this key)")
+}

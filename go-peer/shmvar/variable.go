@@ -99,19 +99,14 @@ func Open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 	return typed(open[T](key, opts))
 }
 
-// typed checks that a freshly opened v holds T and switches it from the
-// stored schema's dynamic type to T's compiled one; it closes v on failure.
+// typed switches a freshly opened v, which newVar checked holds T, from the
+// stored schema's dynamic type to T's compiled one.
 func typed[T proto.Message](v *Var[T], err error) (*Var[T], error) {
 	if err != nil {
 		return nil, err
 	}
 	var zero T
-	mt := zero.ProtoReflect().Type()
-	if err := v.checkType(mt.Descriptor().FullName()); err != nil {
-		v.Close()
-		return nil, v.tag(err)
-	}
-	v.codec = codecOf[T](mt)
+	v.codec = codecOf[T](zero.ProtoReflect().Type())
 	return v, nil
 }
 
@@ -407,15 +402,16 @@ func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[
 	if err != nil {
 		return nil, err
 	}
+	// A typed open checks the type here, before it claims an entry or marks
+	// the segment for removal: a refused open changes nothing.
+	var zero T
+	if reflect.TypeOf(zero) != nil {
+		if want := zero.ProtoReflect().Descriptor().FullName(); desc.GetMessageType() != string(want) {
+			return nil, newError("open", key, ErrTypeMismatch, "segment holds %s, asked for %s", desc.GetMessageType(), want)
+		}
+	}
 	return &Var[T]{key: key, id: id, semID: -1, fd: -1, geo: geo, desc: desc, codec: codecOf[proto.Message](mt), mem: mem, readOnly: opts.ReadOnly,
 		wait: opts.Wait, lk: locker{key: key, index: -1}}, nil
-}
-
-func (v *Var[T]) checkType(want protoreflect.FullName) error {
-	if got := v.desc.GetMessageType(); got != string(want) {
-		return newError("open", v.key, ErrTypeMismatch, "segment holds %s, asked for %s", got, want)
-	}
-	return nil
 }
 
 // Key returns the segment's key.
@@ -649,14 +645,32 @@ type LockState struct {
 	// what the kernel says of it (true when it cannot say).
 	Holder      Attachment
 	HolderAlive bool
-	Contended   uint64
-	Takeovers   uint64
+	// LivenessKnown is false when this attachment has no kernel object to
+	// ask (a read-only attachment that found no semaphore set): HolderAlive
+	// is then true, as for the lock, but means nothing.
+	LivenessKnown bool
+	Contended     uint64
+	Takeovers     uint64
 }
 
 // HolderString describes the holder for people: "attachment 3, pid 1234",
 // or "attachment 3, pid 1 in another PID namespace".
 func (s LockState) HolderString() string {
+	if s.Holder.Index >= AttachmentCount {
+		return fmt.Sprintf("attachment %d, which does not exist", s.Holder.Index)
+	}
 	return fmt.Sprintf("attachment %d, %s", s.Holder.Index, s.Holder)
+}
+
+// HolderLiveness is "alive", "dead" or "liveness unknown", for people.
+func (s LockState) HolderLiveness() string {
+	switch {
+	case !s.LivenessKnown:
+		return "liveness unknown"
+	case s.HolderAlive:
+		return "alive"
+	}
+	return "dead"
 }
 
 // Lock returns a snapshot of the lock word and counters.
@@ -666,7 +680,8 @@ func (v *Var[T]) Lock() (LockState, error) {
 		return LockState{}, err
 	}
 	defer v.done()
-	s := LockState{Word: load64(mem, LockWordOffset), Contended: load64(mem, ContendedCountOffset), Takeovers: load64(mem, TakeoverCountOffset)}
+	s := LockState{Word: load64(mem, LockWordOffset), Contended: load64(mem, ContendedCountOffset), Takeovers: load64(mem, TakeoverCountOffset),
+		LivenessKnown: v.lk.keeper != nil}
 	if s.Word != 0 {
 		if i := int(s.Word >> 32); i < AttachmentCount {
 			s.Holder = attachmentAt(mem, i)
@@ -679,7 +694,9 @@ func (v *Var[T]) Lock() (LockState, error) {
 }
 
 // Attachments lists the entries of the attachment table held by live
-// writing attachments (this one included), in table order.
+// writing attachments (this one included), in table order. With no kernel
+// object to ask (see LockState.LivenessKnown), it lists every entry ever
+// claimed.
 func (v *Var[T]) Attachments() ([]Attachment, error) {
 	mem, err := v.use("inspect")
 	if err != nil {
@@ -734,9 +751,12 @@ func (v *Var[T]) Sync() error {
 	return nil
 }
 
-// detach gives back this attachment's entry and unmaps the memory. The last
-// attachment of an ephemeral System V segment also removes the semaphore
-// set, which the kernel would otherwise keep.
+// detach gives back this attachment's entry and unmaps the memory. When the
+// detach leaves a System V segment destroyed (it was marked for removal, as
+// an ephemeral one is, and this was its last attachment, or another's detach
+// was), its semaphore set goes too, which the kernel would otherwise keep.
+// Asking after the detach, by id, leaves no gap for two last closers to
+// both miss.
 func (v *Var[T]) detach(mem []byte) error {
 	err := v.lk.unclaim()
 	if v.path != "" {
@@ -746,13 +766,13 @@ func (v *Var[T]) detach(mem []byte) error {
 		unix.Close(v.fd)
 		return err
 	}
-	if v.semID >= 0 {
-		if info, serr := shmStat(v.key, v.id); serr == nil && info.Removed && info.Nattach == 1 {
-			semRemove(v.key, v.semID)
-		}
-	}
 	if derr := shmDetach(v.key, mem); err == nil {
 		err = derr
+	}
+	if v.semID >= 0 {
+		if _, serr := shmStat(v.key, v.id); errors.Is(serr, unix.EINVAL) || errors.Is(serr, unix.EIDRM) {
+			semRemove(v.key, v.semID)
+		}
 	}
 	return err
 }
@@ -780,8 +800,11 @@ func (v *Var[T]) Remove() error {
 	} else {
 		uerr := v.lk.unclaim()
 		err = shmRemove(v.key, v.id)
-		if serr := removeSemSet(v.key); err == nil {
-			err = serr
+		if err == nil && v.semID >= 0 {
+			// Its own set, by id: a set under the key may belong to a newer segment.
+			if serr := semRemove(v.key, v.semID); !errors.Is(serr, unix.EINVAL) && !errors.Is(serr, unix.EIDRM) {
+				err = serr
+			}
 		}
 		if err == nil {
 			err = uerr
@@ -791,18 +814,6 @@ func (v *Var[T]) Remove() error {
 		err = derr
 	}
 	return err
-}
-
-// removeSemSet removes the semaphore set under key, if there is one.
-func removeSemSet(key int32) error {
-	id, err := semGet(key, 0, 0)
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return semRemove(key, id)
 }
 
 // closedBit marks users once the variable is closing.

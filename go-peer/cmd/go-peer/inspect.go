@@ -60,29 +60,29 @@ func cmdInspect(args []string, stdout io.Writer) error {
 	if lock.Word == 0 {
 		w("lock", "free")
 	} else {
-		state := "alive"
-		if !lock.HolderAlive {
-			state = "dead"
-		}
-		w("lock", "held by %s (%s), word=0x%016x", lock.HolderString(), state, lock.Word)
+		w("lock", "held by %s (%s), word=0x%016x", lock.HolderString(), lock.HolderLiveness(), lock.Word)
 	}
 	w("contended", "%d", lock.Contended)
 	w("takeovers", "%d", lock.Takeovers)
-	attachments, err := v.Attachments()
-	if err != nil {
-		return err
-	}
-	w("attachments", "%d of %d in use", len(attachments), shmvar.AttachmentCount)
-	for _, a := range attachments {
-		w(fmt.Sprintf("attachment %d", a.Index), "%s", a)
+	if lock.LivenessKnown {
+		attachments, err := v.Attachments()
+		if err != nil {
+			return err
+		}
+		w("attachments", "%d of %d in use", len(attachments), shmvar.AttachmentCount)
+		for _, a := range attachments {
+			w(fmt.Sprintf("attachment %d", a.Index), "%s", a)
+		}
+	} else {
+		w("attachments", "unknown (no semaphore set under this key)")
 	}
 	value, err := v.Get()
 	if err != nil {
 		w("value", "unreadable: %v", err)
-		return nil
+	} else {
+		text, _ := prototext.MarshalOptions{}.Marshal(value)
+		w("value", "%s", text)
 	}
-	text, _ := prototext.MarshalOptions{}.Marshal(value)
-	w("value", "%s", text)
 	limits(w)
 	return nil
 }

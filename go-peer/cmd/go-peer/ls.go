@@ -39,11 +39,7 @@ func cmdLs(args []string, stdout io.Writer) error {
 		lock, _ := v.Lock()
 		holder := "free"
 		if lock.Word != 0 {
-			state := "alive"
-			if !lock.HolderAlive {
-				state = "dead"
-			}
-			holder = fmt.Sprintf("%s (%s)", lock.HolderString(), state)
+			holder = fmt.Sprintf("%s (%s)", lock.HolderString(), lock.HolderLiveness())
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\tuid=%d %04o\n", name, v.Descriptor().GetMessageType(), v.Capacity(), g, holder, attached, info.UID, info.Mode)
 	}

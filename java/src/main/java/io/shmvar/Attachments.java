@@ -184,6 +184,11 @@ final class Attachments implements SpinLock.Liveness {
         return i == index || keeper.held(i);
     }
 
+    /** Whether there is a kernel object to ask; when not, every entry counts as held. */
+    boolean livenessKnown() {
+        return keeper != UNKNOWN;
+    }
+
     int incarnation(int i) {
         return (int) INT.getAcquire(memory, attachmentEntry(i) + ATTACHMENT_INCARNATION_OFFSET);
     }

@@ -412,6 +412,9 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         if (semid == -Native.EEXIST) {
             int old = Native.semLookup(key, 0, 0);
             if (old >= 0) {
+                if (!ours(key, old)) {
+                    throw Native.semError("semget", key, Native.EEXIST);
+                }
                 if (!idle(key, old)) {
                     throw ShmException.nativeError("semget", key, Native.EEXIST,
                         "a semaphore set with this key is still used by attachments of a removed segment");
@@ -426,15 +429,18 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         return semid;
     }
 
-    /** Whether every semaphore of the set is 0; false when the kernel cannot tell. */
-    private static boolean idle(int key, int semid) {
-        long count;
+    /** Whether the set has as many semaphores as a set of ours: another program's set is never removed. */
+    private static boolean ours(int key, int semid) {
         try {
-            count = Native.semStat(key, semid).count();
+            return Native.semStat(key, semid).count() == ATTACHMENT_COUNT;
         } catch (ShmException e) {
             return false;
         }
-        for (int i = 0; i < count; i++) {
+    }
+
+    /** Whether every semaphore of the set, one of ours, is 0; false when the kernel cannot tell. */
+    private static boolean idle(int key, int semid) {
+        for (int i = 0; i < ATTACHMENT_COUNT; i++) {
             if (Native.semValue(semid, i) != 0) {
                 return false;
             }
@@ -918,24 +924,26 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
         try {
             attachments.release();
-            if (path == null && semid >= 0 && address != 0) {
-                removeSemaphoresIfLast();
-            }
         } finally {
             unmap();
         }
+        if (path == null && semid >= 0 && address != 0) {
+            removeSemaphoresIfDestroyed();
+        }
     }
 
-    /** An ephemeral segment (marked for removal) whose last attachment this is takes its semaphore set along. */
-    private void removeSemaphoresIfLast() {
-        Native.SegmentInfo info;
+    /**
+     * After the detach: a segment that it left destroyed (marked for removal, as an ephemeral one is, with no
+     * attachment left) takes its semaphore set along. Asking after the detach, by id, leaves no gap for two last
+     * closers to both miss.
+     */
+    private void removeSemaphoresIfDestroyed() {
         try {
-            info = Native.shmStat(key, id);
-        } catch (ShmException gone) {
-            return;
-        }
-        if (info.removed() && info.attached() == 1) {
-            Native.semRemove(semid);
+            Native.shmStat(key, id);
+        } catch (ShmException e) {
+            if (e.errno() == Native.EINVAL || e.errno() == Native.EIDRM) {
+                Native.semRemove(semid);
+            }
         }
     }
 
@@ -969,7 +977,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 Native.unlink(path);
             } else {
                 Native.shmRemove(key, id);
-                if (semid >= 0) {
+                if (semid >= 0) { // its own set, by id: a set under the key may belong to a newer segment
                     int errno = Native.semRemove(semid);
                     if (errno != 0 && errno != Native.EINVAL && errno != Native.EIDRM && errno != Native.ENOENT) {
                         throw Native.semError("semctl(IPC_RMID)", key, errno);

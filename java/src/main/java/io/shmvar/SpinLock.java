@@ -154,7 +154,15 @@ public final class SpinLock {
      * holder is alive as a waiter would judge it.
      */
     public record State(long word, int holderIndex, int holderPid, boolean holderInOtherNamespace, boolean holderAlive,
-                        long contended, long takeovers) {
+                        boolean livenessKnown, long contended, long takeovers) {
+        /**
+         * "alive", "dead" or "liveness unknown" (no kernel object to ask: a read-only attachment that found no
+         * semaphore set; {@link #holderAlive()} is then true, as for the lock, but means nothing).
+         */
+        public String holderLiveness() {
+            return !livenessKnown ? "liveness unknown" : holderAlive ? "alive" : "dead";
+        }
+
         /** "attachment I, pid P", "attachment I, pid P in another PID namespace", or "free". */
         public String holder() {
             return word == 0 ? "free" : describe(Integer.toUnsignedLong(holderIndex), holderPid, holderInOtherNamespace);
@@ -173,10 +181,10 @@ public final class SpinLock {
         long contended = (long) LONG.getVolatile(memory, CONTENDED_COUNT_OFFSET);
         long takeovers = (long) LONG.getVolatile(memory, TAKEOVER_COUNT_OFFSET);
         if (word == 0) {
-            return new State(0, -1, 0, false, false, contended, takeovers);
+            return new State(0, -1, 0, false, false, attachments.livenessKnown(), contended, takeovers);
         }
         long index = word >>> 32;
         return new State(word, (int) index, attachments.pid(index), attachments.inOtherNamespace(index),
-            holderAlive(word), contended, takeovers);
+            holderAlive(word), attachments.livenessKnown(), contended, takeovers);
     }
 }

@@ -560,13 +560,17 @@ public final class JavaPeer implements Callable<Integer> {
                     + d.getCreator() + " pid " + d.getCreatorPid());
                 line(o, "generation", Long.toUnsignedString(v.generation()));
                 line(o, "lock", lock.word() == 0 ? "free" : String.format("held by %s (%s), word=0x%016x",
-                    lock.holder(), lock.holderAlive() ? "alive" : "dead", lock.word()));
+                    lock.holder(), lock.holderLiveness(), lock.word()));
                 line(o, "contended", Long.toUnsignedString(lock.contended()));
                 line(o, "takeovers", Long.toUnsignedString(lock.takeovers()));
-                List<SharedVariable.Attachment> attachments = v.attachments();
-                line(o, "attachments", attachments.size() + " of " + LayoutDescriptor.ATTACHMENT_COUNT + " in use");
-                for (SharedVariable.Attachment a : attachments) {
-                    line(o, "attachment " + a.index(), a.describe());
+                if (lock.livenessKnown()) {
+                    List<SharedVariable.Attachment> attachments = v.attachments();
+                    line(o, "attachments", attachments.size() + " of " + LayoutDescriptor.ATTACHMENT_COUNT + " in use");
+                    for (SharedVariable.Attachment a : attachments) {
+                        line(o, "attachment " + a.index(), a.describe());
+                    }
+                } else {
+                    line(o, "attachments", "unknown (no semaphore set under this key)");
                 }
                 String value;
                 try {
@@ -753,7 +757,7 @@ public final class JavaPeer implements Callable<Integer> {
             io.shmvar.Native.SegmentInfo info = v.stat();
             SpinLock.State lock = v.lockState();
             String holder = lock.word() == 0 ? "free"
-                : lock.holder() + " (" + (lock.holderAlive() ? "alive" : "dead") + ")";
+                : lock.holder() + " (" + lock.holderLiveness() + ")";
             return new String[] {name, v.descriptor().getMessageType(), Integer.toString(v.capacity()),
                 Long.toUnsignedString(v.generation()), holder, attached,
                 String.format("uid=%d %04o", info.uid(), info.mode())};
