@@ -126,6 +126,11 @@ func nativeError(op string, key int32, err error, creating bool, size uint64) *E
 	return e
 }
 
+// KernelLimit reads one of the kernel's System V settings from
+// /proc/sys/kernel (shmmax, shmall, shmmni, shm_rmid_forced...), or
+// "unknown".
+func KernelLimit(name string) string { return kernelLimit(name) }
+
 // kernelLimit reads one of the kernel's System V limits, for error messages.
 func kernelLimit(name string) string {
 	b, err := os.ReadFile("/proc/sys/kernel/" + name)

@@ -86,7 +86,7 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 	}
 	initialise(mem, geo, raw)
 	v := &Var[T]{path: path, semID: -1, fd: fd, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait,
-		lk: locker{keeper: fileLocks{path, fd}, index: -1}}
+		lk: locker{keeper: fileLocks{path, fd}, index: -1}, closer: newCloser()}
 	if err := v.lk.claim(mem); err != nil {
 		unix.Munmap(mem)
 		err.(*Error).Path = path

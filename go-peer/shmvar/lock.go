@@ -49,9 +49,11 @@ const (
 	parkFor    = 2 * time.Millisecond  // longest park, so liveness checks go on
 )
 
-// acquire takes the lock, waiting until deadline (zero: forever). It reports
-// whether the lock was taken over from a dead holder.
-func (l *locker) acquire(mem []byte, deadline time.Time, strategy WaitStrategy) (tookOver bool, err error) {
+// acquire takes the lock, waiting until deadline (zero: forever) or until
+// stop, asked after every park or yield, returns an error (the variable was
+// closed, the caller's context is done). It reports whether the lock was
+// taken over from a dead holder.
+func (l *locker) acquire(mem []byte, deadline time.Time, strategy WaitStrategy, stop func() error) (tookOver bool, err error) {
 	me := l.me
 	if me == 0 {
 		return false, newError("lock", l.key, ErrInvalidArgument, "segment is attached read-only")
@@ -81,6 +83,9 @@ func (l *locker) acquire(mem []byte, deadline time.Time, strategy WaitStrategy) 
 			runtime.Gosched()
 		default:
 			park(mem, deadline, now)
+		}
+		if err := stop(); err != nil {
+			return false, err
 		}
 		if now.Before(nextCheck) {
 			continue

@@ -1,12 +1,12 @@
 package shmvar
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,8 +61,10 @@ type Var[T proto.Message] struct {
 	readOnly bool
 	wait     WaitStrategy
 
-	users atomic.Int64 // operations in flight, plus closedBit once closing
-	mem   []byte       // unmapped once closing has waited for users
+	users   atomic.Int64 // operations in flight, plus closedBit once closing
+	mem     []byte       // unmapped once closing has waited for users
+	closer  closer       // what Close tells waiters and waits for (wait.go)
+	sleeper sleeper      // the one goroutine that sleeps in the kernel for AwaitChange
 
 	// The last value this Var committed or decoded, and its generation
 	// (PROTOCOL.md, "Caching"): while the segment's generation still reads
@@ -232,7 +234,7 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 	}
 	initialise(mem, geo, raw)
 	v := &Var[T]{key: key, id: id, semID: semID, fd: -1, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait,
-		lk: locker{key: key, keeper: semaphores{key, semID}, index: -1}}
+		lk: locker{key: key, keeper: semaphores{key, semID}, index: -1}, closer: newCloser()}
 	err = v.lk.claim(mem)
 	if err == nil && opts.Ephemeral {
 		err = shmRemove(key, id)
@@ -411,7 +413,7 @@ func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[
 		}
 	}
 	return &Var[T]{key: key, id: id, semID: -1, fd: -1, geo: geo, desc: desc, codec: codecOf[proto.Message](mt), mem: mem, readOnly: opts.ReadOnly,
-		wait: opts.Wait, lk: locker{key: key, index: -1}}, nil
+		wait: opts.Wait, lk: locker{key: key, index: -1}, closer: newCloser()}, nil
 }
 
 // Key returns the segment's key.
@@ -547,7 +549,7 @@ var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 
 // Set commits value, waiting for the lock as long as it takes.
 func (v *Var[T]) Set(value T) error {
-	_, err := v.update(time.Time{}, "set", func(T) (T, error) { return value, nil }, false)
+	_, err := v.update(nil, time.Time{}, "set", func(T) (T, error) { return value, nil }, false)
 	return v.tag(err)
 }
 
@@ -555,14 +557,14 @@ func (v *Var[T]) Set(value T) error {
 // copy of the current value and may modify and return it. When fn returns an
 // error or panics, nothing is committed and the lock is released.
 func (v *Var[T]) Update(fn func(current T) (T, error)) (T, error) {
-	value, err := v.update(time.Time{}, "update", fn, true)
+	value, err := v.update(nil, time.Time{}, "update", fn, true)
 	return value, v.tag(err)
 }
 
 // TryUpdate is Update that gives up with ErrTimeout if the lock is not free
 // within timeout; the error names the holder's pid.
 func (v *Var[T]) TryUpdate(timeout time.Duration, fn func(current T) (T, error)) (T, error) {
-	value, err := v.update(time.Now().Add(timeout), "update", fn, true)
+	value, err := v.update(nil, time.Now().Add(timeout), "update", fn, true)
 	return value, v.tag(err)
 }
 
@@ -574,18 +576,18 @@ func (v *Var[T]) TryUpdate(timeout time.Duration, fn func(current T) (T, error))
 // variant that hands out values the caller owns. While another goroutine
 // uses the Var's message, Mutate works on a fresh copy, like Update.
 func (v *Var[T]) Mutate(fn func(m T) error) error {
-	return v.tag(v.mutateBy(time.Time{}, fn))
+	return v.tag(v.mutateBy(nil, time.Time{}, fn))
 }
 
 // TryMutate is Mutate that gives up with ErrTimeout if the lock is not free
 // within timeout; the error names the holder's pid.
 func (v *Var[T]) TryMutate(timeout time.Duration, fn func(m T) error) error {
-	return v.tag(v.mutateBy(time.Now().Add(timeout), fn))
+	return v.tag(v.mutateBy(nil, time.Now().Add(timeout), fn))
 }
 
-func (v *Var[T]) mutateBy(deadline time.Time, fn func(m T) error) error {
+func (v *Var[T]) mutateBy(ctx context.Context, deadline time.Time, fn func(m T) error) error {
 	if !v.cacheMu.TryLock() {
-		_, err := v.update(deadline, "update", func(c T) (T, error) { return c, fn(c) }, true)
+		_, err := v.update(ctx, deadline, "update", func(c T) (T, error) { return c, fn(c) }, true)
 		return err
 	}
 	defer v.cacheMu.Unlock()
@@ -597,12 +599,12 @@ func (v *Var[T]) mutateBy(deadline time.Time, fn func(m T) error) error {
 	if v.readOnly {
 		return newError("update", v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
-	return v.mutate(mem, deadline, fn)
+	return v.mutate(ctx, mem, deadline, fn)
 }
 
 // mutate is Mutate's work under the lock; the caller holds cacheMu.
-func (v *Var[T]) mutate(mem []byte, deadline time.Time, fn func(T) error) (err error) {
-	if _, err = v.lk.acquire(mem, deadline, v.wait); err != nil {
+func (v *Var[T]) mutate(ctx context.Context, mem []byte, deadline time.Time, fn func(T) error) (err error) {
+	if _, err = v.lk.acquire(mem, deadline, v.wait, v.stopper(ctx, "update")); err != nil {
 		return err
 	}
 	defer func() {
@@ -816,35 +818,6 @@ func (v *Var[T]) Remove() error {
 	return err
 }
 
-// closedBit marks users once the variable is closing.
-const closedBit = 1 << 62
-
-// closing marks the variable closed and waits for operations in flight to
-// end; it reports false if the variable was closed already.
-func (v *Var[T]) closing() bool {
-	if v.users.Add(closedBit)&closedBit != closedBit {
-		v.users.Add(-closedBit) // someone closed it first
-		return false
-	}
-	for v.users.Load() != closedBit {
-		runtime.Gosched()
-	}
-	return true
-}
-
-// use counts an operation in and returns the mapped memory; callers call
-// done. It is cheaper than a lock on the hot path and still keeps Close from
-// unmapping memory that an operation is reading.
-func (v *Var[T]) use(op string) ([]byte, error) {
-	if v.users.Add(1)&closedBit != 0 {
-		v.users.Add(-1)
-		return nil, newError(op, v.key, ErrClosed, "")
-	}
-	return v.mem, nil
-}
-
-func (v *Var[T]) done() { v.users.Add(-1) }
-
 // readRetryLimit bounds how long a reader keeps retrying while writers move
 // the generation under it.
 const readRetryLimit = time.Second
@@ -905,7 +878,7 @@ func (v *Var[T]) decodeInto(data []byte, m proto.Message, op string) (err error)
 	return nil
 }
 
-func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (T, error) {
+func (v *Var[T]) update(ctx context.Context, deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (T, error) {
 	var zero T
 	mem, err := v.use(op)
 	if err != nil {
@@ -920,7 +893,7 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 	if cached {
 		defer v.cacheMu.Unlock()
 	}
-	next, g, keep, err := v.locked(mem, deadline, op, fn, needCurrent, cached)
+	next, g, keep, err := v.locked(ctx, mem, deadline, op, fn, needCurrent, cached)
 	if err != nil {
 		return zero, err
 	}
@@ -933,8 +906,8 @@ func (v *Var[T]) update(deadline time.Time, op string, fn func(T) (T, error), ne
 
 // locked commits fn(current) under the lock, which it releases even when fn
 // panics, and returns the value with the generation it was committed at.
-func (v *Var[T]) locked(mem []byte, deadline time.Time, op string, fn func(T) (T, error), needCurrent, cached bool) (next T, g uint64, keep bool, err error) {
-	if _, err = v.lk.acquire(mem, deadline, v.wait); err != nil {
+func (v *Var[T]) locked(ctx context.Context, mem []byte, deadline time.Time, op string, fn func(T) (T, error), needCurrent, cached bool) (next T, g uint64, keep bool, err error) {
+	if _, err = v.lk.acquire(mem, deadline, v.wait, v.stopper(ctx, op)); err != nil {
 		return next, 0, false, err
 	}
 	defer func() {
@@ -1005,51 +978,6 @@ func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
 		futexWakeUp(mem, GenerationFutexOffset, math.MaxInt32)
 	}
 	return nil
-}
-
-// AwaitChange waits until the generation moves past after, or timeout
-// passes, and returns the generation it saw; ErrTimeout if it did not move.
-// With SpinThenPark a watcher sleeps on a futex that every commit wakes.
-func (v *Var[T]) AwaitChange(after uint64, timeout time.Duration) (uint64, error) {
-	g, err := v.awaitChange(after, timeout)
-	return g, v.tag(err)
-}
-
-func (v *Var[T]) awaitChange(after uint64, timeout time.Duration) (uint64, error) {
-	mem, err := v.use("await")
-	if err != nil {
-		return 0, err
-	}
-	defer v.done()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for rounds := 1; ; rounds++ {
-		if g := load64(mem, GenerationOffset); g != after {
-			return g, nil
-		}
-		if rounds%32 != 0 {
-			continue
-		}
-		now := time.Now()
-		switch {
-		case now.After(deadline):
-			return after, newError("await", v.key, ErrTimeout, "generation still %d after %v", after, timeout)
-		case now.Sub(start) < spinFor:
-		case v.wait == Spin:
-			runtime.Gosched()
-		case v.readOnly:
-			// A read-only attachment cannot announce itself to committers, so
-			// it sleeps on the futex in short turns instead of until woken.
-			futexSleep(mem, GenerationFutexOffset, load32(mem, GenerationFutexOffset), min(deadline.Sub(now), time.Millisecond))
-		default:
-			seq := load32(mem, GenerationFutexOffset)
-			add32(mem, GenerationWaitersOffset, 1)
-			if load64(mem, GenerationOffset) == after {
-				futexSleep(mem, GenerationFutexOffset, seq, min(deadline.Sub(now), time.Second))
-			}
-			add32(mem, GenerationWaitersOffset, -1)
-		}
-	}
 }
 
 // RemoveKey removes the segment under key and its semaphore set without

@@ -21,7 +21,21 @@ import (
 )
 
 // errInterrupted ends a command stopped by Ctrl-C or SIGTERM: exit 130, no message.
-var errInterrupted = errors.New("interrupted")
+// errInterrupted and errTerminated end a command stopped by SIGINT or
+// SIGTERM: exit status 130 and 143, as a JVM's.
+var (
+	errInterrupted = errors.New("interrupted")
+	errTerminated  = errors.New("terminated")
+	errAbandoned   = errors.New("abandoned") // an increment stopped by a signal
+)
+
+// stoppedBy is the error that ends a command stopped by signal s.
+func stoppedBy(s os.Signal) error {
+	if s == syscall.SIGTERM {
+		return errTerminated
+	}
+	return errInterrupted
+}
 
 // cmdDemo creates a Counter, increments it from this process and from a Java
 // process at the same time with a live progress line, checks the final value

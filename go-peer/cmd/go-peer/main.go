@@ -82,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errInterrupted):
 		return 130
+	case errors.Is(err, errTerminated):
+		return 143
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "go-peer %s: %s\n", args[0], ue.msg)
 		return 2
@@ -156,6 +158,9 @@ func cmdCreate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return usageError{fmt.Sprintf("--type %s: unknown message type (known: %s)", *typeName, strings.Join(shmvar.KnownTypes(), ", "))}
 	}
+	if t.file == "" && shmvar.KernelLimit("shm_rmid_forced") == "1" {
+		return t.errorf("create", shmvar.ErrInvalidArgument, rmidForced)
+	}
 	v, err := t.create(mt, shmvar.Options{Capacity: *capacity, Mode: os.FileMode(perm)})
 	if err != nil {
 		return err
@@ -164,6 +169,12 @@ func cmdCreate(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "created %s type=%s capacity=%d\n", t, mt.Descriptor().FullName(), *capacity)
 	return nil
 }
+
+// rmidForced explains why create refuses to make a System V segment that
+// the kernel would destroy as soon as the command exits.
+const rmidForced = "kernel.shm_rmid_forced=1 destroys a segment as soon as no process has it attached, " +
+	"so it would be gone when this command exits; create it from the program that uses it, " +
+	"use --file, or set kernel.shm_rmid_forced=0"
 
 // trust holds the flags of commands that write (Java's WriterCommand):
 // --any-owner, --any-mode and --wait.
@@ -334,7 +345,8 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	defer v.Close()
 	me := fmt.Sprintf("go:%d", os.Getpid())
 	progress := !*quiet && isTerminal(os.Stderr)
-	// Ctrl-C ends the run between increments, never while holding the lock.
+	// Ctrl-C or SIGTERM ends the run between increments, or abandons the
+	// increment in its hold: never while holding the lock.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
@@ -342,20 +354,31 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	var last int64
 	for i := int64(1); i <= *count; i++ {
 		select {
-		case <-signals:
+		case s := <-signals:
 			fmt.Fprintf(os.Stderr, "go-peer incr: interrupted after %d of %d increments\n", i-1, *count)
-			return errInterrupted
+			return stoppedBy(s)
 		default:
 		}
+		var stopped os.Signal
 		err = v.TryMutate(*timeout, func(c *shmvarpb.Counter) error {
+			if *hold > 0 {
+				t := time.NewTimer(*hold)
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case stopped = <-signals:
+					return errAbandoned // nothing is committed
+				}
+			}
 			c.Value++
 			c.LastWriter = me
 			last = c.Value
-			if *hold > 0 {
-				time.Sleep(*hold)
-			}
 			return nil
 		})
+		if stopped != nil {
+			fmt.Fprintf(os.Stderr, "go-peer incr: interrupted after %d of %d increments\n", i-1, *count)
+			return stoppedBy(stopped)
+		}
 		if err != nil {
 			return fmt.Errorf("after %d of %d increments: %w", i-1, *count, err)
 		}

@@ -61,8 +61,8 @@ func cmdWatch(args []string, stdout io.Writer) error {
 	}
 	for seen := int64(0); *count == 0 || seen < *count; {
 		select {
-		case <-signals:
-			return nil
+		case s := <-signals:
+			return stoppedBy(s)
 		default:
 		}
 		next, err := v.AwaitChange(g, 200*time.Millisecond) // short, so Ctrl-C is noticed

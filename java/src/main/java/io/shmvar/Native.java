@@ -476,7 +476,7 @@ public final class Native {
     }
 
     /** One of the kernel's System V limits, for error messages. */
-    static String kernelLimit(String name) {
+    public static String kernelLimit(String name) {
         try (java.io.FileInputStream in = new java.io.FileInputStream("/proc/sys/kernel/" + name)) {
             return new String(in.readAllBytes(), StandardCharsets.US_ASCII).strip();
         } catch (IOException e) {

@@ -280,6 +280,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private CodedOutputStream encoder;
     /** Operations in flight, plus {@link #CLOSED} once detaching: close waits for the count to drain. */
     private final AtomicLong users = new AtomicLong();
+    /** What close waits on, without spinning, for the operations in flight to end. */
+    private final Object drained = new Object();
     /*
      * The last value this variable committed or decoded, and its generation (PROTOCOL.md, "Caching"): messages are
      * immutable, so while the segment's generation still reads cachedGeneration, get and update use cachedValue
@@ -996,21 +998,47 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             users.getAndAdd(-CLOSED);
             return false;
         }
-        while (users.get() != CLOSED) {
-            Thread.onSpinWait();
+        if (address != 0) {
+            // Waiters of this process re-check at once and see the variable closed; those of other processes wake
+            // for nothing and sleep again.
+            Native.futexWake(base + LOCK_FUTEX_OFFSET, Integer.MAX_VALUE);
+            Native.futexWake(base + GENERATION_FUTEX_OFFSET, Integer.MAX_VALUE);
+        }
+        synchronized (drained) {
+            while (users.get() != CLOSED) {
+                try {
+                    drained.wait(10);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt(); // close still finishes: operations in flight end at once
+                }
+            }
         }
         return true;
     }
 
     private void enter(String op) {
         if ((users.incrementAndGet() & CLOSED) != 0) {
-            users.decrementAndGet();
+            exit();
             throw ShmException.of(op, key, ShmException.Reason.CLOSED, "").at(path);
         }
     }
 
     private void exit() {
-        users.decrementAndGet();
+        if (users.decrementAndGet() == CLOSED) {
+            synchronized (drained) {
+                drained.notifyAll();
+            }
+        }
+    }
+
+    /** What a wait of this variable asks between its sleeps: whether it is closing or the thread was interrupted. */
+    private Waiting.Stop stop(String op) {
+        return () -> {
+            if ((users.get() & CLOSED) != 0) {
+                throw ShmException.of(op, key, ShmException.Reason.CLOSED, "closed while waiting");
+            }
+            Waiting.interrupted(op, key);
+        };
     }
 
     private T update(Duration timeout, String op, UnaryOperator<T> fn, boolean needCurrent) {
@@ -1019,7 +1047,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             if (readOnly) {
                 throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "segment is attached read-only");
             }
-            lock.acquire(timeout, wait);
+            lock.acquire(timeout, wait, stop(op));
             long g;
             T next;
             Throwable failure = null;
@@ -1240,6 +1268,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             long start = System.nanoTime();
             long timeoutNanos = timeout.toNanos();
             long futex = base + GENERATION_FUTEX_OFFSET;
+            boolean virtual = Waiting.virtual();
+            Waiting.Stop stop = stop("await");
             for (int rounds = 1; ; rounds++) {
                 long g = (long) LONG.getVolatile(memory, GENERATION_OFFSET);
                 if (g != after) {
@@ -1255,19 +1285,23 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                     throw ShmException.of("await", key, ShmException.Reason.TIMEOUT,
                         "generation still " + after + " after " + timeout.toMillis() + "ms").at(path);
                 }
+                stop.check();
                 if (elapsed < SpinLock.SPIN_NANOS) {
                     continue;
                 }
                 if (wait == WaitStrategy.SPIN) {
                     Thread.yield();
-                } else if (readOnly) {
-                    // A read-only attachment cannot announce itself to committers, so it sleeps in short turns.
-                    Native.futexWait(futex, (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET), Math.min(left, 1_000_000));
+                } else if (readOnly || virtual) {
+                    // A read-only attachment cannot announce itself to committers, and a virtual thread must not
+                    // sleep in the kernel: both sleep in short turns.
+                    Waiting.sleep(virtual, futex, (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET),
+                        Math.min(left, 1_000_000));
                 } else {
                     int sequence = (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET);
                     INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, 1);
                     if ((long) LONG.getVolatile(memory, GENERATION_OFFSET) == after) {
-                        Native.futexWait(futex, sequence, Math.min(left, 1_000_000_000L));
+                        // Turns short enough to see an interrupt soon: a thread in futex(2) cannot be interrupted.
+                        Native.futexWait(futex, sequence, Math.min(left, Waiting.CHANGE_TURN_NANOS));
                     }
                     INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, -1);
                 }

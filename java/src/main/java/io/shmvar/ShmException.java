@@ -35,6 +35,11 @@ public class ShmException extends RuntimeException {
         LOCK_LOST("lock lost"),
         /** All attachment entries of the segment are held by live writing attachments: no writing open is possible. */
         ATTACHMENTS_FULL("attachments full"),
+        /**
+         * A wait for the lock or for a change was interrupted (the thread's interrupt flag is kept); Go's twin is the
+         * context's error ({@code context.Canceled}).
+         */
+        INTERRUPTED("interrupted"),
         /** Readers kept losing the race with writers until the deadline. */
         BUSY("segment busy"),
         /** The variable was used after close or remove. */

@@ -65,10 +65,11 @@ public final class SpinLock {
     }
 
     /**
-     * Takes the lock, waiting up to {@code timeout} (null: forever). Returns whether it was taken over from a dead
-     * holder; throws {@link ShmException.Reason#TIMEOUT} naming the live holder.
+     * Takes the lock, waiting up to {@code timeout} (null: forever) or until {@code stop}, asked after every park or
+     * yield, throws (the variable is closing, the thread was interrupted). Returns whether it was taken over from a
+     * dead holder; throws {@link ShmException.Reason#TIMEOUT} naming the live holder.
      */
-    boolean acquire(Duration timeout, WaitStrategy strategy) {
+    boolean acquire(Duration timeout, WaitStrategy strategy, Waiting.Stop stop) {
         long identity = this.identity;
         if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, 0L, identity)) {
             return false;
@@ -76,6 +77,7 @@ public final class SpinLock {
         long start = System.nanoTime();
         long timeoutNanos = timeout == null ? Long.MAX_VALUE : timeout.toNanos();
         long nextCheck = start + CHECK_EVERY_NANOS;
+        boolean virtual = Waiting.virtual();
         for (int rounds = 1; ; rounds++) {
             long word = (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET);
             if (word == 0) {
@@ -96,8 +98,9 @@ public final class SpinLock {
             if (strategy == WaitStrategy.SPIN) {
                 Thread.yield();
             } else {
-                park(timeout == null ? PARK_NANOS : Math.min(PARK_NANOS, Math.max(1_000, start + timeoutNanos - now)));
+                park(virtual, timeout == null ? PARK_NANOS : Math.min(PARK_NANOS, Math.max(1_000, start + timeoutNanos - now)));
             }
+            stop.check();
             if (now - nextCheck < 0) {
                 continue;
             }
@@ -123,7 +126,11 @@ public final class SpinLock {
      * re-checking the lock word, against a releaser that frees the word before reading the waiter count, means
      * that one of the two always sees the other: no wake-up is lost.
      */
-    private void park(long nanos) {
+    private void park(boolean virtual, long nanos) {
+        if (virtual) {
+            Waiting.sleep(true, 0, 0, nanos); // parks without announcing itself: releasers need not wake it
+            return;
+        }
         int sequence = (int) INT.getVolatile(memory, LOCK_FUTEX_OFFSET);
         INT.getAndAdd(memory, LOCK_WAITERS_OFFSET, 1);
         if ((long) LONG.getVolatile(memory, LOCK_WORD_OFFSET) != 0) {

@@ -256,6 +256,10 @@ public final class JavaPeer implements Callable<Integer> {
                 throw new UsageException("--type " + type + ": unknown message type (known: "
                     + String.join(", ", new java.util.TreeSet<>(TYPES.keySet())) + ")");
             }
+            if (target.file == null && "1".equals(io.shmvar.Native.kernelLimit("shm_rmid_forced"))) {
+                throw new CommandFailed("create key=" + ShmException.formatKey(target.key) + ": "
+                    + ShmException.Reason.INVALID_ARGUMENT.text() + ": " + RMID_FORCED);
+            }
             try (SharedVariable<Message> v = create(prototype,
                 SharedVariable.Options.defaults().withCapacity(capacity).withMode(perm))) {
                 out().printf("created %s type=%s capacity=%d%n", name(), type, capacity);
@@ -263,6 +267,11 @@ public final class JavaPeer implements Callable<Integer> {
             return 0;
         }
     }
+
+    /** Why create refuses to make a System V segment that the kernel would destroy as soon as the command exits. */
+    static final String RMID_FORCED = "kernel.shm_rmid_forced=1 destroys a segment as soon as no process has it "
+        + "attached, so it would be gone when this command exits; create it from the program that uses it, "
+        + "use --file, or set kernel.shm_rmid_forced=0";
 
     static SharedVariable<DynamicMessage> openAny(int key, String type, SharedVariable.Options options) {
         return SharedVariable.openDynamic(key, options.withType(type));
@@ -368,10 +377,14 @@ public final class JavaPeer implements Callable<Integer> {
             boolean progress = !quiet && System.console() != null;
             AtomicBoolean stop = new AtomicBoolean();
             CountDownLatch left = new CountDownLatch(1);
+            Thread main = Thread.currentThread();
+            // SIGINT or SIGTERM: abandon the increment in flight (its hold, or its wait for the lock), which releases
+            // the lock without committing, and exit only then.
             Thread hook = new Thread(() -> {
                 stop.set(true);
+                main.interrupt();
                 try {
-                    left.await(2, TimeUnit.SECONDS); // let the increment in flight commit and release the lock
+                    left.await(30, TimeUnit.SECONDS);
                 } catch (InterruptedException ignored) {
                     Thread.currentThread().interrupt();
                 }
@@ -388,13 +401,21 @@ public final class JavaPeer implements Callable<Integer> {
                     }
                     try {
                         last = v.tryUpdate(c -> {
-                            if (holdNanos > 0) {
-                                java.util.concurrent.locks.LockSupport.parkNanos(holdNanos);
+                            long until = System.nanoTime() + holdNanos;
+                            for (long wait; (wait = until - System.nanoTime()) > 0 && !stop.get(); ) {
+                                java.util.concurrent.locks.LockSupport.parkNanos(wait);
+                            }
+                            if (stop.get()) {
+                                throw new Abandoned();
                             }
                             return c.toBuilder().setValue(c.getValue() + 1).setLastWriter(me).build();
                         }, timeout);
-                    } catch (ShmException e) {
-                        throw new IncrFailed(i - 1, count, e);
+                    } catch (Abandoned | ShmException e) {
+                        if (stop.get()) {
+                            System.err.printf("java-peer incr: interrupted after %d of %d increments%n", i - 1, count);
+                            return 130;
+                        }
+                        throw new IncrFailed(i - 1, count, (ShmException) e);
                     }
                     if (sync) {
                         v.sync();
@@ -426,6 +447,13 @@ public final class JavaPeer implements Callable<Integer> {
     }
 
     /** An incr that stopped part way: says how far it got, keeps the library's message. */
+    /** Thrown inside an increment stopped by a signal: nothing is committed and the lock is released. */
+    static final class Abandoned extends RuntimeException {
+        Abandoned() {
+            super("abandoned", null, false, false);
+        }
+    }
+
     static final class IncrFailed extends CommandFailed {
         IncrFailed(long done, long count, ShmException cause) {
             super("after " + done + " of " + count + " increments: " + cause.getMessage());
