@@ -1,6 +1,12 @@
 package shmvar
 
 import (
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"time"
+
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -77,8 +83,12 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 	if err := unix.Fchmod(fd, mode); err != nil { // the umask must not widen or narrow what was asked
 		return fail("fchmod", err)
 	}
-	if err := unix.Ftruncate(fd, int64(geo.segmentLength)); err != nil {
-		return fail("ftruncate", err)
+	if err := reserve(fd, int64(geo.segmentLength)); err != nil {
+		e := fileNativeError("fallocate", path, err)
+		if errors.Is(err, unix.ENOSPC) {
+			e.Detail = fmt.Sprintf("no space left for the file's %d bytes on its file system; nothing was created", geo.segmentLength)
+		}
+		return fail("", e)
 	}
 	mem, err := unix.Mmap(fd, 0, int(geo.segmentLength), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
@@ -100,7 +110,9 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	if opts.ReadOnly {
 		flags, prot = unix.O_RDONLY, unix.PROT_READ
 	}
-	fd, err := unix.Open(path, flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	// O_NONBLOCK: opening a FIFO would otherwise block until a writer came;
+	// it changes nothing for the regular file that fstat then insists on.
+	fd, err := unix.Open(path, flags|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fileNativeError("open", path, err)
 	}
@@ -119,11 +131,22 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, fileError("open", path, ErrNotShmvar, "not a regular file")
 	}
-	if st.Size < int64(AttachmentTableOffset) {
-		return nil, fileError("open", path, ErrCorrupt, "file too small: size=%d, header needs %d", st.Size, AttachmentTableOffset)
+	// A creator sizes its file in one call (fallocate) after creating it
+	// empty: an empty file may be one still being created, as a System V
+	// segment with a zero version word is. Wait for it the same way.
+	wait := initWait(opts)
+	for deadline := time.Now().Add(wait); st.Size == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		if err := unix.Fstat(fd, &st); err != nil {
+			return nil, fileNativeError("fstat", path, err)
+		}
 	}
-	if st.Size > int64(MaxCapacity)*3 {
-		return nil, fileError("open", path, ErrCorrupt, "file size=%d is larger than any shmvar segment", st.Size)
+	if st.Size == 0 {
+		return nil, fileError("open", path, ErrNotInitialised, "%s", notInitialised(wait))
+	}
+	if err := checkSegmentSize(0, uint64(st.Size)); err != nil {
+		err.(*Error).Path = path
+		return nil, err
 	}
 	if refused := checkOwnerAndMode(st.Uid, st.Uid, st.Mode, opts, "file"); refused != "" {
 		return nil, fileError("open", path, ErrPermission, "%s", refused)
@@ -155,4 +178,73 @@ func fileInfo(path string) (segmentInfo, error) {
 		return segmentInfo{}, fileNativeError("stat", path, err)
 	}
 	return segmentInfo{ID: -1, Size: uint64(st.Size), UID: st.Uid, GID: st.Gid, Mode: st.Mode & 0o777}, nil
+}
+
+// reserve gives the new file fd its length with every block allocated
+// (posix_fallocate), so that no later store into the mapping can fault for
+// lack of space (SIGBUS): a full file system fails the create with ENOSPC
+// instead. A file system without fallocate gets its blocks written with
+// zeros, as glibc's posix_fallocate does.
+func reserve(fd int, length int64) error {
+	err := unix.Fallocate(fd, 0, 0, length)
+	if !errors.Is(err, unix.EOPNOTSUPP) {
+		return err
+	}
+	if err := unix.Ftruncate(fd, length); err != nil {
+		return err
+	}
+	zeros := make([]byte, 64<<10)
+	for off := int64(0); off < length; {
+		n, err := unix.Pwrite(fd, zeros[:min(int64(len(zeros)), length-off)], off)
+		if err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	return nil
+}
+
+// A process that truncates a mapped file makes every access past its new end
+// fault (SIGBUS). Each operation on a file-backed variable that touches the
+// mapping runs with debug.SetPanicOnFault and defers onFault, which turns
+// such a fault into ErrCorrupt; the lock is released on the way if it was
+// held and the lock word is still in the file (release). No fstat is made
+// on the way of an operation that does not fault.
+
+// onFault, deferred with the goroutine's previous SetPanicOnFault setting,
+// restores it and turns a fault into an error naming the file; any other
+// panic goes on.
+func (v *Var[T]) onFault(op string, old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	r := recover()
+	if r == nil {
+		return
+	}
+	if _, ok := r.(runtime.Error); !ok {
+		panic(r)
+	}
+	if _, ok := r.(interface{ Addr() uintptr }); !ok {
+		panic(r)
+	}
+	*err = truncatedError(op, v.path, v.fd, len(v.mem))
+}
+
+// truncatedError describes a file found shorter than its mapping.
+func truncatedError(op, path string, fd, mapped int) *Error {
+	var st unix.Stat_t
+	size := int64(-1)
+	if unix.Fstat(fd, &st) == nil {
+		size = st.Size
+	}
+	return fileError(op, path, ErrCorrupt, "file was truncated under this attachment: size=%d, mapped=%d", size, mapped)
+}
+
+// release frees the lock after an operation. For a file whose lock line
+// went with a truncation, it gives up instead of faulting again: the
+// operation's own error says what happened.
+func (v *Var[T]) release(mem []byte) (err error) {
+	if v.fd >= 0 {
+		defer v.onFault("unlock", true, &err)
+	}
+	return v.lk.release(mem)
 }

@@ -106,6 +106,29 @@ func newGeometry(capacity, descriptorLength uint64) geometry {
 	return g
 }
 
+// MaxSegmentLength is the size of the largest valid segment: MaxCapacity in
+// each slot and a descriptor of MaxDescriptorLength. Open refuses anything
+// larger, System V segment or file, before mapping it.
+var MaxSegmentLength = newGeometry(uint64(MaxCapacity), uint64(MaxDescriptorLength)).segmentLength
+
+// checkSegmentSize is step 1 of opening (PROTOCOL.md): the real size of a
+// segment or file must hold the lines before the attachment table and be no
+// larger than MaxSegmentLength.
+func checkSegmentSize(key int32, size uint64) error {
+	if size < uint64(AttachmentTableOffset) {
+		return newError("open", key, ErrCorrupt, "segment too small: size=%d, header needs %d", size, AttachmentTableOffset)
+	}
+	if size > MaxSegmentLength {
+		return newError("open", key, ErrCorrupt, "segment size=%d is larger than any shmvar segment (at most %d bytes)", size, MaxSegmentLength)
+	}
+	return nil
+}
+
+// notInitialised says why a segment or file still empty after the wait is refused.
+func notInitialised(wait time.Duration) string {
+	return fmt.Sprintf("magic and version are zero after %v (a creator died or this is not a shmvar segment)", wait)
+}
+
 // FormatVersion formats a layout version word as major.minor.
 func FormatVersion(v uint32) string { return fmt.Sprintf("%d.%d", v>>16, v&0xffff) }
 
@@ -120,8 +143,8 @@ func readGeometry(key int32, mem []byte, initWait time.Duration) (geometry, uint
 	size := uint64(len(mem))
 	// The lines before the attachment table are enough to tell the version:
 	// a version-1 segment may be smaller than a version-2 header.
-	if size < uint64(AttachmentTableOffset) {
-		return fail(ErrCorrupt, "segment too small: size=%d, header needs %d", size, AttachmentTableOffset)
+	if err := checkSegmentSize(key, size); err != nil {
+		return geometry{}, 0, err
 	}
 	// The creator stores the version word last; wait briefly for a segment
 	// that is still being created.
@@ -133,7 +156,7 @@ func readGeometry(key int32, mem []byte, initWait time.Duration) (geometry, uint
 	magic := le.Uint32(mem[MagicOffset:])
 	if magic != Magic {
 		if magic == 0 && version == 0 {
-			return fail(ErrNotInitialised, "magic and version are zero after %v (a creator died or this is not a shmvar segment)", initWait)
+			return fail(ErrNotInitialised, "%s", notInitialised(initWait))
 		}
 		return fail(ErrNotShmvar, "magic=0x%08x, want 0x%08x", magic, Magic)
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -352,8 +353,8 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	if info.Size < uint64(AttachmentTableOffset) {
-		return nil, newError("open", key, ErrCorrupt, "segment too small: size=%d, header needs %d", info.Size, AttachmentTableOffset)
+	if err := checkSegmentSize(key, info.Size); err != nil {
+		return nil, err
 	}
 	if refused := checkOwnerAndMode(info.UID, info.CUID, info.Mode, opts, "segment"); refused != "" {
 		return nil, newError("open", key, ErrPermission, "%s", refused)
@@ -390,13 +391,17 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 	return v, nil
 }
 
+// initWait applies the default of Options.InitWait.
+func initWait(opts Options) time.Duration {
+	if opts.InitWait == 0 {
+		return time.Second
+	}
+	return opts.InitWait
+}
+
 // newVar validates mem, an attached segment or any image of one, and wraps it.
 func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[T], error) {
-	wait := opts.InitWait
-	if wait == 0 {
-		wait = time.Second
-	}
-	geo, version, err := readGeometry(key, mem, wait)
+	geo, version, err := readGeometry(key, mem, initWait(opts))
 	if err != nil {
 		return nil, err
 	}
@@ -429,12 +434,15 @@ func (v *Var[T]) MessageType() protoreflect.MessageType { return v.mtype }
 func (v *Var[T]) Capacity() int { return int(v.geo.capacity) }
 
 // Generation returns the number of values committed since creation.
-func (v *Var[T]) Generation() (uint64, error) {
+func (v *Var[T]) Generation() (_ uint64, err error) {
 	mem, err := v.use("generation")
 	if err != nil {
 		return 0, err
 	}
 	defer v.done()
+	if v.fd >= 0 {
+		defer v.onFault("generation", debug.SetPanicOnFault(true), &err)
+	}
 	return load64(mem, GenerationOffset), nil
 }
 
@@ -454,12 +462,15 @@ func (v *Var[T]) tag(err error) error {
 
 // GetEncoded returns the last committed value exactly as it is encoded in
 // the segment, after the same checks as Get (CRC32C, and that it decodes).
-func (v *Var[T]) GetEncoded() ([]byte, error) {
+func (v *Var[T]) GetEncoded() (_ []byte, err error) {
 	mem, err := v.use("get")
 	if err != nil {
 		return nil, v.tag(err)
 	}
 	defer v.done()
+	if v.fd >= 0 {
+		defer v.onFault("get", debug.SetPanicOnFault(true), &err)
+	}
 	data, _, err := v.read(mem, "get", nil)
 	if err == nil {
 		_, err = v.decode(data, "get")
@@ -467,13 +478,16 @@ func (v *Var[T]) GetEncoded() ([]byte, error) {
 	return data, v.tag(err)
 }
 
-func (v *Var[T]) get() (T, error) {
+func (v *Var[T]) get() (_ T, err error) {
 	var zero T
 	mem, err := v.use("get")
 	if err != nil {
 		return zero, err
 	}
 	defer v.done()
+	if v.fd >= 0 {
+		defer v.onFault("get", debug.SetPanicOnFault(true), &err)
+	}
 	if !v.cacheMu.TryLock() { // another goroutine uses the cache: go the long way
 		value, _, err := v.load(mem, "get", false)
 		return value, err
@@ -585,7 +599,7 @@ func (v *Var[T]) TryMutate(timeout time.Duration, fn func(m T) error) error {
 	return v.tag(v.mutateBy(nil, time.Now().Add(timeout), fn))
 }
 
-func (v *Var[T]) mutateBy(ctx context.Context, deadline time.Time, fn func(m T) error) error {
+func (v *Var[T]) mutateBy(ctx context.Context, deadline time.Time, fn func(m T) error) (err error) {
 	if !v.cacheMu.TryLock() {
 		_, err := v.update(ctx, deadline, "update", func(c T) (T, error) { return c, fn(c) }, true)
 		return err
@@ -596,6 +610,9 @@ func (v *Var[T]) mutateBy(ctx context.Context, deadline time.Time, fn func(m T) 
 		return err
 	}
 	defer v.done()
+	if v.fd >= 0 {
+		defer v.onFault("update", debug.SetPanicOnFault(true), &err)
+	}
 	if v.readOnly {
 		return newError("update", v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
@@ -608,7 +625,7 @@ func (v *Var[T]) mutate(ctx context.Context, mem []byte, deadline time.Time, fn 
 		return err
 	}
 	defer func() {
-		if rerr := v.lk.release(mem); err == nil {
+		if rerr := v.release(mem); err == nil {
 			err = rerr
 		}
 	}()
@@ -676,12 +693,15 @@ func (s LockState) HolderLiveness() string {
 }
 
 // Lock returns a snapshot of the lock word and counters.
-func (v *Var[T]) Lock() (LockState, error) {
+func (v *Var[T]) Lock() (_ LockState, err error) {
 	mem, err := v.use("inspect")
 	if err != nil {
 		return LockState{}, err
 	}
 	defer v.done()
+	if v.fd >= 0 {
+		defer v.onFault("inspect", debug.SetPanicOnFault(true), &err)
+	}
 	s := LockState{Word: load64(mem, LockWordOffset), Contended: load64(mem, ContendedCountOffset), Takeovers: load64(mem, TakeoverCountOffset),
 		LivenessKnown: v.lk.keeper != nil}
 	if s.Word != 0 {
@@ -699,12 +719,15 @@ func (v *Var[T]) Lock() (LockState, error) {
 // writing attachments (this one included), in table order. With no kernel
 // object to ask (see LockState.LivenessKnown), it lists every entry ever
 // claimed.
-func (v *Var[T]) Attachments() ([]Attachment, error) {
+func (v *Var[T]) Attachments() (_ []Attachment, err error) {
 	mem, err := v.use("inspect")
 	if err != nil {
 		return nil, err
 	}
 	defer v.done()
+	if v.fd >= 0 {
+		defer v.onFault("inspect", debug.SetPanicOnFault(true), &err)
+	}
 	var live []Attachment
 	for i := 0; i < AttachmentCount; i++ {
 		if load32(mem, entryOffset(i)+AttachmentIncarnationOffset) == 0 {
@@ -878,13 +901,16 @@ func (v *Var[T]) decodeInto(data []byte, m proto.Message, op string) (err error)
 	return nil
 }
 
-func (v *Var[T]) update(ctx context.Context, deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (T, error) {
+func (v *Var[T]) update(ctx context.Context, deadline time.Time, op string, fn func(T) (T, error), needCurrent bool) (_ T, err error) {
 	var zero T
 	mem, err := v.use(op)
 	if err != nil {
 		return zero, err
 	}
 	defer v.done()
+	if v.fd >= 0 {
+		defer v.onFault(op, debug.SetPanicOnFault(true), &err)
+	}
 	if v.readOnly {
 		return zero, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
@@ -911,7 +937,7 @@ func (v *Var[T]) locked(ctx context.Context, mem []byte, deadline time.Time, op 
 		return next, 0, false, err
 	}
 	defer func() {
-		if rerr := v.lk.release(mem); err == nil {
+		if rerr := v.release(mem); err == nil {
 			err = rerr
 		}
 	}()

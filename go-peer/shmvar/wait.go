@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -114,14 +115,20 @@ func deadlineOf(ctx context.Context) time.Time {
 // AwaitChange waits until the generation moves past after, or timeout
 // passes, and returns the generation it saw; ErrTimeout if it did not move.
 // With SpinThenPark a watcher sleeps on a futex that every commit wakes.
-func (v *Var[T]) AwaitChange(after uint64, timeout time.Duration) (uint64, error) {
+func (v *Var[T]) AwaitChange(after uint64, timeout time.Duration) (_ uint64, err error) {
+	if v.fd >= 0 {
+		defer v.onFault("await", debug.SetPanicOnFault(true), &err)
+	}
 	g, err := v.awaitChange(nil, after, time.Now().Add(timeout), timeout)
 	return g, v.tag(err)
 }
 
 // AwaitChangeContext waits until the generation moves past after, or ctx is
 // done, and returns the generation it saw; the error wraps ctx.Err().
-func (v *Var[T]) AwaitChangeContext(ctx context.Context, after uint64) (uint64, error) {
+func (v *Var[T]) AwaitChangeContext(ctx context.Context, after uint64) (_ uint64, err error) {
+	if v.fd >= 0 {
+		defer v.onFault("await", debug.SetPanicOnFault(true), &err)
+	}
 	deadline := time.Now().Add(365 * 24 * time.Hour)
 	if d, ok := ctx.Deadline(); ok {
 		deadline = d.Add(time.Millisecond) // let ctx.Err() speak first

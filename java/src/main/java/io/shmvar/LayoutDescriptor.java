@@ -120,6 +120,44 @@ public final class LayoutDescriptor {
         return (n + alignment - 1) & -alignment;
     }
 
+    /**
+     * The size of the largest valid segment: {@link #MAX_CAPACITY} in each slot and a descriptor of
+     * {@link #MAX_DESCRIPTOR_LENGTH}. Opening refuses anything larger, System V segment or file, before mapping it.
+     */
+    static final long MAX_SEGMENT_LENGTH = Geometry.of(MAX_CAPACITY, MAX_DESCRIPTOR_LENGTH).segmentLength();
+
+    /**
+     * Step 1 of opening (PROTOCOL.md): the real size of a segment or file must hold the lines before the attachment
+     * table and be no larger than {@link #MAX_SEGMENT_LENGTH}.
+     */
+    static void checkSegmentSize(int key, long size) {
+        if (size < ATTACHMENT_TABLE_OFFSET) {
+            throw corrupt(key, "segment too small: size=" + size + ", header needs " + ATTACHMENT_TABLE_OFFSET);
+        }
+        if (size > MAX_SEGMENT_LENGTH) {
+            throw corrupt(key, "segment size=" + size + " is larger than any shmvar segment (at most "
+                + MAX_SEGMENT_LENGTH + " bytes)");
+        }
+    }
+
+    /** Why a segment or file still empty after the wait is refused; the wait as Go prints a duration. */
+    static String notInitialised(Duration wait) {
+        return "magic and version are zero after " + goDuration(wait)
+            + " (a creator died or this is not a shmvar segment)";
+    }
+
+    /** A duration of whole milliseconds as Go's time.Duration prints it: 200ms, 1s, 1.5s. */
+    static String goDuration(Duration d) {
+        long ms = d.toMillis();
+        if (ms == 0) {
+            return "0s";
+        }
+        if (ms < 1000) {
+            return ms + "ms";
+        }
+        return java.math.BigDecimal.valueOf(ms, 3).stripTrailingZeros().toPlainString() + "s";
+    }
+
     /** Where the regions of one segment lie; created from sizes or read and validated from a header. */
     record Geometry(long capacity, long descriptorOffset, long descriptorLength, long slot0, long slot1,
                     long segmentLength) {
@@ -157,14 +195,13 @@ public final class LayoutDescriptor {
         int magic = m.getInt(MAGIC_OFFSET);
         if (magic != MAGIC) {
             if (magic == 0 && version == 0) {
-                throw corrupt(key, ShmException.Reason.NOT_INITIALISED, "magic and version are zero after "
-                    + initWait.toMillis() + "ms (a creator died or this is not a shmvar segment)");
+                throw corrupt(key, ShmException.Reason.NOT_INITIALISED, notInitialised(initWait));
             }
             throw corrupt(key, ShmException.Reason.NOT_SHMVAR, String.format("magic=0x%08x, want 0x%08x", magic, MAGIC));
         }
         if (version == 0) {
             throw corrupt(key, ShmException.Reason.NOT_INITIALISED,
-                "version is zero after " + initWait.toMillis() + "ms (creator died before finishing)");
+                "version is zero after " + goDuration(initWait) + " (creator died before finishing)");
         }
         if (version >>> 16 != LAYOUT_VERSION_MAJOR) {
             throw corrupt(key, ShmException.Reason.LAYOUT_VERSION,

@@ -53,8 +53,11 @@ public final class Native {
         @SaveError
         int fchmod(int fd, int mode);
 
+        /** Returns 0 or an errno (it does not set errno). */
+        int posix_fallocate(int fd, long offset, long length);
+
         @SaveError
-        int ftruncate(int fd, long length);
+        long lseek(int fd, long offset, int whence);
 
         /** Returns the address, or -1 (MAP_FAILED). Plain longs: C long is size_t and off_t on LP64. */
         @SaveError
@@ -99,7 +102,9 @@ public final class Native {
     static final short F_WRLCK = 1, F_UNLCK = 2, SEEK_SET = 0;
 
     // open(2) flags: O_NOFOLLOW differs between x86_64 and the asm-generic ABI of aarch64.
-    static final int O_RDONLY = 0, O_RDWR = 02, O_CREAT = 0100, O_EXCL = 0200, O_CLOEXEC = 02000000;
+    static final int O_RDONLY = 0, O_RDWR = 02, O_CREAT = 0100, O_EXCL = 0200, O_NOCTTY = 0400, O_NONBLOCK = 04000,
+        O_CLOEXEC = 02000000;
+    static final int SEEK_END = 2;
     static final int O_NOFOLLOW = Platform.getNativePlatform().getCPU() == Platform.CPU.AARCH64 ? 0100000 : 0400000;
     static final int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MS_SYNC = 4;
 
@@ -348,10 +353,25 @@ public final class Native {
         }
     }
 
-    static void ftruncate(String path, int fd, long length) {
-        if (LIBC.ftruncate(fd, length) < 0) {
-            throw fileError("ftruncate", path, lastErrno());
+    /**
+     * Gives the new file fd its length with every block allocated (glibc's posix_fallocate: fallocate(2), or zeros
+     * written where the file system has no fallocate), so that no store into the mapping can fault for lack of space.
+     */
+    static void reserve(String path, int fd, long length) {
+        int errno = LIBC.posix_fallocate(fd, 0, length);
+        if (errno != 0) {
+            ShmException e = fileError("fallocate", path, errno);
+            if (errno == ENOSPC) {
+                e = ShmException.nativeError("fallocate", 0, errno, "no space left for the file's " + length
+                    + " bytes on its file system; nothing was created").at(path);
+            }
+            throw e;
         }
+    }
+
+    /** The size of the open file fd (lseek to its end: one system call), or -1 if it cannot be told. */
+    static long fileSize(int fd) {
+        return LIBC.lseek(fd, 0, SEEK_END);
     }
 
     static long mmap(String path, int fd, long length, boolean readOnly) {

@@ -218,6 +218,11 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         private final ByteBuffer memory;
         private int position;
         private int end;
+        /**
+         * The CRC32C of what was written since moveTo, computed from the bytes on their way in: the CRC32C intrinsic
+         * never reads the mapping, where a fault (a truncated file) would abort the JVM instead of throwing.
+         */
+        private final CRC32C crc = new CRC32C();
 
         SlotWriter(ByteBuffer memory) {
             this.memory = memory;
@@ -226,6 +231,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         void moveTo(int start, int end) {
             this.position = start;
             this.end = end;
+            crc.reset();
         }
 
         @Override
@@ -234,6 +240,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 throw new IOException("encoding overruns the slot");
             }
             memory.put(position++, (byte) b);
+            crc.update(b);
         }
 
         @Override
@@ -242,6 +249,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 throw new IOException("encoding overruns the slot by " + (len - (end - position)) + " bytes");
             }
             memory.put(position, b, off, len);
+            crc.update(b, off, len);
             position += len;
         }
     }
@@ -269,8 +277,6 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final boolean readOnly;
     private final WaitStrategy wait;
     private final SpinLock lock;
-    /** A view of memory that commit moves over the slot it checksums; used only under the lock. */
-    private final ByteBuffer encodeView;
     /** Where commit's encoder writes: the payload of the slot being committed. Used only under the lock. */
     private final SlotWriter slotWriter;
     /**
@@ -282,6 +288,10 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final AtomicLong users = new AtomicLong();
     /** What close waits on, without spinning, for the operations in flight to end. */
     private final Object drained = new Object();
+    /** Set when an access to the mapped file faulted: it was truncated under this attachment. */
+    private volatile boolean faulted;
+    /** Set by a close that stopped waiting for operations after a fault: the mapping is then left in place. */
+    private boolean leaveMapped;
     /*
      * The last value this variable committed or decoded, and its generation (PROTOCOL.md, "Caching"): messages are
      * immutable, so while the segment's generation still reads cachedGeneration, get and update use cachedValue
@@ -333,7 +343,6 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         this.attachments = new Attachments(memory, key, keeper);
         this.identity = readOnly ? 0 : attachments.claim();
         this.lock = new SpinLock(memory, key, identity, attachments);
-        this.encodeView = memory.duplicate();
         this.slotWriter = new SlotWriter(memory);
         this.encoder = CodedOutputStream.newInstance(slotWriter, ENCODE_BUFFER);
     }
@@ -507,7 +516,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         long address = -1;
         try {
             Native.fchmod(p, fd, mode == 0 ? 0600 : mode); // the umask must not change what was asked
-            Native.ftruncate(p, fd, g.segmentLength());
+            Native.reserve(p, fd, g.segmentLength());
             address = Native.mmap(p, fd, g.segmentLength(), false);
             ByteBuffer m = Native.wrap(address, g.segmentLength());
             initialise(m, g, raw);
@@ -547,20 +556,27 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     }
 
     private static <T extends Message> SharedVariable<T> mapFile(String path, Options options, TypeCheck<T> typeCheck) {
-        int fd = Native.open(path, (options.readOnly() ? Native.O_RDONLY : Native.O_RDWR) | Native.O_NOFOLLOW, 0);
+        // O_NONBLOCK: opening a FIFO would otherwise block until a writer came; it changes nothing for the regular
+        // file the next check insists on.
+        int fd = Native.open(path, (options.readOnly() ? Native.O_RDONLY : Native.O_RDWR) | Native.O_NOFOLLOW
+            | Native.O_NONBLOCK | Native.O_NOCTTY, 0);
         try {
             if (!Native.isRegularFile(fd)) {
                 throw ShmException.of("open", 0, ShmException.Reason.NOT_SHMVAR, "not a regular file").at(path);
             }
             Native.SegmentInfo info = Native.fileStat(path, fd);
-            if (info.size() < ATTACHMENT_TABLE_OFFSET) {
-                throw ShmException.of("open", 0, ShmException.Reason.CORRUPT,
-                    "file too small: size=" + info.size() + ", header needs " + ATTACHMENT_TABLE_OFFSET).at(path);
+            // A creator sizes its file in one call (posix_fallocate) after creating it empty: an empty file may be
+            // one still being created, as a System V segment with a zero version word is. Wait for it the same way.
+            long deadline = System.nanoTime() + options.initWait().toNanos();
+            while (info.size() == 0 && System.nanoTime() - deadline < 0) {
+                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+                info = Native.fileStat(path, fd);
             }
-            if (info.size() > Integer.MAX_VALUE) {
-                throw ShmException.of("open", 0, ShmException.Reason.CORRUPT,
-                    "file size=" + info.size() + " is larger than any shmvar segment").at(path);
+            if (info.size() == 0) {
+                throw ShmException.of("open", 0, ShmException.Reason.NOT_INITIALISED,
+                    LayoutDescriptor.notInitialised(options.initWait())).at(path);
             }
+            LayoutDescriptor.checkSegmentSize(0, info.size());
             try {
                 checkOwnerAndMode(info.uid(), info.uid(), info.mode(), options, "file", 0);
             } catch (ShmException e) {
@@ -679,14 +695,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
         int id = Native.shmget(key, 0, 0);
         Native.SegmentInfo info = Native.shmStat(key, id);
-        if (info.size() < ATTACHMENT_TABLE_OFFSET) {
-            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
-                "segment too small: size=" + info.size() + ", header needs " + ATTACHMENT_TABLE_OFFSET);
-        }
-        if (info.size() > Integer.MAX_VALUE) {
-            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
-                "segment size=" + info.size() + " is larger than any shmvar segment");
-        }
+        LayoutDescriptor.checkSegmentSize(key, info.size());
         checkOwnerAndMode(info.uid(), info.cuid(), info.mode(), options, "segment", key);
         long address = Native.shmat(key, id, options.readOnly());
         try {
@@ -747,10 +756,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
      * the attachment table, so that a segment of an older layout is refused for its version, not its size.
      */
     static <T extends Message> Validated<T> validate(int key, ByteBuffer m, Options options, TypeCheck<T> typeCheck) {
-        if (m.capacity() < ATTACHMENT_TABLE_OFFSET) {
-            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
-                "segment too small: size=" + m.capacity() + ", header needs " + ATTACHMENT_TABLE_OFFSET);
-        }
+        LayoutDescriptor.checkSegmentSize(key, m.capacity());
         int version = awaitVersion(m, options.initWait());
         Geometry g = readGeometry(key, m, version, options.initWait());
         SegmentDescriptor d = readDescriptor(key, m, g, version);
@@ -796,6 +802,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         enter("generation");
         try {
             return (long) LONG.getAcquire(memory, GENERATION_OFFSET);
+        } catch (InternalError e) {
+            throw fault("generation", e);
         } finally {
             exit();
         }
@@ -829,6 +837,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             return cached != null ? cached : read("get");
         } catch (ShmException e) {
             throw e.at(path);
+        } catch (InternalError e) {
+            throw fault("get", e);
         } finally {
             exit();
         }
@@ -845,6 +855,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             return java.util.Arrays.copyOf(buf, n);
         } catch (ShmException e) {
             throw e.at(path);
+        } catch (InternalError e) {
+            throw fault("get", e);
         } finally {
             exit();
         }
@@ -873,6 +885,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         enter("inspect");
         try {
             return lock.state();
+        } catch (InternalError e) {
+            throw fault("inspect", e);
         } finally {
             exit();
         }
@@ -900,6 +914,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 }
             }
             return live;
+        } catch (InternalError e) {
+            throw fault("inspect", e);
         } finally {
             exit();
         }
@@ -955,7 +971,9 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
         if (path != null) {
             try {
-                Native.munmap(path, address, memory.capacity());
+                if (!leaveMapped) {
+                    Native.munmap(path, address, memory.capacity());
+                }
             } finally {
                 Native.close(fd);
             }
@@ -1000,12 +1018,19 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
         if (address != 0) {
             // Waiters of this process re-check at once and see the variable closed; those of other processes wake
-            // for nothing and sleep again.
+            // for nothing and sleep again. (On a truncated file the call fails with EFAULT: nothing is woken.)
             Native.futexWake(base + LOCK_FUTEX_OFFSET, Integer.MAX_VALUE);
             Native.futexWake(base + GENERATION_FUTEX_OFFSET, Integer.MAX_VALUE);
         }
+        long start = System.nanoTime();
         synchronized (drained) {
             while (users.get() != CLOSED) {
+                if (faulted && System.nanoTime() - start > FAULTED_CLOSE_WAIT_NANOS) {
+                    // The JVM may deliver the InternalError of a fault late, past an operation's exit(): its count
+                    // can be lost. Give up waiting, and leave the mapping in place for whatever may still touch it.
+                    leaveMapped = true;
+                    break;
+                }
                 try {
                     drained.wait(10);
                 } catch (InterruptedException e) {
@@ -1016,10 +1041,43 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         return true;
     }
 
+    /** How long close waits for operations in flight once an access faulted. */
+    private static final long FAULTED_CLOSE_WAIT_NANOS = 100_000_000L;
+
+    /**
+     * A fault while touching the mapped file (it was truncated under this attachment; the JVM reports a faulting
+     * unsafe access as an InternalError) as the library's exception; anything else is rethrown.
+     */
+    private ShmException fault(String op, InternalError e) {
+        if (path == null) {
+            throw e;
+        }
+        faulted = true;
+        return truncated(op);
+    }
+
+    private ShmException truncated(String op) {
+        return ShmException.of(op, key, ShmException.Reason.CORRUPT, "file was truncated under this attachment: size="
+            + Native.fileSize(fd) + ", mapped=" + memory.capacity()).at(path);
+    }
+
+    /** Whether the file still holds the lock line, which a release touches. */
+    private boolean lockLineInFile() {
+        return Native.fileSize(fd) >= LOCK_WORD_OFFSET + Long.BYTES;
+    }
+
     private void enter(String op) {
         if ((users.incrementAndGet() & CLOSED) != 0) {
             exit();
             throw ShmException.of(op, key, ShmException.Reason.CLOSED, "").at(path);
+        }
+        // A file truncated under this attachment makes accesses past its new end fault. The JVM turns some faults
+        // into an InternalError (see fault) but aborts on others (an atomic in the interpreter, the CRC32C
+        // intrinsic): so every operation on a file first asks its size, one lseek, and touches nothing if it shrank.
+        if (path != null && Native.fileSize(fd) < memory.capacity()) {
+            exit();
+            faulted = true;
+            throw truncated(op);
         }
     }
 
@@ -1067,8 +1125,11 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 throw e;
             } finally {
                 try {
-                    lock.release();
-                } catch (ShmException e) {
+                    // After a fault, the lock line may have gone with the file's end: touching it would fault again.
+                    if (!(failure instanceof InternalError) || lockLineInFile()) {
+                        lock.release();
+                    }
+                } catch (ShmException | InternalError e) {
                     // After a lost lock the release fails too: the first error is the one to report.
                     if (failure == null) {
                         throw e;
@@ -1080,6 +1141,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             return next;
         } catch (ShmException e) {
             throw e.at(path);
+        } catch (InternalError e) {
+            throw fault(op, e);
         } finally {
             exit();
         }
@@ -1231,10 +1294,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT,
                 "value encoded to " + (slotWriter.position - start) + " bytes, not its serialized size " + size);
         }
-        CRC32C c = new CRC32C();
-        c.update(encodeView.limit(start + size).position(start));
         memory.putInt(off + SLOT_LENGTH_OFFSET, size);
-        memory.putInt(off + SLOT_CRC_OFFSET, (int) c.getValue());
+        memory.putInt(off + SLOT_CRC_OFFSET, (int) slotWriter.crc.getValue());
         memory.putLong(off + SLOT_GENERATION_OFFSET, next);
         checkLockHeld(op);
         long witness = (long) LONG.compareAndExchange(memory, GENERATION_OFFSET, g, next); // the commit point
@@ -1306,6 +1367,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                     INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, -1);
                 }
             }
+        } catch (InternalError e) {
+            throw fault("await", e);
         } finally {
             exit();
         }
