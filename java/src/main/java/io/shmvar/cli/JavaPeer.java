@@ -90,19 +90,38 @@ public final class JavaPeer implements Callable<Integer> {
         }
     }
 
-    /** Parses K as decimal or 0x-hex into a key_t. */
+    /**
+     * Parses K by the grammar both commands share (README, "Commands"): decimal without a leading zero, or 0x/0X and
+     * hex digits, in 1..0xffffffff. Anything else (010, 0o12, 0b1010, 1_0, +1, spaces) is refused: 010 would be octal
+     * to some readers and decimal to others.
+     */
     static final class KeyConverter implements CommandLine.ITypeConverter<Integer> {
         @Override
         public Integer convert(String s) {
-            long n;
-            try {
-                n = s.startsWith("0x") || s.startsWith("0X") ? Long.parseLong(s.substring(2), 16) : Long.parseLong(s);
-            } catch (NumberFormatException e) {
-                n = -1;
+            String digits = s;
+            int radix = 10;
+            if (s.length() > 2 && s.charAt(0) == '0' && (s.charAt(1) == 'x' || s.charAt(1) == 'X')) {
+                digits = s.substring(2);
+                radix = 16;
+            } else if (s.length() > 1 && s.charAt(0) == '0') {
+                digits = ""; // a leading zero: refused as ambiguous
+            }
+            boolean valid = !digits.isEmpty();
+            for (int i = 0; valid && i < digits.length(); i++) {
+                char c = digits.charAt(i);
+                valid = c >= '0' && c <= '9' || radix == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F');
+            }
+            long n = -1;
+            if (valid) {
+                try {
+                    n = Long.parseLong(digits, radix);
+                } catch (NumberFormatException e) {
+                    n = -1;
+                }
             }
             if (n < 1 || n > 0xffffffffL) {
-                throw new CommandLine.TypeConversionException(
-                    "key \"" + s + "\" is not a number in 1..0xffffffff (decimal or 0x-hex)");
+                throw new CommandLine.TypeConversionException("key \"" + s + "\" is not a number in 1..0xffffffff: write it"
+                    + " in decimal without a leading zero (1..4294967295) or as 0x-hex (0x1..0xffffffff)");
             }
             return (int) n;
         }
@@ -144,7 +163,7 @@ public final class JavaPeer implements Callable<Integer> {
 
         static final class Target {
             @Option(names = "--key", required = true, paramLabel = "K", converter = KeyConverter.class,
-                description = "System V segment key, decimal or 0x-hex")
+                description = "System V segment key: decimal without a leading zero, or 0x-hex")
             Integer key;
 
             @Option(names = "--file", required = true, paramLabel = "PATH",
