@@ -78,6 +78,9 @@ const (
 	DefaultCapacity     = int(shmvarpb.SegmentLayout_DEFAULT_CAPACITY)
 	MaxCapacity         = int(shmvarpb.SegmentLayout_MAX_CAPACITY)
 	MaxDescriptorLength = int(shmvarpb.SegmentLayout_MAX_DESCRIPTOR_LENGTH)
+	// MaxNestingDepth is how deep a value may nest, the top-level message
+	// being at depth 0 (PROTOCOL.md, "Values").
+	MaxNestingDepth = int(shmvarpb.SegmentLayout_MAX_NESTING_DEPTH)
 )
 
 var le = binary.LittleEndian

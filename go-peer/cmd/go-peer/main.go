@@ -312,10 +312,10 @@ func parseValue(mt protoreflect.MessageType, s, format string) (proto.Message, e
 	}
 	var err error
 	switch format {
-	case "text":
-		err = prototext.Unmarshal([]byte(s), m)
+	case "text": // the limits count the top-level message: one more than MaxNestingDepth
+		err = prototext.UnmarshalOptions{RecursionLimit: shmvar.MaxNestingDepth + 1}.Unmarshal([]byte(s), m)
 	case "json":
-		err = protojson.Unmarshal([]byte(s), m)
+		err = protojson.UnmarshalOptions{RecursionLimit: shmvar.MaxNestingDepth + 1}.Unmarshal([]byte(s), m)
 	default:
 		return nil, usageError{fmt.Sprintf("--format %q: want text or json", format)}
 	}

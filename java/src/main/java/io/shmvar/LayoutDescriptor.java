@@ -102,6 +102,11 @@ public final class LayoutDescriptor {
     public static final int DEFAULT_CAPACITY = SegmentLayout.DEFAULT_CAPACITY_VALUE;
     public static final int MAX_CAPACITY = SegmentLayout.MAX_CAPACITY_VALUE;
     public static final int MAX_DESCRIPTOR_LENGTH = SegmentLayout.MAX_DESCRIPTOR_LENGTH_VALUE;
+    /**
+     * How deep a value may nest, the top-level message being at depth 0 (PROTOCOL.md, "Values"): protobuf-java's
+     * recursion limit counts the same way.
+     */
+    public static final int MAX_NESTING_DEPTH = SegmentLayout.MAX_NESTING_DEPTH_VALUE;
 
     private LayoutDescriptor() {
     }

@@ -180,7 +180,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         int length;
         long generation;
         private int next;
-        CodedInputStream decoder = CodedInputStream.newInstance(this, DECODE_BUFFER);
+        CodedInputStream decoder = newDecoder(this);
 
         /** Rewinds the stream to the start of the copy for the decoder. */
         CodedInputStream rewind() {
@@ -266,6 +266,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final SegmentDescriptor descriptor;
     private final Descriptors.Descriptor messageDescriptor;
     private final Parser<T> parser;
+    /** Values of this type can nest deeper than MAX_NESTING_DEPTH (a recursive type): commit measures each one. */
+    private final boolean deep;
     private final boolean readOnly;
     private final WaitStrategy wait;
     private final SpinLock lock;
@@ -326,6 +328,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         this.descriptor = v.descriptor();
         this.messageDescriptor = v.messageDescriptor();
         this.parser = v.parser();
+        this.deep = staticDepth(messageDescriptor, new java.util.HashMap<>()) > MAX_NESTING_DEPTH;
         this.readOnly = readOnly;
         this.wait = wait;
         this.attachments = new Attachments(memory, key, keeper);
@@ -1137,6 +1140,70 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
+    /** A decoder over {@code in} that refuses values nested deeper than {@link LayoutDescriptor#MAX_NESTING_DEPTH}. */
+    private static CodedInputStream newDecoder(java.io.InputStream in) {
+        CodedInputStream decoder = CodedInputStream.newInstance(in, DECODE_BUFFER);
+        decoder.setRecursionLimit(MAX_NESTING_DEPTH);
+        return decoder;
+    }
+
+    /**
+     * The deepest a value of {@code type} can nest (PROTOCOL.md, "Values"), or {@code MAX_NESTING_DEPTH + 1} if it
+     * can nest deeper: through a recursive type, or extensions, which the descriptor does not bound.
+     */
+    static int staticDepth(Descriptors.Descriptor type, java.util.Map<String, Integer> memo) {
+        Integer known = memo.get(type.getFullName());
+        if (known != null) {
+            return known;
+        }
+        int unbounded = MAX_NESTING_DEPTH + 1;
+        memo.put(type.getFullName(), unbounded); // while on the stack: a cycle is unbounded
+        int deepest = type.isExtendable() ? unbounded : 0;
+        for (Descriptors.FieldDescriptor field : type.getFields()) {
+            if (deepest >= unbounded) {
+                break;
+            }
+            if (field.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE) {
+                // a map entry is a message too: its value is one deeper
+                deepest = Math.max(deepest, 1 + staticDepth(field.getMessageType(), memo));
+            }
+        }
+        deepest = Math.min(deepest, unbounded);
+        memo.put(type.getFullName(), deepest);
+        return deepest;
+    }
+
+    /**
+     * How deep {@code m} nests (PROTOCOL.md, "Values"): 0 for a message with no message set in it, 1 more for each
+     * message field value, group and map entry on the way down. It stops measuring below {@code limit}, returning
+     * more than {@code limit} for a value deeper than that.
+     */
+    static int nestingDepth(Message m, int limit) {
+        if (limit < 0) {
+            return 0;
+        }
+        int deepest = 0;
+        for (java.util.Map.Entry<Descriptors.FieldDescriptor, Object> e : m.getAllFields().entrySet()) {
+            if (e.getKey().getJavaType() != Descriptors.FieldDescriptor.JavaType.MESSAGE) {
+                continue;
+            }
+            if (e.getKey().isRepeated()) { // map fields too: a list of entries
+                for (Object element : (java.util.List<?>) e.getValue()) {
+                    deepest = Math.max(deepest, 1 + nestingDepth((Message) element, limit - 1));
+                    if (deepest > limit) {
+                        return deepest;
+                    }
+                }
+            } else {
+                deepest = Math.max(deepest, 1 + nestingDepth((Message) e.getValue(), limit - 1));
+            }
+            if (deepest > limit) {
+                return deepest;
+            }
+        }
+        return deepest;
+    }
+
     /** Parses a validated copy, bounded by its length. */
     private T parse(Scratch scratch, String op) {
         CodedInputStream in = scratch.rewind();
@@ -1152,12 +1219,12 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             in.popLimit(outer);
             return value;
         } catch (InvalidProtocolBufferException e) {
-            scratch.decoder = CodedInputStream.newInstance(scratch, DECODE_BUFFER);
+            scratch.decoder = newDecoder(scratch);
             throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
                 "value does not decode as " + descriptor.getMessageType() + ": " + e.getMessage());
         } catch (RuntimeException e) {
             // a hostile schema may trip the dynamic parser
-            scratch.decoder = CodedInputStream.newInstance(scratch, DECODE_BUFFER);
+            scratch.decoder = newDecoder(scratch);
             throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
                 "value does not decode as " + descriptor.getMessageType() + ": " + e);
         }
@@ -1182,6 +1249,10 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             && !value.getDescriptorForType().getFullName().equals(descriptor.getMessageType())) {
             throw ShmException.of(op, key, ShmException.Reason.TYPE_MISMATCH, "value is "
                 + value.getDescriptorForType().getFullName() + ", segment holds " + descriptor.getMessageType());
+        }
+        if (deep && nestingDepth(value, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH) { // readers would refuse it
+            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value nests deeper than "
+                + MAX_NESTING_DEPTH + " levels, which readers refuse (PROTOCOL.md, \"Values\"); nothing was committed");
         }
         int size = value.getSerializedSize();
         if (size > geometry.capacity()) {

@@ -346,7 +346,9 @@ public final class JavaPeer implements Callable<Integer> {
         DynamicMessage.Builder builder = DynamicMessage.newBuilder(v.messageDescriptor());
         try {
             switch (format) {
-                case "text" -> TextFormat.merge(text, builder);
+                case "text" -> TextFormat.Parser.newBuilder().setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH).build()
+                    .merge(text, builder);
+                // JsonFormat's limit, 100, cannot be set from here: it counts as MAX_NESTING_DEPTH does (a test pins it)
                 case "json" -> JsonFormat.parser().merge(text, builder);
                 default -> throw new UsageException("--format \"" + format + "\": want text or json");
             }
