@@ -16,6 +16,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // nestedAllTypes is an AllTypes whose innermost message is at depth
@@ -117,4 +121,112 @@ func runCommand(t testing.TB, bin string, args ...string) (string, string, int) 
 		t.Fatalf("%s %v: %v", bin, args, err)
 	}
 	return stdout.String(), stderr.String(), 0
+}
+
+// shmvarImage writes a valid layout-2.0 segment by hand, bypassing the
+// library: desc as its descriptor and payload as the value of generation 0.
+// It has no semaphore set, which only read-only opens do without.
+func shmvarImage(t *testing.T, desc *shmvarpb.SegmentDescriptor, payload []byte) int32 {
+	t.Helper()
+	desc.LayoutVersion, desc.Capacity, desc.Creator = shmvar.LayoutVersion, 256, "go"
+	raw, err := proto.Marshal(desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	align := func(n int) int { return (n + 63) &^ 63 }
+	slot0 := align(shmvar.HeaderLength + len(raw))
+	slot1 := slot0 + align(shmvar.SlotHeaderLength+256)
+	length := slot1 + align(shmvar.SlotHeaderLength+256)
+	return rawSegment(t, length, func(mem []byte) {
+		le.PutUint32(mem[shmvar.MagicOffset:], shmvar.Magic)
+		le.PutUint32(mem[shmvar.HeaderLengthOffset:], uint32(shmvar.HeaderLength))
+		le.PutUint64(mem[shmvar.CapacityOffset:], 256)
+		le.PutUint64(mem[shmvar.DescriptorOffsetOffset:], uint64(shmvar.HeaderLength))
+		le.PutUint64(mem[shmvar.DescriptorLengthOffset:], uint64(len(raw)))
+		le.PutUint64(mem[shmvar.Slot0OffsetOffset:], uint64(slot0))
+		le.PutUint64(mem[shmvar.Slot1OffsetOffset:], uint64(slot1))
+		le.PutUint64(mem[shmvar.SegmentLengthOffset:], uint64(length))
+		copy(mem[shmvar.HeaderLength:], raw)
+		le.PutUint32(mem[shmvar.DescriptorCrcOffset:], crc32c(raw))
+		le.PutUint32(mem[slot0+shmvar.SlotLengthOffset:], uint32(len(payload)))
+		le.PutUint32(mem[slot0+shmvar.SlotCrcOffset:], crc32c(payload))
+		copy(mem[slot0+shmvar.SlotHeaderLength:], payload)
+		le.PutUint32(mem[shmvar.LayoutVersionOffset:], shmvar.LayoutVersion) // last
+	})
+}
+
+// field is a proto3 field of a hand-written schema.
+func field(name string, number int32, typ descriptorpb.FieldDescriptorProto_Type, typeName string) *descriptorpb.FieldDescriptorProto {
+	f := &descriptorpb.FieldDescriptorProto{Name: proto.String(name), Number: proto.Int32(number), JsonName: proto.String(name),
+		Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(), Type: typ.Enum()}
+	if typeName != "" {
+		f.TypeName = proto.String(typeName)
+	}
+	return f
+}
+
+// TestNoStoredSchemaShouldPanicAReader stores schemas that redefine
+// well-known types, which JSON and text format handle by name: both
+// languages refuse them at open, and both commands fail with one line.
+func TestNoStoredSchemaShouldPanicAReader(t *testing.T) {
+	msg := func(name string, fields ...*descriptorpb.FieldDescriptorProto) *descriptorpb.DescriptorProto {
+		return &descriptorpb.DescriptorProto{Name: proto.String(name), Field: fields}
+	}
+	evil := &descriptorpb.FileDescriptorProto{
+		Name: proto.String("evil/wkt.proto"), Package: proto.String("google.protobuf"), Syntax: proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{
+			msg("Any", field("x", 3, descriptorpb.FieldDescriptorProto_TYPE_INT32, "")),
+			msg("Timestamp", field("seconds", 1, descriptorpb.FieldDescriptorProto_TYPE_STRING, ""),
+				field("nanos", 2, descriptorpb.FieldDescriptorProto_TYPE_INT32, "")),
+		},
+	}
+	holder := &descriptorpb.FileDescriptorProto{
+		Name: proto.String("evil/holder.proto"), Package: proto.String("evil"), Syntax: proto.String("proto3"),
+		Dependency:  []string{"evil/wkt.proto"},
+		MessageType: []*descriptorpb.DescriptorProto{msg("Holder", field("a", 1, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, ".google.protobuf.Any"))},
+	}
+	schema, err := proto.Marshal(&descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{evil, holder}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		typ, want string
+		payload   []byte
+	}{
+		{"google.protobuf.Any", "google.protobuf.Any", []byte{0x18, 0x01}},                        // x: 1
+		{"google.protobuf.Timestamp", "google.protobuf.Any", []byte{0x0a, 0x01, 'a', 0x10, 0x01}}, // the first found
+		{"evil.Holder", "google.protobuf.Any", []byte{0x0a, 0x02, 0x18, 0x01}},                    // a { x: 1 }
+	}
+	for _, c := range cases {
+		t.Run(c.typ, func(t *testing.T) {
+			key := shmvarImage(t, &shmvarpb.SegmentDescriptor{MessageType: c.typ, Schema: schema}, c.payload)
+			want := "schema redefines well-known type " + c.want
+			if _, err := shmvar.OpenAny(key, shmvar.Options{ReadOnly: true}); !errors.Is(err, shmvar.ErrCorrupt) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("OpenAny: %v; want ErrCorrupt: %s", err, want)
+			}
+			k := shmvar.FormatKey(key)
+			for _, bin := range []string{goPeerBin(t), javaPeer(t)} {
+				for _, args := range [][]string{{"get"}, {"get", "--format", "json"}, {"inspect"}, {"watch", "--count", "1"}, {"check", "--duration", "10ms"}} {
+					args = append(args, "--key", k)
+					_, errOut, code := runCommand(t, bin, args...)
+					if code != 1 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "segment corrupt: "+want) {
+						t.Errorf("%s %v: exit %d, stderr %q; want exit 1 and one line: segment corrupt: %s", filepath.Base(bin), args, code, errOut, want)
+					}
+				}
+			}
+		})
+	}
+	// Nor does Go create such a segment (ValuesTest checks Java).
+	files, err := protodesc.NewFiles(&descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{evil, holder}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := files.FindDescriptorByName("evil.Holder")
+	key := testKey(t)
+	if v, err := shmvar.CreateOf(key, dynamicpb.NewMessageType(d.(protoreflect.MessageDescriptor)), shmvar.Options{}); !errors.Is(err, shmvar.ErrInvalidArgument) || !strings.Contains(err.Error(), "schema redefines well-known type google.protobuf.Any") {
+		if err == nil {
+			v.Remove()
+		}
+		t.Fatalf("CreateOf a type holding a redefined Any: %v; want ErrInvalidArgument", err)
+	}
 }

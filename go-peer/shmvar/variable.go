@@ -380,6 +380,10 @@ func describe(key int32, mt protoreflect.MessageType, capacity int) (*shmvarpb.S
 		CreatedUnixNanos: time.Now().UnixNano(),
 		Creator:          "go",
 	}
+	// Never create what openers refuse (a type that redefines a well-known type, say).
+	if _, err := messageTypeFromSchema(desc); err != nil {
+		return nil, nil, geometry{}, newError("create", key, ErrInvalidArgument, "%v", err)
+	}
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(desc)
 	if err != nil || len(raw) > MaxDescriptorLength {
 		return nil, nil, geometry{}, newError("create", key, ErrTooLarge, "descriptor of %d bytes exceeds %d", len(raw), MaxDescriptorLength)

@@ -359,7 +359,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 "capacity=" + options.capacity() + " outside 1.." + MAX_CAPACITY);
         }
         Descriptors.Descriptor type = prototype.getDescriptorForType();
-        SegmentDescriptor descriptor = describe(type, options.capacity());
+        SegmentDescriptor descriptor = describe(key, type, options.capacity());
         byte[] raw = descriptor.toByteArray();
         if (raw.length > MAX_DESCRIPTOR_LENGTH) {
             throw ShmException.of("create", key, ShmException.Reason.TOO_LARGE,
@@ -475,6 +475,17 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
 
     /** The descriptor of a new segment holding {@code type}. */
     static SegmentDescriptor describe(Descriptors.Descriptor type, int capacity) {
+        return describe(0, type, capacity);
+    }
+
+    /** The descriptor of a new segment under {@code key} (0 for a file); refuses a type openers would refuse. */
+    static SegmentDescriptor describe(int key, Descriptors.Descriptor type, int capacity) {
+        Set<FileDescriptor> files = new HashSet<>();
+        addDependencies(type.getFile(), files);
+        String redefined = LayoutDescriptor.redefinedWellKnownType(files);
+        if (redefined != null) {
+            throw ShmException.of("create", key, ShmException.Reason.INVALID_ARGUMENT, redefined);
+        }
         return SegmentDescriptor.newBuilder()
             .setLayoutVersion(LAYOUT_VERSION)
             .setMessageType(type.getFullName())
@@ -1349,6 +1360,14 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     }
 
     /** The file of {@code type} and everything it imports, dependencies first. */
+    private static void addDependencies(FileDescriptor file, Set<FileDescriptor> files) {
+        if (files.add(file)) {
+            for (FileDescriptor dependency : file.getDependencies()) {
+                addDependencies(dependency, files);
+            }
+        }
+    }
+
     static FileDescriptorSet schemaOf(Descriptors.Descriptor type) {
         FileDescriptorSet.Builder set = FileDescriptorSet.newBuilder();
         addFile(type.getFile(), set, new HashSet<>());

@@ -1,8 +1,20 @@
 package io.shmvar;
 
+import com.google.protobuf.DescriptorProtos.DescriptorProto;
+import com.google.protobuf.DescriptorProtos.FieldDescriptorProto;
+import com.google.protobuf.DescriptorProtos.FileDescriptorProto;
+import com.google.protobuf.DescriptorProtos.FileDescriptorSet;
+import com.google.protobuf.Descriptors.FileDescriptor;
+import com.google.protobuf.DynamicMessage;
+import io.shmvar.LayoutDescriptor.Geometry;
 import io.shmvar.proto.AllTypes;
+import io.shmvar.proto.SegmentDescriptor;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.List;
 
 import static io.shmvar.LayoutDescriptor.MAX_NESTING_DEPTH;
 import static org.junit.jupiter.api.Assertions.*;
@@ -46,5 +58,52 @@ class ValuesTest {
             TestSegments.Run go = TestSegments.mustRunGo("get", "--key", ShmException.formatKey(key), "--format", "binary");
             assertEquals(deepest, AllTypes.parseFrom(com.google.protobuf.CodedInputStream.newInstance(go.stdout())));
         }
+    }
+
+    private static FieldDescriptorProto field(String name, int number, FieldDescriptorProto.Type type, String typeName) {
+        FieldDescriptorProto.Builder f = FieldDescriptorProto.newBuilder().setName(name).setNumber(number).setJsonName(name)
+            .setLabel(FieldDescriptorProto.Label.LABEL_OPTIONAL).setType(type);
+        return (typeName == null ? f : f.setTypeName(typeName)).build();
+    }
+
+    /** A schema that redefines google.protobuf.Any (no fields 1 and 2) and Timestamp, and a message holding such an Any. */
+    static FileDescriptorSet hostileSchema() {
+        FileDescriptorProto evil = FileDescriptorProto.newBuilder().setName("evil/wkt.proto").setPackage("google.protobuf")
+            .setSyntax("proto3")
+            .addMessageType(DescriptorProto.newBuilder().setName("Any").addField(field("x", 3, FieldDescriptorProto.Type.TYPE_INT32, null)))
+            .addMessageType(DescriptorProto.newBuilder().setName("Timestamp")
+                .addField(field("seconds", 1, FieldDescriptorProto.Type.TYPE_STRING, null))
+                .addField(field("nanos", 2, FieldDescriptorProto.Type.TYPE_INT32, null)))
+            .build();
+        FileDescriptorProto holder = FileDescriptorProto.newBuilder().setName("evil/holder.proto").setPackage("evil")
+            .setSyntax("proto3").addDependency("evil/wkt.proto")
+            .addMessageType(DescriptorProto.newBuilder().setName("Holder")
+                .addField(field("a", 1, FieldDescriptorProto.Type.TYPE_MESSAGE, ".google.protobuf.Any")))
+            .build();
+        return FileDescriptorSet.newBuilder().addFile(evil).addFile(holder).build();
+    }
+
+    @Test
+    void shouldRefuseASchemaThatRedefinesAWellKnownType() throws Exception {
+        for (String type : List.of("google.protobuf.Any", "google.protobuf.Timestamp", "evil.Holder")) {
+            byte[] raw = SegmentDescriptor.newBuilder().setLayoutVersion(LayoutDescriptor.LAYOUT_VERSION)
+                .setMessageType(type).setSchema(hostileSchema().toByteString()).setCapacity(256).setCreator("go")
+                .build().toByteArray();
+            Geometry g = Geometry.of(256, raw.length);
+            ByteBuffer m = ByteBuffer.allocateDirect((int) g.segmentLength()).order(ByteOrder.LITTLE_ENDIAN);
+            SharedVariable.initialise(m, g, raw);
+            ShmException e = assertThrows(ShmException.class, () -> SharedVariable.validateDynamic(m), type);
+            assertEquals(ShmException.Reason.CORRUPT, e.reason());
+            assertTrue(e.getMessage().endsWith("segment corrupt: schema redefines well-known type google.protobuf.Any: "
+                + "it differs from google/protobuf/any.proto"), e.getMessage());
+        }
+        // Nor is such a segment created.
+        FileDescriptor wkt = FileDescriptor.buildFrom(hostileSchema().getFile(0), new FileDescriptor[0]);
+        FileDescriptor holder = FileDescriptor.buildFrom(hostileSchema().getFile(1), new FileDescriptor[] {wkt});
+        int key = segments.newKey();
+        ShmException e = assertThrows(ShmException.class,
+            () -> SharedVariable.create(key, DynamicMessage.getDefaultInstance(holder.findMessageTypeByName("Holder"))));
+        assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason());
+        assertTrue(e.getMessage().contains("schema redefines well-known type google.protobuf.Any"), e.getMessage());
     }
 }
