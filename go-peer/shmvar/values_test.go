@@ -230,3 +230,58 @@ func TestNoStoredSchemaShouldPanicAReader(t *testing.T) {
 		t.Fatalf("CreateOf a type holding a redefined Any: %v; want ErrInvalidArgument", err)
 	}
 }
+
+// TestInvalidUTF8ShouldBeRefusedOnWriteAndOnRead: a proto3 string holds
+// valid UTF-8. Writers refuse anything else and commit nothing; readers
+// report a hostile peer's invalid string as corrupt.
+func TestInvalidUTF8ShouldBeRefusedOnWriteAndOnRead(t *testing.T) {
+	key := testKey(t)
+	v, _ := mustCreateAllTypes(t, key)
+	k := shmvar.FormatKey(key)
+	before, _ := v.Generation()
+	if err := v.Set(&shmvarpb.AllTypes{FString: "\xff"}); !errors.Is(err, shmvar.ErrInvalidArgument) {
+		t.Fatalf("Set of an invalid string: %v; want ErrInvalidArgument", err)
+	}
+	for _, bin := range []string{goPeerBin(t), javaPeer(t)} {
+		for _, value := range []string{`f_string: "\xff"`, `child { r_string: ["ok", "\xc3"] }`, `m_string_int64 { key: "\xfe" value: 1 }`, `{"fString": "\udc00"}`} {
+			out, errOut, code := runCommand(t, bin, "set", "--key", k, value)
+			if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "VALUE is not a valid shmvar.v1.AllTypes") {
+				t.Errorf("%s set %s: exit %d, stdout %q, stderr %q; want exit 2 and one line", filepath.Base(bin), value, code, out, errOut)
+			}
+		}
+	}
+	if g, _ := v.Generation(); g != before {
+		t.Fatalf("generation moved from %d to %d: an invalid string was committed", before, g)
+	}
+
+	// A hostile peer stores "\xff\xfe\xfd" where "abc" was, with a valid CRC.
+	if err := v.Set(&shmvarpb.AllTypes{FString: "abc"}); err != nil {
+		t.Fatal(err)
+	}
+	poke(t, key, func(mem []byte) {
+		g := le.Uint64(mem[shmvar.GenerationOffset:])
+		slot := int(le.Uint64(mem[shmvar.Slot0OffsetOffset+8*int(g&1):]))
+		n := int(le.Uint32(mem[slot+shmvar.SlotLengthOffset:]))
+		payload := mem[slot+shmvar.SlotHeaderLength : slot+shmvar.SlotHeaderLength+n]
+		i := bytes.Index(payload, []byte("abc"))
+		copy(payload[i:], "\xff\xfe\xfd")
+		le.PutUint32(mem[slot+shmvar.SlotCrcOffset:], crc32c(payload))
+	})
+	other, err := shmvar.Open[*shmvarpb.AllTypes](key, shmvar.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Get(); !errors.Is(err, shmvar.ErrCorrupt) {
+		t.Fatalf("Get of an invalid string: %v; want ErrCorrupt", err)
+	}
+	for _, bin := range []string{goPeerBin(t), javaPeer(t)} {
+		for _, args := range [][]string{{"get"}, {"get", "--format", "json"}} {
+			args = append(args, "--key", k)
+			out, errOut, code := runCommand(t, bin, args...)
+			if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "segment corrupt: value does not decode") {
+				t.Errorf("%s %v of an invalid string: exit %d, stdout %q, stderr %q; want exit 1 and one line: segment corrupt", filepath.Base(bin), args, code, out, errOut)
+			}
+		}
+	}
+}

@@ -268,6 +268,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final Parser<T> parser;
     /** Values of this type can nest deeper than MAX_NESTING_DEPTH (a recursive type): commit measures each one. */
     private final boolean deep;
+    /** For each message type reachable from messageDescriptor, the fields that hold or lead to UTF-8-checked strings. */
+    private final java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> stringFields;
     private final boolean readOnly;
     private final WaitStrategy wait;
     private final SpinLock lock;
@@ -329,6 +331,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         this.messageDescriptor = v.messageDescriptor();
         this.parser = v.parser();
         this.deep = staticDepth(messageDescriptor, new java.util.HashMap<>()) > MAX_NESTING_DEPTH;
+        this.stringFields = stringFields(messageDescriptor);
         this.readOnly = readOnly;
         this.wait = wait;
         this.attachments = new Attachments(memory, key, keeper);
@@ -1215,6 +1218,91 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         return deepest;
     }
 
+    /**
+     * For each message type reachable from {@code type}, the fields that hold strings readers check for UTF-8
+     * ({@code needsUtf8Check}: proto3) or messages that can; empty when no value of {@code type} holds such a string.
+     */
+    static java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> stringFields(Descriptors.Descriptor type) {
+        java.util.Map<Descriptors.Descriptor, java.util.List<Descriptors.FieldDescriptor>> all = new java.util.IdentityHashMap<>();
+        java.util.ArrayDeque<Descriptors.Descriptor> todo = new java.util.ArrayDeque<>(java.util.List.of(type));
+        while (!todo.isEmpty()) {
+            Descriptors.Descriptor d = todo.pop();
+            if (all.putIfAbsent(d, new java.util.ArrayList<>()) == null) {
+                for (Descriptors.FieldDescriptor f : d.getFields()) {
+                    if (f.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE) {
+                        todo.push(f.getMessageType());
+                    }
+                }
+            }
+        }
+        // A type leads to checked strings if one of its fields is one, or is a message type that leads to them.
+        java.util.Set<Descriptors.Descriptor> leads = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (boolean grew = true; grew; ) {
+            grew = false;
+            for (Descriptors.Descriptor d : all.keySet()) {
+                for (Descriptors.FieldDescriptor f : d.getFields()) {
+                    boolean relevant = f.getType() == Descriptors.FieldDescriptor.Type.STRING && f.needsUtf8Check()
+                        || f.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE && leads.contains(f.getMessageType());
+                    if (relevant && !all.get(d).contains(f)) {
+                        all.get(d).add(f);
+                        leads.add(d);
+                        grew = true;
+                    }
+                }
+            }
+        }
+        java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> plan = new java.util.IdentityHashMap<>();
+        if (leads.contains(type)) {
+            all.forEach((d, fields) -> plan.put(d, fields.toArray(new Descriptors.FieldDescriptor[0])));
+        }
+        return plan;
+    }
+
+    /**
+     * The full name of a field of {@code m} holding a string that is not valid UTF-16, so not encodable as UTF-8
+     * (an unpaired surrogate, which protobuf-java would silently encode as '?'); null if there is none.
+     */
+    static String invalidString(Message m, java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> plan) {
+        Descriptors.FieldDescriptor[] fields = plan.get(m.getDescriptorForType());
+        if (fields == null) { // a type compiled apart from the segment's: look at it afresh
+            plan = stringFields(m.getDescriptorForType());
+            fields = plan.getOrDefault(m.getDescriptorForType(), new Descriptors.FieldDescriptor[0]);
+        }
+        for (Descriptors.FieldDescriptor f : fields) {
+            int n = f.isRepeated() ? m.getRepeatedFieldCount(f) : f.getJavaType() != Descriptors.FieldDescriptor.JavaType.MESSAGE || m.hasField(f) ? 1 : 0;
+            for (int i = 0; i < n; i++) {
+                Object value = f.isRepeated() ? m.getRepeatedField(f, i) : m.getField(f);
+                String bad = value instanceof Message sub ? invalidString(sub, plan)
+                    : value instanceof String str && !wellFormed(str) ? f.getFullName() : null;
+                if (bad != null) {
+                    return bad;
+                }
+            }
+        }
+        return null;
+    }
+
+    /**
+     * The full name of a field of {@code value} holding a string that readers would refuse once encoded (an unpaired
+     * surrogate in a proto3 string), or null: what {@link #set} refuses with {@code INVALID_ARGUMENT}.
+     */
+    public static String invalidUtf8Field(Message value) {
+        return invalidString(value, stringFields(value.getDescriptorForType()));
+    }
+
+    private static boolean wellFormed(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isSurrogate(c)) {
+                if (!Character.isHighSurrogate(c) || i + 1 == s.length() || !Character.isLowSurrogate(s.charAt(i + 1))) {
+                    return false;
+                }
+                i++;
+            }
+        }
+        return true;
+    }
+
     /** Parses a validated copy, bounded by its length. */
     private T parse(Scratch scratch, String op) {
         CodedInputStream in = scratch.rewind();
@@ -1264,6 +1352,11 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         if (deep && nestingDepth(value, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH) { // readers would refuse it
             throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value nests deeper than "
                 + MAX_NESTING_DEPTH + " levels, which readers refuse (PROTOCOL.md, \"Values\"); nothing was committed");
+        }
+        String badString = stringFields.isEmpty() ? null : invalidString(value, stringFields);
+        if (badString != null) { // readers would refuse what protobuf-java would write for it
+            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "field " + badString
+                + " contains invalid UTF-8 (an unpaired surrogate); nothing was committed");
         }
         int size = value.getSerializedSize();
         if (size > geometry.capacity()) {

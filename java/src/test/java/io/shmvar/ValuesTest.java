@@ -106,4 +106,28 @@ class ValuesTest {
         assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason());
         assertTrue(e.getMessage().contains("schema redefines well-known type google.protobuf.Any"), e.getMessage());
     }
+
+    @Test
+    void shouldRefuseToCommitStringsThatAreNotValidUtf8() {
+        int key = segments.newKey();
+        try (var v = SharedVariable.create(key, AllTypes.getDefaultInstance())) {
+            String lone = "ok\uD800"; // an unpaired surrogate: protobuf-java would encode it as '?'
+            for (AllTypes bad : List.of(AllTypes.newBuilder().setFString(lone).build(),
+                AllTypes.newBuilder().setChild(AllTypes.newBuilder().addRString("fine").addRString(lone)).build(),
+                AllTypes.newBuilder().putMStringInt64(lone, 1).build())) {
+                ShmException e = assertThrows(ShmException.class, () -> v.set(bad));
+                assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason());
+                assertTrue(e.getMessage().contains("contains invalid UTF-8"), e.getMessage());
+                e = assertThrows(ShmException.class, () -> v.update(c -> bad));
+                assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason());
+                DynamicMessage dynamic = DynamicMessage.newBuilder(AllTypes.getDescriptor()).mergeFrom(bad).build();
+                assertEquals("shmvar.v1.AllTypes." + (bad.hasChild() ? "r_string" : bad.getFString().isEmpty()
+                    ? "MStringInt64Entry.key" : "f_string"), SharedVariable.invalidUtf8Field(dynamic));
+            }
+            assertEquals(0, v.generation(), "an invalid string was committed");
+            AllTypes good = AllTypes.newBuilder().setFString("caf\u00e9 \uD83D\uDE00").build(); // a pair is fine
+            v.set(good);
+            assertEquals(good, v.get());
+        }
+    }
 }

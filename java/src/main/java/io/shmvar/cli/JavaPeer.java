@@ -1,5 +1,10 @@
 package io.shmvar.cli;
 
+import com.google.protobuf.DescriptorProtos.DescriptorProto;
+import com.google.protobuf.DescriptorProtos.FieldDescriptorProto;
+import com.google.protobuf.DescriptorProtos.FileDescriptorProto;
+import com.google.protobuf.DescriptorProtos.FileDescriptorSet;
+import com.google.protobuf.Descriptors;
 import com.google.protobuf.DynamicMessage;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
@@ -356,7 +361,71 @@ public final class JavaPeer implements Callable<Integer> {
             throw new UsageException("VALUE is not a valid " + v.messageDescriptor().getFullName() + " in " + format
                 + " format: " + e.getMessage());
         }
+        // Go's parsers refuse invalid UTF-8 (text: \xff escapes; JSON: unpaired \\u surrogates): so do these.
+        String field = SharedVariable.invalidUtf8Field(builder.build());
+        String invalid = field != null ? "field " + field + " contains invalid UTF-8"
+            : format.equals("text") ? invalidUtf8InText(v, text) : null;
+        if (invalid != null) {
+            throw new UsageException("VALUE is not a valid " + v.messageDescriptor().getFullName() + " in " + format
+                + " format: " + invalid);
+        }
         return builder.build();
+    }
+
+    /**
+     * Why {@code text} holds a string literal that is not valid UTF-8 in a field readers check (proto3 strings),
+     * or null. TextFormat turns such bytes (written as escapes such as \xff) into U+FFFD without a word; so the text
+     * is parsed again into a copy of the schema whose strings are bytes, and those bytes are re-read strictly.
+     */
+    static String invalidUtf8InText(SharedVariable<DynamicMessage> v, String text) {
+        Descriptors.Descriptor mirror;
+        try {
+            Map<String, Descriptors.FileDescriptor> built = new java.util.HashMap<>();
+            mirror = null;
+            for (FileDescriptorProto file : FileDescriptorSet.parseFrom(v.descriptor().getSchema()).getFileList()) {
+                FileDescriptorProto.Builder b = file.toBuilder();
+                b.getMessageTypeBuilderList().forEach(JavaPeer::stringsAsBytes);
+                Descriptors.FileDescriptor[] dependencies = file.getDependencyList().stream().map(built::get)
+                    .toArray(Descriptors.FileDescriptor[]::new);
+                Descriptors.FileDescriptor f = Descriptors.FileDescriptor.buildFrom(b.build(), dependencies);
+                built.put(file.getName(), f);
+                Descriptors.GenericDescriptor found = f.findMessageTypeByName(v.messageDescriptor().getName());
+                if (v.messageDescriptor().getContainingType() == null && found != null
+                    && found.getFullName().equals(v.messageDescriptor().getFullName())) {
+                    mirror = (Descriptors.Descriptor) found;
+                }
+            }
+        } catch (InvalidProtocolBufferException | Descriptors.DescriptorValidationException | RuntimeException e) {
+            return null; // no copy to compare with: the parse above decides alone
+        }
+        if (mirror == null) {
+            return null;
+        }
+        DynamicMessage.Builder raw = DynamicMessage.newBuilder(mirror);
+        try {
+            TextFormat.Parser.newBuilder().setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH).build().merge(text, raw);
+        } catch (TextFormat.ParseException | RuntimeException e) {
+            return null;
+        }
+        try {
+            DynamicMessage.parseFrom(v.messageDescriptor(), raw.build().toByteString());
+            return null;
+        } catch (InvalidProtocolBufferException e) {
+            return e.getMessage();
+        }
+    }
+
+    /** Makes every string field of {@code m} and its nested types bytes, and its map entries plain messages. */
+    private static void stringsAsBytes(DescriptorProto.Builder m) {
+        for (FieldDescriptorProto.Builder f : m.getFieldBuilderList()) {
+            if (f.getType() == FieldDescriptorProto.Type.TYPE_STRING) {
+                f.setType(FieldDescriptorProto.Type.TYPE_BYTES).clearDefaultValue();
+            }
+        }
+        if (m.hasOptions()) {
+            m.getOptionsBuilder().clearMapEntry(); // bytes map keys are not allowed
+        }
+        m.getNestedTypeBuilderList().forEach(JavaPeer::stringsAsBytes);
     }
 
     @Command(name = "incr", description = "Increment Counter.value COUNT times, each under the lock.")
