@@ -14,6 +14,13 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // The segment layout, from proto/shmvar/v1/layout.proto (see proto/PROTOCOL.md).
@@ -78,6 +85,9 @@ const (
 	DefaultCapacity     = int(shmvarpb.SegmentLayout_DEFAULT_CAPACITY)
 	MaxCapacity         = int(shmvarpb.SegmentLayout_MAX_CAPACITY)
 	MaxDescriptorLength = int(shmvarpb.SegmentLayout_MAX_DESCRIPTOR_LENGTH)
+	// MaxNestingDepth is how deep a value may nest, the top-level message
+	// being at depth 0 (PROTOCOL.md, "Values").
+	MaxNestingDepth = int(shmvarpb.SegmentLayout_MAX_NESTING_DEPTH)
 )
 
 var le = binary.LittleEndian
@@ -248,6 +258,9 @@ func messageTypeFromSchema(d *shmvarpb.SegmentDescriptor) (mt protoreflect.Messa
 	if err != nil {
 		return nil, fmt.Errorf("schema is not valid: %v", err)
 	}
+	if err := checkWellKnownTypes(files); err != nil {
+		return nil, err
+	}
 	desc, err := files.FindDescriptorByName(protoreflect.FullName(d.GetMessageType()))
 	if err != nil {
 		return nil, fmt.Errorf("schema has no message %q", d.GetMessageType())
@@ -257,6 +270,88 @@ func messageTypeFromSchema(d *shmvarpb.SegmentDescriptor) (mt protoreflect.Messa
 		return nil, fmt.Errorf("%q is not a message", d.GetMessageType())
 	}
 	return dynamicpb.NewMessageType(md), nil
+}
+
+// wellKnownFiles define the types that JSON and text format (protojson,
+// prototext, Java's JsonFormat and TextFormat) handle by full name, assuming
+// their fields: a schema must not redefine them (PROTOCOL.md, "Values").
+var wellKnownFiles = []protoreflect.FileDescriptor{
+	anypb.File_google_protobuf_any_proto, durationpb.File_google_protobuf_duration_proto,
+	emptypb.File_google_protobuf_empty_proto, fieldmaskpb.File_google_protobuf_field_mask_proto,
+	structpb.File_google_protobuf_struct_proto, timestamppb.File_google_protobuf_timestamp_proto,
+	wrapperspb.File_google_protobuf_wrappers_proto,
+}
+
+// checkWellKnownTypes refuses a schema that defines a message or enum under
+// the name of a well-known type with other fields, oneofs or values: the
+// formatters would dereference fields that are not there.
+func checkWellKnownTypes(files *protoregistry.Files) error {
+	for _, wk := range wellKnownFiles {
+		for i := 0; i < wk.Messages().Len(); i++ {
+			want := wk.Messages().Get(i)
+			if d, err := files.FindDescriptorByName(want.FullName()); err == nil && !sameMessage(d, want) {
+				return fmt.Errorf("schema redefines well-known type %s: it differs from %s", want.FullName(), wk.Path())
+			}
+		}
+		for i := 0; i < wk.Enums().Len(); i++ {
+			want := wk.Enums().Get(i)
+			if d, err := files.FindDescriptorByName(want.FullName()); err == nil && !sameEnum(d, want) {
+				return fmt.Errorf("schema redefines well-known type %s: it differs from %s", want.FullName(), wk.Path())
+			}
+		}
+	}
+	return nil
+}
+
+// sameMessage reports whether d is a message with want's fields (number,
+// name, kind, cardinality, type, oneof) and nested messages.
+func sameMessage(d protoreflect.Descriptor, want protoreflect.MessageDescriptor) bool {
+	_, isMessage := d.(protoreflect.MessageDescriptor)
+	_, isEnum := d.(protoreflect.EnumDescriptor)
+	if !isMessage {
+		return !isEnum // only messages and enums are formatted by name
+	}
+	got := d.(protoreflect.MessageDescriptor)
+	if got.Fields().Len() != want.Fields().Len() || got.Messages().Len() != want.Messages().Len() {
+		return false
+	}
+	for i := 0; i < want.Fields().Len(); i++ {
+		w := want.Fields().Get(i)
+		g := got.Fields().ByNumber(w.Number())
+		if g == nil || g.Name() != w.Name() || g.Kind() != w.Kind() || g.Cardinality() != w.Cardinality() ||
+			(w.Message() != nil && g.Message().FullName() != w.Message().FullName()) ||
+			(w.Enum() != nil && g.Enum().FullName() != w.Enum().FullName()) ||
+			(g.ContainingOneof() == nil) != (w.ContainingOneof() == nil) ||
+			(w.ContainingOneof() != nil && g.ContainingOneof().Name() != w.ContainingOneof().Name()) {
+			return false
+		}
+	}
+	for i := 0; i < want.Messages().Len(); i++ {
+		w := want.Messages().Get(i)
+		if g := got.Messages().ByName(w.Name()); g == nil || !sameMessage(g, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameEnum reports whether d is an enum with want's values.
+func sameEnum(d protoreflect.Descriptor, want protoreflect.EnumDescriptor) bool {
+	_, isMessage := d.(protoreflect.MessageDescriptor)
+	got, isEnum := d.(protoreflect.EnumDescriptor)
+	if !isEnum {
+		return !isMessage
+	}
+	if got.Values().Len() != want.Values().Len() {
+		return false
+	}
+	for i := 0; i < want.Values().Len(); i++ {
+		w := want.Values().Get(i)
+		if g := got.Values().ByNumber(w.Number()); g == nil || g.Name() != w.Name() {
+			return false
+		}
+	}
+	return true
 }
 
 // schemaOf returns the encoded FileDescriptorSet of md's file and everything

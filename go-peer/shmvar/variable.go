@@ -155,7 +155,10 @@ type codec struct {
 	newValue func() proto.Message
 	// compiled: values are T, a generated type whose descriptor the segment's
 	// was checked against, so commit need not check each one.
-	compiled  bool
+	compiled bool
+	// deep: values of mtype can nest deeper than MaxNestingDepth (a
+	// recursive type), so commit measures each one.
+	deep      bool
 	marshal   proto.MarshalOptions
 	unmarshal proto.UnmarshalOptions
 }
@@ -167,10 +170,11 @@ func codecOf[T proto.Message](mt protoreflect.MessageType) codec {
 	c := codec{
 		mtype:    mt,
 		newValue: func() proto.Message { return mt.New().Interface() },
+		deep:     staticDepth(mt.Descriptor(), map[protoreflect.FullName]int{}) > MaxNestingDepth,
 		marshal:  proto.MarshalOptions{AllowPartial: partial},
-		// protobuf-java's default nesting limit, so that a value one language
-		// accepts the other accepts too; Merge, as values are new: no reset.
-		unmarshal: proto.UnmarshalOptions{RecursionLimit: 100, Merge: true, AllowPartial: partial},
+		// RecursionLimit counts the top-level message, MaxNestingDepth does
+		// not (as protobuf-java's limit); Merge, as values are new: no reset.
+		unmarshal: proto.UnmarshalOptions{RecursionLimit: MaxNestingDepth + 1, Merge: true, AllowPartial: partial},
 	}
 	var zero T
 	if rt := reflect.TypeOf(zero); rt != nil && rt.Kind() == reflect.Pointer {
@@ -179,6 +183,69 @@ func codecOf[T proto.Message](mt protoreflect.MessageType) codec {
 		c.compiled = true
 	}
 	return c
+}
+
+// staticDepth is the deepest a value of md can nest (PROTOCOL.md, "Values"),
+// or MaxNestingDepth+1 if it can nest deeper: through a recursive type, or
+// extensions, which the descriptor does not bound.
+func staticDepth(md protoreflect.MessageDescriptor, memo map[protoreflect.FullName]int) int {
+	if d, ok := memo[md.FullName()]; ok {
+		return d
+	}
+	unbounded := MaxNestingDepth + 1
+	memo[md.FullName()] = unbounded // while on the stack: a cycle is unbounded
+	deepest := 0
+	if md.ExtensionRanges().Len() > 0 {
+		deepest = unbounded
+	}
+	fields := md.Fields()
+	for i := 0; i < fields.Len() && deepest < unbounded; i++ {
+		fd := fields.Get(i)
+		switch {
+		case fd.IsMap():
+			deepest = max(deepest, 1) // the entry
+			if v := fd.MapValue().Message(); v != nil {
+				deepest = max(deepest, 2+staticDepth(v, memo))
+			}
+		case fd.Message() != nil:
+			deepest = max(deepest, 1+staticDepth(fd.Message(), memo))
+		}
+	}
+	deepest = min(deepest, unbounded)
+	memo[md.FullName()] = deepest
+	return deepest
+}
+
+// nestingDepth is how deep m nests (PROTOCOL.md, "Values"): 0 for a message
+// with no message set in it, 1 more for each message field value, group and
+// map entry on the way down. It stops measuring below limit, returning more
+// than limit for a value deeper than that.
+func nestingDepth(m protoreflect.Message, limit int) int {
+	if limit < 0 {
+		return 0
+	}
+	deepest := 0
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			deepest = max(deepest, 1) // the entry
+			if fd.MapValue().Message() != nil {
+				v.Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool {
+					deepest = max(deepest, 2+nestingDepth(e.Message(), limit-2))
+					return deepest <= limit
+				})
+			}
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len() && deepest <= limit; i++ {
+				deepest = max(deepest, 1+nestingDepth(l.Get(i).Message(), limit-1))
+			}
+		case fd.Message() != nil:
+			deepest = max(deepest, 1+nestingDepth(v.Message(), limit-1))
+		}
+		return deepest <= limit
+	})
+	return deepest
 }
 
 // hasRequired reports whether md or a message type it contains has a
@@ -315,6 +382,10 @@ func describe(key int32, mt protoreflect.MessageType, capacity int) (*shmvarpb.S
 		CreatorPid:       int32(os.Getpid()),
 		CreatedUnixNanos: time.Now().UnixNano(),
 		Creator:          "go",
+	}
+	// Never create what openers refuse (a type that redefines a well-known type, say).
+	if _, err := messageTypeFromSchema(desc); err != nil {
+		return nil, nil, geometry{}, newError("create", key, ErrInvalidArgument, "%v", err)
 	}
 	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(desc)
 	if err != nil || len(raw) > MaxDescriptorLength {
@@ -973,6 +1044,10 @@ func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
 		if d := value.ProtoReflect().Descriptor(); d != v.mtype.Descriptor() && d.FullName() != protoreflect.FullName(v.desc.GetMessageType()) {
 			return newError(op, v.key, ErrTypeMismatch, "value is %s, segment holds %s", d.FullName(), v.desc.GetMessageType())
 		}
+	}
+	// Readers refuse a value nested deeper than this: never commit one.
+	if v.deep && nestingDepth(value.ProtoReflect(), MaxNestingDepth) > MaxNestingDepth {
+		return newError(op, v.key, ErrInvalidArgument, "value nests deeper than %d levels, which readers refuse (PROTOCOL.md, \"Values\"); nothing was committed", MaxNestingDepth)
 	}
 	// A holder that lost the lock (to a peer that breaks the protocol) must
 	// not write the slot the robber may have made active, nor publish.

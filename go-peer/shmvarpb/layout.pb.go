@@ -80,6 +80,13 @@ const (
 	SegmentLayout_DEFAULT_CAPACITY       SegmentLayout = 4096
 	SegmentLayout_MAX_CAPACITY           SegmentLayout = 268435456 // 256 MiB per slot
 	SegmentLayout_MAX_DESCRIPTOR_LENGTH  SegmentLayout = 1048576   // 1 MiB
+	// How deep a value may nest: the top-level message is at depth 0, and each
+	// message field value, group and map entry is one deeper than the message
+	// holding it (PROTOCOL.md, "Values"). Readers refuse a deeper value as
+	// corrupt and writers refuse to commit one. protobuf-java's
+	// CodedInputStream recursion limit counts this way; protobuf-go's
+	// RecursionLimit counts the top-level message too, so Go passes this + 1.
+	SegmentLayout_MAX_NESTING_DEPTH SegmentLayout = 100
 )
 
 // Enum value maps for SegmentLayout.
@@ -124,6 +131,7 @@ var (
 		4096:      "DEFAULT_CAPACITY",
 		268435456: "MAX_CAPACITY",
 		1048576:   "MAX_DESCRIPTOR_LENGTH",
+		100:       "MAX_NESTING_DEPTH",
 	}
 	SegmentLayout_value = map[string]int32{
 		"MAGIC_OFFSET":                    0,
@@ -165,6 +173,7 @@ var (
 		"DEFAULT_CAPACITY":                4096,
 		"MAX_CAPACITY":                    268435456,
 		"MAX_DESCRIPTOR_LENGTH":           1048576,
+		"MAX_NESTING_DEPTH":               100,
 	}
 )
 
@@ -303,7 +312,7 @@ const file_shmvar_v1_layout_proto_rawDesc = "" +
 	"\vcreator_pid\x18\x05 \x01(\x05R\n" +
 	"creatorPid\x12,\n" +
 	"\x12created_unix_nanos\x18\x06 \x01(\x03R\x10createdUnixNanos\x12\x18\n" +
-	"\acreator\x18\a \x01(\tR\acreator*\xe9\a\n" +
+	"\acreator\x18\a \x01(\tR\acreator*\x80\b\n" +
 	"\rSegmentLayout\x12\x10\n" +
 	"\fMAGIC_OFFSET\x10\x00\x12\x19\n" +
 	"\x15LAYOUT_VERSION_OFFSET\x10\x04\x12\x18\n" +
@@ -343,7 +352,8 @@ const file_shmvar_v1_layout_proto_rawDesc = "" +
 	"\vKNOWN_FLAGS\x10\x00\x12\x15\n" +
 	"\x10DEFAULT_CAPACITY\x10\x80 \x12\x14\n" +
 	"\fMAX_CAPACITY\x10\x80\x80\x80\x80\x01\x12\x1b\n" +
-	"\x15MAX_DESCRIPTOR_LENGTH\x10\x80\x80@\x1a\x02\x10\x01B>\n" +
+	"\x15MAX_DESCRIPTOR_LENGTH\x10\x80\x80@\x12\x15\n" +
+	"\x11MAX_NESTING_DEPTH\x10d\x1a\x02\x10\x01B>\n" +
 	"\x0fio.shmvar.protoP\x01Z)github.com/shmvar/shmvar/go-peer/shmvarpbb\x06proto3"
 
 var (

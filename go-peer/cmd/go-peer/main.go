@@ -40,7 +40,7 @@ commands:
 
 Every command but demo takes --file PATH, a mapped file (under /dev/shm, or
 a regular file that outlives a reboot), in place of --key K. K is decimal
-or 0x-hex; DURATION is like 500ms, 2s or 1m. Commands that
+without a leading zero, or 0x-hex, in 1..0xffffffff; DURATION is like 500ms, 2s or 1m. Commands that
 write refuse a segment owned by another user (--any-owner accepts it) or
 writable by any user (--any-mode); get, inspect and check attach read-only
 and accept any. watch prints each value as it is committed. incr --hold keeps the lock that long in each increment, to
@@ -130,10 +130,28 @@ func (k *keyFlag) Set(s string) error {
 	return nil
 }
 
+// parseKey reads K by the grammar both commands share (README, "Commands"):
+// decimal without a leading zero, or 0x/0X and hex digits, in 1..0xffffffff.
+// Anything else (010, 0o12, 0b1010, 1_0, +1, spaces) is refused: 010 would be
+// octal to some readers and decimal to others.
 func parseKey(s string) (int32, error) {
-	n, err := strconv.ParseInt(s, 0, 64)
-	if err != nil || n < 1 || n > 0xffffffff {
-		return 0, fmt.Errorf("key %q is not a number in 1..0xffffffff (decimal or 0x-hex)", s)
+	digits, base := s, 10
+	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		digits, base = s[2:], 16
+	} else if len(s) > 1 && s[0] == '0' {
+		digits = "" // a leading zero: refused as ambiguous
+	}
+	valid := digits != ""
+	for _, c := range digits {
+		valid = valid && (c >= '0' && c <= '9' || base == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'))
+	}
+	var n uint64
+	var err error
+	if valid {
+		n, err = strconv.ParseUint(digits, base, 32)
+	}
+	if !valid || err != nil || n == 0 {
+		return 0, fmt.Errorf("key %q is not a number in 1..0xffffffff: write it in decimal without a leading zero (1..4294967295) or as 0x-hex (0x1..0xffffffff)", s)
 	}
 	return int32(uint32(n)), nil
 }
@@ -305,10 +323,10 @@ func parseValue(mt protoreflect.MessageType, s, format string) (proto.Message, e
 	}
 	var err error
 	switch format {
-	case "text":
-		err = prototext.Unmarshal([]byte(s), m)
+	case "text": // the limits count the top-level message: one more than MaxNestingDepth
+		err = prototext.UnmarshalOptions{RecursionLimit: shmvar.MaxNestingDepth + 1}.Unmarshal([]byte(s), m)
 	case "json":
-		err = protojson.Unmarshal([]byte(s), m)
+		err = protojson.UnmarshalOptions{RecursionLimit: shmvar.MaxNestingDepth + 1}.Unmarshal([]byte(s), m)
 	default:
 		return nil, usageError{fmt.Sprintf("--format %q: want text or json", format)}
 	}

@@ -1,17 +1,26 @@
 package io.shmvar;
 
+import com.google.protobuf.AnyProto;
 import com.google.protobuf.DescriptorProtos.FileDescriptorProto;
 import com.google.protobuf.DescriptorProtos.FileDescriptorSet;
 import com.google.protobuf.Descriptors;
 import com.google.protobuf.Descriptors.FileDescriptor;
+import com.google.protobuf.DurationProto;
+import com.google.protobuf.EmptyProto;
+import com.google.protobuf.FieldMaskProto;
 import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.StructProto;
+import com.google.protobuf.TimestampProto;
+import com.google.protobuf.WrappersProto;
 import io.shmvar.proto.SegmentDescriptor;
 import io.shmvar.proto.SegmentLayout;
 
 import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -102,6 +111,11 @@ public final class LayoutDescriptor {
     public static final int DEFAULT_CAPACITY = SegmentLayout.DEFAULT_CAPACITY_VALUE;
     public static final int MAX_CAPACITY = SegmentLayout.MAX_CAPACITY_VALUE;
     public static final int MAX_DESCRIPTOR_LENGTH = SegmentLayout.MAX_DESCRIPTOR_LENGTH_VALUE;
+    /**
+     * How deep a value may nest, the top-level message being at depth 0 (PROTOCOL.md, "Values"): protobuf-java's
+     * recursion limit counts the same way.
+     */
+    public static final int MAX_NESTING_DEPTH = SegmentLayout.MAX_NESTING_DEPTH_VALUE;
 
     private LayoutDescriptor() {
     }
@@ -290,8 +304,14 @@ public final class LayoutDescriptor {
             }
             Map<String, FileDescriptor> built = new HashMap<>();
             for (FileDescriptorProto file : set.getFileList()) {
-                Descriptors.Descriptor type = findMessage(build(file, byName, built, new HashSet<>()).getMessageTypes(),
-                    d.getMessageType());
+                build(file, byName, built, new HashSet<>());
+            }
+            String redefined = redefinedWellKnownType(built.values());
+            if (redefined != null) {
+                throw corrupt(key, redefined);
+            }
+            for (FileDescriptorProto file : set.getFileList()) {
+                Descriptors.Descriptor type = findMessage(built.get(file.getName()).getMessageTypes(), d.getMessageType());
                 if (type != null) {
                     return type;
                 }
@@ -308,6 +328,94 @@ public final class LayoutDescriptor {
             // descriptors and may throw anything (NullPointerException has been seen).
             throw corrupt(key, "schema is not valid: " + e);
         }
+    }
+
+    /**
+     * The files of the types that JSON and text format (JsonFormat, TextFormat, Go's protojson and prototext) handle
+     * by full name, assuming their fields: a schema must not redefine them (PROTOCOL.md, "Values"). Same order as Go.
+     */
+    private static final List<FileDescriptor> WELL_KNOWN_FILES = List.of(AnyProto.getDescriptor(),
+        DurationProto.getDescriptor(), EmptyProto.getDescriptor(), FieldMaskProto.getDescriptor(),
+        StructProto.getDescriptor(), TimestampProto.getDescriptor(), WrappersProto.getDescriptor());
+
+    /**
+     * Why {@code files} may not be used, if one of them defines a message or enum under the name of a well-known
+     * type with other fields, oneofs or values (the formatters would use fields that are not there); else null.
+     */
+    static String redefinedWellKnownType(Collection<FileDescriptor> files) {
+        Map<String, Descriptors.GenericDescriptor> defined = new HashMap<>();
+        for (FileDescriptor file : files) {
+            collect(file.getMessageTypes(), file.getEnumTypes(), defined);
+        }
+        for (FileDescriptor wk : WELL_KNOWN_FILES) {
+            for (Descriptors.Descriptor want : wk.getMessageTypes()) {
+                Descriptors.GenericDescriptor got = defined.get(want.getFullName());
+                if (got != null && !(got instanceof Descriptors.Descriptor m && sameMessage(m, want))) {
+                    return "schema redefines well-known type " + want.getFullName() + ": it differs from " + wk.getName();
+                }
+            }
+            for (Descriptors.EnumDescriptor want : wk.getEnumTypes()) {
+                Descriptors.GenericDescriptor got = defined.get(want.getFullName());
+                if (got != null && !(got instanceof Descriptors.EnumDescriptor e && sameEnum(e, want))) {
+                    return "schema redefines well-known type " + want.getFullName() + ": it differs from " + wk.getName();
+                }
+            }
+        }
+        return null;
+    }
+
+    private static void collect(List<Descriptors.Descriptor> messages, List<Descriptors.EnumDescriptor> enums,
+                                Map<String, Descriptors.GenericDescriptor> into) {
+        for (Descriptors.EnumDescriptor e : enums) {
+            into.putIfAbsent(e.getFullName(), e);
+        }
+        for (Descriptors.Descriptor m : messages) {
+            into.putIfAbsent(m.getFullName(), m);
+            collect(m.getNestedTypes(), m.getEnumTypes(), into);
+        }
+    }
+
+    /** Whether {@code got} has {@code want}'s fields (number, name, type, label, type name, oneof) and nested messages. */
+    private static boolean sameMessage(Descriptors.Descriptor got, Descriptors.Descriptor want) {
+        if (got.getFields().size() != want.getFields().size()
+            || got.getNestedTypes().size() != want.getNestedTypes().size()) {
+            return false;
+        }
+        for (Descriptors.FieldDescriptor w : want.getFields()) {
+            Descriptors.FieldDescriptor g = got.findFieldByNumber(w.getNumber());
+            if (g == null || !g.getName().equals(w.getName()) || g.getType() != w.getType()
+                || g.isRepeated() != w.isRepeated() || g.isRequired() != w.isRequired()
+                || w.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE
+                    && !g.getMessageType().getFullName().equals(w.getMessageType().getFullName())
+                || w.getJavaType() == Descriptors.FieldDescriptor.JavaType.ENUM
+                    && !g.getEnumType().getFullName().equals(w.getEnumType().getFullName())
+                || (g.getContainingOneof() == null) != (w.getContainingOneof() == null)
+                || w.getContainingOneof() != null
+                    && !g.getContainingOneof().getName().equals(w.getContainingOneof().getName())) {
+                return false;
+            }
+        }
+        for (Descriptors.Descriptor w : want.getNestedTypes()) {
+            Descriptors.Descriptor g = got.findNestedTypeByName(w.getName());
+            if (g == null || !sameMessage(g, w)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether {@code got} has {@code want}'s values. */
+    private static boolean sameEnum(Descriptors.EnumDescriptor got, Descriptors.EnumDescriptor want) {
+        if (got.getValues().size() != want.getValues().size()) {
+            return false;
+        }
+        for (Descriptors.EnumValueDescriptor w : want.getValues()) {
+            Descriptors.EnumValueDescriptor g = got.findValueByNumber(w.getNumber());
+            if (g == null || !g.getName().equals(w.getName())) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static Descriptors.Descriptor findMessage(java.util.List<Descriptors.Descriptor> types, String fullName) {

@@ -180,7 +180,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         int length;
         long generation;
         private int next;
-        CodedInputStream decoder = CodedInputStream.newInstance(this, DECODE_BUFFER);
+        CodedInputStream decoder = newDecoder(this);
 
         /** Rewinds the stream to the start of the copy for the decoder. */
         CodedInputStream rewind() {
@@ -274,6 +274,10 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final SegmentDescriptor descriptor;
     private final Descriptors.Descriptor messageDescriptor;
     private final Parser<T> parser;
+    /** Values of this type can nest deeper than MAX_NESTING_DEPTH (a recursive type): commit measures each one. */
+    private final boolean deep;
+    /** For each message type reachable from messageDescriptor, the fields that hold or lead to UTF-8-checked strings. */
+    private final java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> stringFields;
     private final boolean readOnly;
     private final WaitStrategy wait;
     private final SpinLock lock;
@@ -338,6 +342,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         this.descriptor = v.descriptor();
         this.messageDescriptor = v.messageDescriptor();
         this.parser = v.parser();
+        this.deep = staticDepth(messageDescriptor, new java.util.HashMap<>()) > MAX_NESTING_DEPTH;
+        this.stringFields = stringFields(messageDescriptor);
         this.readOnly = readOnly;
         this.wait = wait;
         this.attachments = new Attachments(memory, key, keeper);
@@ -367,7 +373,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 "capacity=" + options.capacity() + " outside 1.." + MAX_CAPACITY);
         }
         Descriptors.Descriptor type = prototype.getDescriptorForType();
-        SegmentDescriptor descriptor = describe(type, options.capacity());
+        SegmentDescriptor descriptor = describe(key, type, options.capacity());
         byte[] raw = descriptor.toByteArray();
         if (raw.length > MAX_DESCRIPTOR_LENGTH) {
             throw ShmException.of("create", key, ShmException.Reason.TOO_LARGE,
@@ -483,6 +489,17 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
 
     /** The descriptor of a new segment holding {@code type}. */
     static SegmentDescriptor describe(Descriptors.Descriptor type, int capacity) {
+        return describe(0, type, capacity);
+    }
+
+    /** The descriptor of a new segment under {@code key} (0 for a file); refuses a type openers would refuse. */
+    static SegmentDescriptor describe(int key, Descriptors.Descriptor type, int capacity) {
+        Set<FileDescriptor> files = new HashSet<>();
+        addDependencies(type.getFile(), files);
+        String redefined = LayoutDescriptor.redefinedWellKnownType(files);
+        if (redefined != null) {
+            throw ShmException.of("create", key, ShmException.Reason.INVALID_ARGUMENT, redefined);
+        }
         return SegmentDescriptor.newBuilder()
             .setLayoutVersion(LAYOUT_VERSION)
             .setMessageType(type.getFullName())
@@ -1228,6 +1245,155 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
+    /** A decoder over {@code in} that refuses values nested deeper than {@link LayoutDescriptor#MAX_NESTING_DEPTH}. */
+    private static CodedInputStream newDecoder(java.io.InputStream in) {
+        CodedInputStream decoder = CodedInputStream.newInstance(in, DECODE_BUFFER);
+        decoder.setRecursionLimit(MAX_NESTING_DEPTH);
+        return decoder;
+    }
+
+    /**
+     * The deepest a value of {@code type} can nest (PROTOCOL.md, "Values"), or {@code MAX_NESTING_DEPTH + 1} if it
+     * can nest deeper: through a recursive type, or extensions, which the descriptor does not bound.
+     */
+    static int staticDepth(Descriptors.Descriptor type, java.util.Map<String, Integer> memo) {
+        Integer known = memo.get(type.getFullName());
+        if (known != null) {
+            return known;
+        }
+        int unbounded = MAX_NESTING_DEPTH + 1;
+        memo.put(type.getFullName(), unbounded); // while on the stack: a cycle is unbounded
+        int deepest = type.isExtendable() ? unbounded : 0;
+        for (Descriptors.FieldDescriptor field : type.getFields()) {
+            if (deepest >= unbounded) {
+                break;
+            }
+            if (field.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE) {
+                // a map entry is a message too: its value is one deeper
+                deepest = Math.max(deepest, 1 + staticDepth(field.getMessageType(), memo));
+            }
+        }
+        deepest = Math.min(deepest, unbounded);
+        memo.put(type.getFullName(), deepest);
+        return deepest;
+    }
+
+    /**
+     * How deep {@code m} nests (PROTOCOL.md, "Values"): 0 for a message with no message set in it, 1 more for each
+     * message field value, group and map entry on the way down. It stops measuring below {@code limit}, returning
+     * more than {@code limit} for a value deeper than that.
+     */
+    static int nestingDepth(Message m, int limit) {
+        if (limit < 0) {
+            return 0;
+        }
+        int deepest = 0;
+        for (java.util.Map.Entry<Descriptors.FieldDescriptor, Object> e : m.getAllFields().entrySet()) {
+            if (e.getKey().getJavaType() != Descriptors.FieldDescriptor.JavaType.MESSAGE) {
+                continue;
+            }
+            if (e.getKey().isRepeated()) { // map fields too: a list of entries
+                for (Object element : (java.util.List<?>) e.getValue()) {
+                    deepest = Math.max(deepest, 1 + nestingDepth((Message) element, limit - 1));
+                    if (deepest > limit) {
+                        return deepest;
+                    }
+                }
+            } else {
+                deepest = Math.max(deepest, 1 + nestingDepth((Message) e.getValue(), limit - 1));
+            }
+            if (deepest > limit) {
+                return deepest;
+            }
+        }
+        return deepest;
+    }
+
+    /**
+     * For each message type reachable from {@code type}, the fields that hold strings readers check for UTF-8
+     * ({@code needsUtf8Check}: proto3) or messages that can; empty when no value of {@code type} holds such a string.
+     */
+    static java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> stringFields(Descriptors.Descriptor type) {
+        java.util.Map<Descriptors.Descriptor, java.util.List<Descriptors.FieldDescriptor>> all = new java.util.IdentityHashMap<>();
+        java.util.ArrayDeque<Descriptors.Descriptor> todo = new java.util.ArrayDeque<>(java.util.List.of(type));
+        while (!todo.isEmpty()) {
+            Descriptors.Descriptor d = todo.pop();
+            if (all.putIfAbsent(d, new java.util.ArrayList<>()) == null) {
+                for (Descriptors.FieldDescriptor f : d.getFields()) {
+                    if (f.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE) {
+                        todo.push(f.getMessageType());
+                    }
+                }
+            }
+        }
+        // A type leads to checked strings if one of its fields is one, or is a message type that leads to them.
+        java.util.Set<Descriptors.Descriptor> leads = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (boolean grew = true; grew; ) {
+            grew = false;
+            for (Descriptors.Descriptor d : all.keySet()) {
+                for (Descriptors.FieldDescriptor f : d.getFields()) {
+                    boolean relevant = f.getType() == Descriptors.FieldDescriptor.Type.STRING && f.needsUtf8Check()
+                        || f.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE && leads.contains(f.getMessageType());
+                    if (relevant && !all.get(d).contains(f)) {
+                        all.get(d).add(f);
+                        leads.add(d);
+                        grew = true;
+                    }
+                }
+            }
+        }
+        java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> plan = new java.util.IdentityHashMap<>();
+        if (leads.contains(type)) {
+            all.forEach((d, fields) -> plan.put(d, fields.toArray(new Descriptors.FieldDescriptor[0])));
+        }
+        return plan;
+    }
+
+    /**
+     * The full name of a field of {@code m} holding a string that is not valid UTF-16, so not encodable as UTF-8
+     * (an unpaired surrogate, which protobuf-java would silently encode as '?'); null if there is none.
+     */
+    static String invalidString(Message m, java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> plan) {
+        Descriptors.FieldDescriptor[] fields = plan.get(m.getDescriptorForType());
+        if (fields == null) { // a type compiled apart from the segment's: look at it afresh
+            plan = stringFields(m.getDescriptorForType());
+            fields = plan.getOrDefault(m.getDescriptorForType(), new Descriptors.FieldDescriptor[0]);
+        }
+        for (Descriptors.FieldDescriptor f : fields) {
+            int n = f.isRepeated() ? m.getRepeatedFieldCount(f) : f.getJavaType() != Descriptors.FieldDescriptor.JavaType.MESSAGE || m.hasField(f) ? 1 : 0;
+            for (int i = 0; i < n; i++) {
+                Object value = f.isRepeated() ? m.getRepeatedField(f, i) : m.getField(f);
+                String bad = value instanceof Message sub ? invalidString(sub, plan)
+                    : value instanceof String str && !wellFormed(str) ? f.getFullName() : null;
+                if (bad != null) {
+                    return bad;
+                }
+            }
+        }
+        return null;
+    }
+
+    /**
+     * The full name of a field of {@code value} holding a string that readers would refuse once encoded (an unpaired
+     * surrogate in a proto3 string), or null: what {@link #set} refuses with {@code INVALID_ARGUMENT}.
+     */
+    public static String invalidUtf8Field(Message value) {
+        return invalidString(value, stringFields(value.getDescriptorForType()));
+    }
+
+    private static boolean wellFormed(String s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isSurrogate(c)) {
+                if (!Character.isHighSurrogate(c) || i + 1 == s.length() || !Character.isLowSurrogate(s.charAt(i + 1))) {
+                    return false;
+                }
+                i++;
+            }
+        }
+        return true;
+    }
+
     /** Parses a validated copy, bounded by its length. */
     private T parse(Scratch scratch, String op) {
         CodedInputStream in = scratch.rewind();
@@ -1243,12 +1409,12 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             in.popLimit(outer);
             return value;
         } catch (InvalidProtocolBufferException e) {
-            scratch.decoder = CodedInputStream.newInstance(scratch, DECODE_BUFFER);
+            scratch.decoder = newDecoder(scratch);
             throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
                 "value does not decode as " + descriptor.getMessageType() + ": " + e.getMessage());
         } catch (RuntimeException e) {
             // a hostile schema may trip the dynamic parser
-            scratch.decoder = CodedInputStream.newInstance(scratch, DECODE_BUFFER);
+            scratch.decoder = newDecoder(scratch);
             throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
                 "value does not decode as " + descriptor.getMessageType() + ": " + e);
         }
@@ -1273,6 +1439,15 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             && !value.getDescriptorForType().getFullName().equals(descriptor.getMessageType())) {
             throw ShmException.of(op, key, ShmException.Reason.TYPE_MISMATCH, "value is "
                 + value.getDescriptorForType().getFullName() + ", segment holds " + descriptor.getMessageType());
+        }
+        if (deep && nestingDepth(value, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH) { // readers would refuse it
+            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value nests deeper than "
+                + MAX_NESTING_DEPTH + " levels, which readers refuse (PROTOCOL.md, \"Values\"); nothing was committed");
+        }
+        String badString = stringFields.isEmpty() ? null : invalidString(value, stringFields);
+        if (badString != null) { // readers would refuse what protobuf-java would write for it
+            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "field " + badString
+                + " contains invalid UTF-8 (an unpaired surrogate); nothing was committed");
         }
         int size = value.getSerializedSize();
         if (size > geometry.capacity()) {
@@ -1375,6 +1550,14 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     }
 
     /** The file of {@code type} and everything it imports, dependencies first. */
+    private static void addDependencies(FileDescriptor file, Set<FileDescriptor> files) {
+        if (files.add(file)) {
+            for (FileDescriptor dependency : file.getDependencies()) {
+                addDependencies(dependency, files);
+            }
+        }
+    }
+
     static FileDescriptorSet schemaOf(Descriptors.Descriptor type) {
         FileDescriptorSet.Builder set = FileDescriptorSet.newBuilder();
         addFile(type.getFile(), set, new HashSet<>());

@@ -1,5 +1,10 @@
 package io.shmvar.cli;
 
+import com.google.protobuf.DescriptorProtos.DescriptorProto;
+import com.google.protobuf.DescriptorProtos.FieldDescriptorProto;
+import com.google.protobuf.DescriptorProtos.FileDescriptorProto;
+import com.google.protobuf.DescriptorProtos.FileDescriptorSet;
+import com.google.protobuf.Descriptors;
 import com.google.protobuf.DynamicMessage;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
@@ -90,19 +95,38 @@ public final class JavaPeer implements Callable<Integer> {
         }
     }
 
-    /** Parses K as decimal or 0x-hex into a key_t. */
+    /**
+     * Parses K by the grammar both commands share (README, "Commands"): decimal without a leading zero, or 0x/0X and
+     * hex digits, in 1..0xffffffff. Anything else (010, 0o12, 0b1010, 1_0, +1, spaces) is refused: 010 would be octal
+     * to some readers and decimal to others.
+     */
     static final class KeyConverter implements CommandLine.ITypeConverter<Integer> {
         @Override
         public Integer convert(String s) {
-            long n;
-            try {
-                n = s.startsWith("0x") || s.startsWith("0X") ? Long.parseLong(s.substring(2), 16) : Long.parseLong(s);
-            } catch (NumberFormatException e) {
-                n = -1;
+            String digits = s;
+            int radix = 10;
+            if (s.length() > 2 && s.charAt(0) == '0' && (s.charAt(1) == 'x' || s.charAt(1) == 'X')) {
+                digits = s.substring(2);
+                radix = 16;
+            } else if (s.length() > 1 && s.charAt(0) == '0') {
+                digits = ""; // a leading zero: refused as ambiguous
+            }
+            boolean valid = !digits.isEmpty();
+            for (int i = 0; valid && i < digits.length(); i++) {
+                char c = digits.charAt(i);
+                valid = c >= '0' && c <= '9' || radix == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F');
+            }
+            long n = -1;
+            if (valid) {
+                try {
+                    n = Long.parseLong(digits, radix);
+                } catch (NumberFormatException e) {
+                    n = -1;
+                }
             }
             if (n < 1 || n > 0xffffffffL) {
-                throw new CommandLine.TypeConversionException(
-                    "key \"" + s + "\" is not a number in 1..0xffffffff (decimal or 0x-hex)");
+                throw new CommandLine.TypeConversionException("key \"" + s + "\" is not a number in 1..0xffffffff: write it"
+                    + " in decimal without a leading zero (1..4294967295) or as 0x-hex (0x1..0xffffffff)");
             }
             return (int) n;
         }
@@ -144,7 +168,7 @@ public final class JavaPeer implements Callable<Integer> {
 
         static final class Target {
             @Option(names = "--key", required = true, paramLabel = "K", converter = KeyConverter.class,
-                description = "System V segment key, decimal or 0x-hex")
+                description = "System V segment key: decimal without a leading zero, or 0x-hex")
             Integer key;
 
             @Option(names = "--file", required = true, paramLabel = "PATH",
@@ -336,7 +360,9 @@ public final class JavaPeer implements Callable<Integer> {
         DynamicMessage.Builder builder = DynamicMessage.newBuilder(v.messageDescriptor());
         try {
             switch (format) {
-                case "text" -> TextFormat.merge(text, builder);
+                case "text" -> TextFormat.Parser.newBuilder().setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH).build()
+                    .merge(text, builder);
+                // JsonFormat's limit, 100, cannot be set from here: it counts as MAX_NESTING_DEPTH does (a test pins it)
                 case "json" -> JsonFormat.parser().merge(text, builder);
                 default -> throw new UsageException("--format \"" + format + "\": want text or json");
             }
@@ -344,7 +370,71 @@ public final class JavaPeer implements Callable<Integer> {
             throw new UsageException("VALUE is not a valid " + v.messageDescriptor().getFullName() + " in " + format
                 + " format: " + e.getMessage());
         }
+        // Go's parsers refuse invalid UTF-8 (text: \xff escapes; JSON: unpaired \\u surrogates): so do these.
+        String field = SharedVariable.invalidUtf8Field(builder.build());
+        String invalid = field != null ? "field " + field + " contains invalid UTF-8"
+            : format.equals("text") ? invalidUtf8InText(v, text) : null;
+        if (invalid != null) {
+            throw new UsageException("VALUE is not a valid " + v.messageDescriptor().getFullName() + " in " + format
+                + " format: " + invalid);
+        }
         return builder.build();
+    }
+
+    /**
+     * Why {@code text} holds a string literal that is not valid UTF-8 in a field readers check (proto3 strings),
+     * or null. TextFormat turns such bytes (written as escapes such as \xff) into U+FFFD without a word; so the text
+     * is parsed again into a copy of the schema whose strings are bytes, and those bytes are re-read strictly.
+     */
+    static String invalidUtf8InText(SharedVariable<DynamicMessage> v, String text) {
+        Descriptors.Descriptor mirror;
+        try {
+            Map<String, Descriptors.FileDescriptor> built = new java.util.HashMap<>();
+            mirror = null;
+            for (FileDescriptorProto file : FileDescriptorSet.parseFrom(v.descriptor().getSchema()).getFileList()) {
+                FileDescriptorProto.Builder b = file.toBuilder();
+                b.getMessageTypeBuilderList().forEach(JavaPeer::stringsAsBytes);
+                Descriptors.FileDescriptor[] dependencies = file.getDependencyList().stream().map(built::get)
+                    .toArray(Descriptors.FileDescriptor[]::new);
+                Descriptors.FileDescriptor f = Descriptors.FileDescriptor.buildFrom(b.build(), dependencies);
+                built.put(file.getName(), f);
+                Descriptors.GenericDescriptor found = f.findMessageTypeByName(v.messageDescriptor().getName());
+                if (v.messageDescriptor().getContainingType() == null && found != null
+                    && found.getFullName().equals(v.messageDescriptor().getFullName())) {
+                    mirror = (Descriptors.Descriptor) found;
+                }
+            }
+        } catch (InvalidProtocolBufferException | Descriptors.DescriptorValidationException | RuntimeException e) {
+            return null; // no copy to compare with: the parse above decides alone
+        }
+        if (mirror == null) {
+            return null;
+        }
+        DynamicMessage.Builder raw = DynamicMessage.newBuilder(mirror);
+        try {
+            TextFormat.Parser.newBuilder().setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH).build().merge(text, raw);
+        } catch (TextFormat.ParseException | RuntimeException e) {
+            return null;
+        }
+        try {
+            DynamicMessage.parseFrom(v.messageDescriptor(), raw.build().toByteString());
+            return null;
+        } catch (InvalidProtocolBufferException e) {
+            return e.getMessage();
+        }
+    }
+
+    /** Makes every string field of {@code m} and its nested types bytes, and its map entries plain messages. */
+    private static void stringsAsBytes(DescriptorProto.Builder m) {
+        for (FieldDescriptorProto.Builder f : m.getFieldBuilderList()) {
+            if (f.getType() == FieldDescriptorProto.Type.TYPE_STRING) {
+                f.setType(FieldDescriptorProto.Type.TYPE_BYTES).clearDefaultValue();
+            }
+        }
+        if (m.hasOptions()) {
+            m.getOptionsBuilder().clearMapEntry(); // bytes map keys are not allowed
+        }
+        m.getNestedTypeBuilderList().forEach(JavaPeer::stringsAsBytes);
     }
 
     @Command(name = "incr", description = "Increment Counter.value COUNT times, each under the lock.")
