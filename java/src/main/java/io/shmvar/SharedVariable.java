@@ -165,6 +165,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private static final long READ_RETRY_NANOS = 1_000_000_000L;
     private static final long CLOSED = 1L << 62;
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+    /** Encoded values up to this size are scanned for '?' to rule out unpaired surrogates cheaply. */
+    private static final int UTF16_SCAN_LIMIT = 4096;
     /** The encoder's buffer: values up to this size reach the slot in one copy, larger ones in several. */
     private static final int ENCODE_BUFFER = 4096;
     /** The decoder's buffer, likewise. */
@@ -223,14 +225,19 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
          * never reads the mapping, where a fault (a truncated file) would abort the JVM instead of throwing.
          */
         private final CRC32C crc = new CRC32C();
+        /** Whether to look for '?' in what is written; and whether one was seen since moveTo. */
+        private boolean scan;
+        boolean question;
 
         SlotWriter(ByteBuffer memory) {
             this.memory = memory;
         }
 
-        void moveTo(int start, int end) {
+        void moveTo(int start, int end, boolean scan) {
             this.position = start;
             this.end = end;
+            this.scan = scan;
+            this.question = false;
             crc.reset();
         }
 
@@ -241,6 +248,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             }
             memory.put(position++, (byte) b);
             crc.update(b);
+            question |= scan && (byte) b == '?';
         }
 
         @Override
@@ -251,6 +259,9 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             memory.put(position, b, off, len);
             crc.update(b, off, len);
             position += len;
+            for (int i = off; scan && !question && i < off + len; i++) {
+                question = b[i] == '?';
+            }
         }
     }
 
@@ -292,6 +303,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final AtomicLong users = new AtomicLong();
     /** What close waits on, without spinning, for the operations in flight to end. */
     private final Object drained = new Object();
+    /** {@link #stopWaiting}, made once: a lock wait asks it without allocating. */
+    private final Waiting.Stop stop = this::stopWaiting;
     /** Set when an access to the mapped file faulted: it was truncated under this attachment. */
     private volatile boolean faulted;
     /** Set by a close that stopped waiting for operations after a fault: the mapping is then left in place. */
@@ -1107,13 +1120,11 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     }
 
     /** What a wait of this variable asks between its sleeps: whether it is closing or the thread was interrupted. */
-    private Waiting.Stop stop(String op) {
-        return () -> {
-            if ((users.get() & CLOSED) != 0) {
-                throw ShmException.of(op, key, ShmException.Reason.CLOSED, "closed while waiting");
-            }
-            Waiting.interrupted(op, key);
-        };
+    private void stopWaiting(String op) {
+        if ((users.get() & CLOSED) != 0) {
+            throw ShmException.of(op, key, ShmException.Reason.CLOSED, "closed while waiting");
+        }
+        Waiting.interrupted(op, key);
     }
 
     private T update(Duration timeout, String op, UnaryOperator<T> fn, boolean needCurrent) {
@@ -1122,7 +1133,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             if (readOnly) {
                 throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "segment is attached read-only");
             }
-            lock.acquire(timeout, wait, stop(op));
+            lock.acquire(timeout, wait, op, stop);
             long g;
             T next;
             Throwable failure = null;
@@ -1444,11 +1455,6 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value nests deeper than "
                 + MAX_NESTING_DEPTH + " levels, which readers refuse (PROTOCOL.md, \"Values\"); nothing was committed");
         }
-        String badString = stringFields.isEmpty() ? null : invalidString(value, stringFields);
-        if (badString != null) { // readers would refuse what protobuf-java would write for it
-            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "field " + badString
-                + " contains invalid UTF-8 (an unpaired surrogate); nothing was committed");
-        }
         int size = value.getSerializedSize();
         if (size > geometry.capacity()) {
             throw ShmException.of(op, key, ShmException.Reason.TOO_LARGE,
@@ -1457,7 +1463,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         long next = g + 1;
         int off = (int) geometry.slot(next);
         int start = off + SLOT_HEADER_LENGTH;
-        slotWriter.moveTo(start, start + size);
+        boolean strings = !stringFields.isEmpty();
+        slotWriter.moveTo(start, start + size, strings && size <= UTF16_SCAN_LIMIT);
         try {
             value.writeTo(encoder);
             encoder.flush();
@@ -1468,6 +1475,15 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         if (slotWriter.position != start + size) {
             throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT,
                 "value encoded to " + (slotWriter.position - start) + " bytes, not its serialized size " + size);
+        }
+        // protobuf-java writes an unpaired surrogate as '?': a small value with no '?' in its bytes has none, and
+        // only the others are searched, field by field (which costs a reflective call per string).
+        if (strings && (size > UTF16_SCAN_LIMIT || slotWriter.question)) {
+            String bad = invalidString(value, stringFields);
+            if (bad != null) { // protobuf-java wrote '?' for it: refuse rather than store what was not asked
+                throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "field " + bad
+                    + " contains invalid UTF-8 (an unpaired surrogate); nothing was committed");
+            }
         }
         memory.putInt(off + SLOT_LENGTH_OFFSET, size);
         memory.putInt(off + SLOT_CRC_OFFSET, (int) slotWriter.crc.getValue());
@@ -1505,7 +1521,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             long timeoutNanos = timeout.toNanos();
             long futex = base + GENERATION_FUTEX_OFFSET;
             boolean virtual = Waiting.virtual();
-            Waiting.Stop stop = stop("await");
+
             for (int rounds = 1; ; rounds++) {
                 long g = (long) LONG.getVolatile(memory, GENERATION_OFFSET);
                 if (g != after) {
@@ -1521,7 +1537,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                     throw ShmException.of("await", key, ShmException.Reason.TIMEOUT,
                         "generation still " + after + " after " + timeout.toMillis() + "ms").at(path);
                 }
-                stop.check();
+                stopWaiting("await");
                 if (elapsed < SpinLock.SPIN_NANOS) {
                     continue;
                 }

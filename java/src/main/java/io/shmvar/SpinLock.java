@@ -69,7 +69,7 @@ public final class SpinLock {
      * yield, throws (the variable is closing, the thread was interrupted). Returns whether it was taken over from a
      * dead holder; throws {@link ShmException.Reason#TIMEOUT} naming the live holder.
      */
-    boolean acquire(Duration timeout, WaitStrategy strategy, Waiting.Stop stop) {
+    boolean acquire(Duration timeout, WaitStrategy strategy, String op, Waiting.Stop stop) {
         long identity = this.identity;
         if (LONG.compareAndSet(memory, LOCK_WORD_OFFSET, 0L, identity)) {
             return false;
@@ -100,7 +100,7 @@ public final class SpinLock {
             } else {
                 park(virtual, timeout == null ? PARK_NANOS : Math.min(PARK_NANOS, Math.max(1_000, start + timeoutNanos - now)));
             }
-            stop.check();
+            stop.check(op);
             if (now - nextCheck < 0) {
                 continue;
             }

@@ -14,7 +14,7 @@ import java.util.concurrent.locks.LockSupport;
  */
 final class Waiting {
     /** A platform thread's longest futex sleep while waiting for a change: how soon it sees an interrupt. */
-    static final long CHANGE_TURN_NANOS = 10_000_000;
+    static final long CHANGE_TURN_NANOS = 50_000_000;
     /** A virtual thread's longest park between two looks at the segment. */
     private static final long VIRTUAL_TURN_NANOS = 2_000_000;
     /** {@code Thread.isVirtual()}, present from JDK 21 on; null before. */
@@ -55,9 +55,9 @@ final class Waiting {
         }
     }
 
-    /** What a wait asks between its sleeps: it throws to stop the wait. */
+    /** What a wait asks between its sleeps: it throws to stop the wait of operation {@code op}. */
     interface Stop {
-        void check();
+        void check(String op);
     }
 
     /** The usual stop: the variable is closing, or the thread was interrupted (its flag is kept). */
