@@ -229,6 +229,16 @@ func (v *Var[T]) onFault(op string, old bool, err *error) {
 	*err = truncatedError(op, v.path, v.fd, len(v.mem))
 }
 
+// stillMapped fails with the truncation error if the file is now shorter
+// than its mapping.
+func (v *Var[T]) stillMapped(op string) error {
+	var st unix.Stat_t
+	if unix.Fstat(v.fd, &st) == nil && st.Size < int64(len(v.mem)) {
+		return truncatedError(op, v.path, v.fd, len(v.mem))
+	}
+	return nil
+}
+
 // truncatedError describes a file found shorter than its mapping.
 func truncatedError(op, path string, fd, mapped int) *Error {
 	var st unix.Stat_t

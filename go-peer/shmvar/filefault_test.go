@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -316,4 +317,49 @@ func TestSegmentsLargerThanTheLargestValidOneAreRefused(t *testing.T) {
 	}
 	_, stderr, code := runJava(t, "get", "--key", shmvar.FormatKey(key))
 	wantOneLine(t, "java-peer get on a huge segment", stderr, code, wantSysV)
+}
+
+// TestTruncationUnderAWaitingCommand truncates a file while each command
+// waits on it, for the lock (held by this process) and for a change: the
+// wait ends with the truncation error, never with a crash.
+func TestTruncationUnderAWaitingCommand(t *testing.T) {
+	dir := t.TempDir()
+	for name, bin := range commands(t) {
+		for _, size := range []int64{0, 4096} {
+			for _, wait := range [][]string{{"incr", "--count", "1", "--timeout", "60s"}, {"watch"}} {
+				what := fmt.Sprintf("%s %s with the file truncated to %d bytes", name, wait[0], size)
+				path := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.svar", name, wait[0], size))
+				v, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				held, release := make(chan struct{}), make(chan struct{})
+				go v.Mutate(func(*shmvarpb.Counter) error { close(held); <-release; return errors.New("held only") })
+				<-held
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				cmd := exec.CommandContext(ctx, bin, append(wait, "--file", path)...)
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				for live, _ := v.Attachments(); len(live) < 2; live, _ = v.Attachments() {
+					time.Sleep(5 * time.Millisecond)
+				}
+				time.Sleep(300 * time.Millisecond) // it waits, parked
+				if err := os.Truncate(path, size); err != nil {
+					t.Fatal(err)
+				}
+				err = cmd.Wait()
+				timedOut := ctx.Err() != nil
+				cancel()
+				close(release)
+				v.Close()
+				if timedOut {
+					t.Fatalf("%s: still waiting a minute after the truncation: %s", what, stderr.String())
+				}
+				wantOneLine(t, what, stderr.String(), exitCode(t, err), "file was truncated under this attachment")
+			}
+		}
+	}
 }

@@ -139,3 +139,50 @@ func TestCreateRefusesASegmentShmRmidForcedWouldDestroy(t *testing.T) {
 		t.Fatalf("the two commands say it differently:\n%s%s", lines[0], lines[1])
 	}
 }
+
+// TestSignalledIncrStopsWaitingForTheLock signals each command while it
+// waits for a lock this process holds: it stops at once, 143 or 130.
+func TestSignalledIncrStopsWaitingForTheLock(t *testing.T) {
+	for _, peer := range []string{goPeerBin(t), javaPeer(t)} {
+		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+			t.Run(filepath.Base(peer)+"/"+sig.String(), func(t *testing.T) {
+				key := testKey(t)
+				v := mustCreateCounter(t, key)
+				release := holdLock(t, key)
+				cmd := exec.Command(peer, "incr", "--key", shmvar.FormatKey(key), "--count", "1", "--timeout", "60s")
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer cmd.Process.Kill()
+				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+					if live, _ := v.Attachments(); len(live) == 3 { // creator, holder, incr
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("incr never attached: %s", out.String())
+					}
+				}
+				time.Sleep(300 * time.Millisecond) // it waits for the lock
+				cmd.Process.Signal(sig)
+				signalled := time.Now()
+				err := cmd.Wait()
+				want := 143
+				if sig == syscall.SIGINT {
+					want = 130
+				}
+				if code := exitCode(t, err); code != want || !strings.Contains(out.String(), "interrupted after 0 of 1 increments") {
+					t.Fatalf("after %v while waiting: exit %d, output %q; want %d", sig, code, out.String(), want)
+				}
+				if took := time.Since(signalled); took > 3*time.Second {
+					t.Fatalf("incr took %v to stop waiting after %v", took, sig)
+				}
+				release()
+				if g, _ := v.Generation(); g != 0 {
+					t.Fatalf("generation %d: the signalled incr committed", g)
+				}
+			})
+		}
+	}
+}

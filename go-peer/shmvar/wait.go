@@ -41,12 +41,31 @@ func (v *Var[T]) closing() bool {
 	close(v.closer.closed)
 	// Waiters of this process re-check at once and see the variable closed;
 	// those of other processes wake for nothing and sleep again.
-	futexWakeUp(v.mem, LockFutexOffset, math.MaxInt32)
-	futexWakeUp(v.mem, GenerationFutexOffset, math.MaxInt32)
+	v.wake(v.mem, LockFutexOffset)
+	v.wake(v.mem, GenerationFutexOffset)
 	if v.users.Load() != closedBit {
 		<-v.closer.drained
 	}
 	return true
+}
+
+// wake wakes every sleeper on the futex word at off, after moving the word
+// so that one about to sleep on its old value does not sleep through the
+// wake. A read-only attachment cannot move it (its sleepers sleep in short
+// turns); a fault while moving it (a truncated file) leaves it.
+func (v *Var[T]) wake(mem []byte, off int) {
+	if !v.readOnly {
+		func() {
+			if v.fd >= 0 {
+				defer func(old bool) {
+					debug.SetPanicOnFault(old)
+					recover()
+				}(debug.SetPanicOnFault(true))
+			}
+			add32(mem, off, 1)
+		}()
+	}
+	futexWakeUp(mem, off, math.MaxInt32)
 }
 
 // use counts an operation in and returns the mapped memory; callers call
@@ -74,6 +93,12 @@ func (v *Var[T]) stopper(ctx context.Context, op string) func() error {
 	return func() error {
 		if v.users.Load()&closedBit != 0 {
 			return newError(op, v.key, ErrClosed, "closed while waiting")
+		}
+		if v.fd >= 0 {
+			// A file that shrank under the wait is refused before it faults.
+			if err := v.stillMapped(op); err != nil {
+				return err
+			}
 		}
 		if ctx != nil {
 			if err := ctx.Err(); err != nil {
@@ -137,6 +162,16 @@ func (v *Var[T]) AwaitChangeContext(ctx context.Context, after uint64) (_ uint64
 	return g, v.tag(err)
 }
 
+// isDone reports whether ch (nil: never) is closed.
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // sleeper lets one goroutine of a Var sleep in the kernel while the others
 // wait for it in Go.
 type sleeper struct {
@@ -157,7 +192,7 @@ func (v *Var[T]) awaitChange(ctx context.Context, after uint64, deadline time.Ti
 		// Wake the sleeper, which cannot select on ctx, when ctx is done.
 		stop := context.AfterFunc(ctx, func() {
 			if m, err := v.use("await"); err == nil {
-				futexWakeUp(m, GenerationFutexOffset, math.MaxInt32)
+				v.wake(m, GenerationFutexOffset)
 				v.done()
 			}
 		})
@@ -184,6 +219,12 @@ func (v *Var[T]) awaitChange(ctx context.Context, after uint64, deadline time.Ti
 			runtime.Gosched()
 		default:
 			v.sleep(mem, after, min(deadline.Sub(now), time.Second), cancelled)
+			if v.fd >= 0 {
+				// Between turns, a file that shrank is refused before it faults.
+				if err := v.stillMapped("await"); err != nil {
+					return after, err
+				}
+			}
 		}
 	}
 }
@@ -208,6 +249,12 @@ func (v *Var[T]) sleep(mem []byte, after uint64, d time.Duration, cancelled <-ch
 	}
 	s.busy, s.woken = true, make(chan struct{})
 	s.mu.Unlock()
+	defer func() { // also after a fault: the followers must not wait for a sleeper that is gone
+		s.mu.Lock()
+		s.busy = false
+		close(s.woken)
+		s.mu.Unlock()
+	}()
 	if v.readOnly {
 		// A read-only attachment cannot announce itself to committers, so
 		// it sleeps on the futex in short turns instead of until woken.
@@ -215,13 +262,12 @@ func (v *Var[T]) sleep(mem []byte, after uint64, d time.Duration, cancelled <-ch
 	} else {
 		seq := load32(mem, GenerationFutexOffset)
 		add32(mem, GenerationWaitersOffset, 1)
-		if load64(mem, GenerationOffset) == after {
+		// Close and a cancelled context move the futex word after they mark
+		// their state: with seq read first, this either sees their mark or
+		// sleeps on a word that has moved or will be woken.
+		if load64(mem, GenerationOffset) == after && v.users.Load()&closedBit == 0 && !isDone(cancelled) {
 			futexSleep(mem, GenerationFutexOffset, seq, d)
 		}
 		add32(mem, GenerationWaitersOffset, -1)
 	}
-	s.mu.Lock()
-	s.busy = false
-	close(s.woken)
-	s.mu.Unlock()
 }

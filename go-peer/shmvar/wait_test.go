@@ -168,3 +168,33 @@ func TestChangeWaitersShareOneSleepInTheKernel(t *testing.T) {
 	}
 	t.Logf("threads: %d before, %d while %d goroutines waited", before, during, waiters)
 }
+
+// TestCloseRacingAParkingWatcherIsPrompt closes a Var just as a goroutine
+// goes to sleep for a change: the wake must not be lost (it used to be, and
+// Close then waited for the sleep's full second).
+func TestCloseRacingAParkingWatcherIsPrompt(t *testing.T) {
+	key := testKey(t)
+	mustCreateCounter(t, key)
+	var worst time.Duration
+	for round := 0; round < 2000; round++ {
+		v, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, _ := v.Generation()
+		ended := make(chan error, 1)
+		go func() { _, err := v.AwaitChange(g, 10*time.Second); ended <- err }()
+		for spin := time.Now(); time.Since(spin) < time.Duration(round%60)*time.Microsecond; {
+		}
+		start := time.Now()
+		v.Close()
+		if err := <-ended; !errors.Is(err, shmvar.ErrClosed) {
+			t.Fatalf("round %d: the watcher of a closed Var: %v", round, err)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	if worst > 200*time.Millisecond {
+		t.Fatalf("the slowest Close with a watcher going to sleep took %v", worst)
+	}
+	t.Logf("slowest of 2000 Close calls racing a parking watcher: %v", worst)
+}

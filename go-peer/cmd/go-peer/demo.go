@@ -29,6 +29,18 @@ var (
 	errAbandoned   = errors.New("abandoned") // an increment stopped by a signal
 )
 
+// notifySignals relays SIGINT, unless it is ignored (a background job of a
+// shell without job control, which a JVM keeps ignoring too), and SIGTERM.
+func notifySignals() chan os.Signal {
+	signals := make(chan os.Signal, 1)
+	if signal.Ignored(os.Interrupt) {
+		signal.Notify(signals, syscall.SIGTERM)
+	} else {
+		signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	}
+	return signals
+}
+
 // stoppedBy is the error that ends a command stopped by signal s.
 func stoppedBy(s os.Signal) error {
 	if s == syscall.SIGTERM {

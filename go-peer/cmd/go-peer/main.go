@@ -11,7 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvar"
@@ -363,28 +363,39 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	defer v.Close()
 	me := fmt.Sprintf("go:%d", os.Getpid())
 	progress := !*quiet && isTerminal(os.Stderr)
-	// Ctrl-C or SIGTERM ends the run between increments, or abandons the
-	// increment in its hold: never while holding the lock.
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	// Ctrl-C or SIGTERM ends the run between increments, abandons the
+	// increment in its hold, or, by closing the variable, stops its wait for
+	// the lock: never while holding the lock.
+	var stopped atomic.Value // the os.Signal that stopped the run
+	stopping := make(chan struct{})
+	signals := notifySignals()
 	defer signal.Stop(signals)
+	go func() {
+		s, ok := <-signals
+		if !ok {
+			return
+		}
+		stopped.Store(s)
+		close(stopping)
+		v.Close() // wakes a wait for the lock; returns once the increment in flight ended
+	}()
+	interrupted := func(done int64) error {
+		fmt.Fprintf(os.Stderr, "go-peer incr: interrupted after %d of %d increments\n", done, *count)
+		return stoppedBy(stopped.Load().(os.Signal))
+	}
 	start := time.Now()
 	var last int64
 	for i := int64(1); i <= *count; i++ {
-		select {
-		case s := <-signals:
-			fmt.Fprintf(os.Stderr, "go-peer incr: interrupted after %d of %d increments\n", i-1, *count)
-			return stoppedBy(s)
-		default:
+		if stopped.Load() != nil {
+			return interrupted(i - 1)
 		}
-		var stopped os.Signal
 		err = v.TryMutate(*timeout, func(c *shmvarpb.Counter) error {
 			if *hold > 0 {
 				t := time.NewTimer(*hold)
 				defer t.Stop()
 				select {
 				case <-t.C:
-				case stopped = <-signals:
+				case <-stopping:
 					return errAbandoned // nothing is committed
 				}
 			}
@@ -393,9 +404,8 @@ func cmdIncr(args []string, stdout io.Writer) error {
 			last = c.Value
 			return nil
 		})
-		if stopped != nil {
-			fmt.Fprintf(os.Stderr, "go-peer incr: interrupted after %d of %d increments\n", i-1, *count)
-			return stoppedBy(stopped)
+		if stopped.Load() != nil && err != nil {
+			return interrupted(i - 1)
 		}
 		if err != nil {
 			return fmt.Errorf("after %d of %d increments: %w", i-1, *count, err)
@@ -418,6 +428,9 @@ func cmdIncr(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "incr: count=%d elapsed=%s rate=%.0f/s value=%d\n",
 		*count, elapsed.Round(time.Millisecond), float64(*count)/elapsed.Seconds(), last)
+	if s, ok := stopped.Load().(os.Signal); ok { // a signal during the last increment: its status, as a JVM
+		return stoppedBy(s)
+	}
 	return nil
 }
 

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvar"
@@ -52,8 +50,7 @@ func cmdWatch(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer v.Close()
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	signals := notifySignals()
 	defer signal.Stop(signals)
 	g, err := v.Generation()
 	if err != nil {

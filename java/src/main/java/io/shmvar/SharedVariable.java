@@ -303,8 +303,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     private final AtomicLong users = new AtomicLong();
     /** What close waits on, without spinning, for the operations in flight to end. */
     private final Object drained = new Object();
-    /** {@link #stopWaiting}, made once: a lock wait asks it without allocating. */
-    private final Waiting.Stop stop = this::stopWaiting;
+    /** Made once: a lock wait asks it without allocating. */
+    private final Waiting.Stop stop = new Stop();
     /** Set when an access to the mapped file faulted: it was truncated under this attachment. */
     private volatile boolean faulted;
     /** Set by a close that stopped waiting for operations after a fault: the mapping is then left in place. */
@@ -1048,7 +1048,13 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
         if (address != 0) {
             // Waiters of this process re-check at once and see the variable closed; those of other processes wake
-            // for nothing and sleep again. (On a truncated file the call fails with EFAULT: nothing is woken.)
+            // for nothing and sleep again. The words move first, so that a waiter about to sleep on their old value
+            // does not sleep through the wake (a read-only attachment cannot move them; nor is a file touched that
+            // shrank: a faulting atomic can abort the JVM).
+            if (!readOnly && (path == null || Native.fileSize(fd) >= memory.capacity())) {
+                INT.getAndAdd(memory, LOCK_FUTEX_OFFSET, 1);
+                INT.getAndAdd(memory, GENERATION_FUTEX_OFFSET, 1);
+            }
             Native.futexWake(base + LOCK_FUTEX_OFFSET, Integer.MAX_VALUE);
             Native.futexWake(base + GENERATION_FUTEX_OFFSET, Integer.MAX_VALUE);
         }
@@ -1119,12 +1125,24 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
-    /** What a wait of this variable asks between its sleeps: whether it is closing or the thread was interrupted. */
-    private void stopWaiting(String op) {
-        if ((users.get() & CLOSED) != 0) {
-            throw ShmException.of(op, key, ShmException.Reason.CLOSED, "closed while waiting");
+    /** What a wait of this variable asks between its sleeps (see {@link Waiting.Stop}). */
+    private final class Stop implements Waiting.Stop {
+        @Override
+        public void check(String op) {
+            if ((users.get() & CLOSED) != 0) {
+                throw ShmException.of(op, key, ShmException.Reason.CLOSED, "closed while waiting");
+            }
+            Waiting.interrupted(op, key);
+            mapped(op);
         }
-        Waiting.interrupted(op, key);
+
+        @Override
+        public void mapped(String op) {
+            if (path != null && Native.fileSize(fd) < memory.capacity()) {
+                faulted = true;
+                throw truncated(op);
+            }
+        }
     }
 
     private T update(Duration timeout, String op, UnaryOperator<T> fn, boolean needCurrent) {
@@ -1537,7 +1555,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                     throw ShmException.of("await", key, ShmException.Reason.TIMEOUT,
                         "generation still " + after + " after " + timeout.toMillis() + "ms").at(path);
                 }
-                stopWaiting("await");
+                stop.check("await");
                 if (elapsed < SpinLock.SPIN_NANOS) {
                     continue;
                 }
@@ -1551,10 +1569,13 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 } else {
                     int sequence = (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET);
                     INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, 1);
-                    if ((long) LONG.getVolatile(memory, GENERATION_OFFSET) == after) {
+                    // close moves the futex word after it marks the variable closed: with the sequence read first,
+                    // this either sees the mark or sleeps on a word that has moved or will be woken.
+                    if ((long) LONG.getVolatile(memory, GENERATION_OFFSET) == after && (users.get() & CLOSED) == 0) {
                         // Turns short enough to see an interrupt soon: a thread in futex(2) cannot be interrupted.
                         Native.futexWait(futex, sequence, Math.min(left, Waiting.CHANGE_TURN_NANOS));
                     }
+                    stop.mapped("await"); // a file truncated during the sleep: do not touch it again
                     INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, -1);
                 }
             }

@@ -98,7 +98,8 @@ public final class SpinLock {
             if (strategy == WaitStrategy.SPIN) {
                 Thread.yield();
             } else {
-                park(virtual, timeout == null ? PARK_NANOS : Math.min(PARK_NANOS, Math.max(1_000, start + timeoutNanos - now)));
+                park(virtual, timeout == null ? PARK_NANOS : Math.min(PARK_NANOS, Math.max(1_000, start + timeoutNanos - now)),
+                    op, stop);
             }
             stop.check(op);
             if (now - nextCheck < 0) {
@@ -126,7 +127,7 @@ public final class SpinLock {
      * re-checking the lock word, against a releaser that frees the word before reading the waiter count, means
      * that one of the two always sees the other: no wake-up is lost.
      */
-    private void park(boolean virtual, long nanos) {
+    private void park(boolean virtual, long nanos, String op, Waiting.Stop stop) {
         if (virtual) {
             Waiting.sleep(true, 0, 0, nanos); // parks without announcing itself: releasers need not wake it
             return;
@@ -136,6 +137,7 @@ public final class SpinLock {
         if ((long) LONG.getVolatile(memory, LOCK_WORD_OFFSET) != 0) {
             Native.futexWait(address + LOCK_FUTEX_OFFSET, sequence, nanos);
         }
+        stop.mapped(op); // a file truncated during the sleep: do not touch it again
         INT.getAndAdd(memory, LOCK_WAITERS_OFFSET, -1);
     }
 

@@ -55,9 +55,16 @@ final class Waiting {
         }
     }
 
-    /** What a wait asks between its sleeps: it throws to stop the wait of operation {@code op}. */
+    /** What a wait asks between its sleeps: each throws to stop the wait of operation {@code op}. */
     interface Stop {
+        /** The variable is closing, the thread was interrupted, or {@link #mapped} fails. */
         void check(String op);
+
+        /**
+         * The mapped file still holds all the mapping (a System V segment always does): asked before touching the
+         * segment's atomic words again after a sleep, since a faulting atomic can abort the JVM.
+         */
+        void mapped(String op);
     }
 
     /** The usual stop: the variable is closing, or the thread was interrupted (its flag is kept). */
