@@ -8,6 +8,7 @@ package shmvar_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -30,49 +31,66 @@ func exitCode(t *testing.T, err error) int {
 	return 0
 }
 
-func TestSignalledIncrReleasesTheLockBeforeExiting(t *testing.T) {
+// TestSignalledIncrReleasesTheLockAndExits signals each command while it
+// holds the lock (in a long --hold) and while it waits for a lock this
+// process holds: either way it stops at once, commits nothing, leaves the
+// lock free and exits 143 or 130.
+func TestSignalledIncrReleasesTheLockAndExits(t *testing.T) {
 	for _, peer := range []string{goPeerBin(t), javaPeer(t)} {
 		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-			t.Run(filepath.Base(peer)+"/"+sig.String(), func(t *testing.T) {
-				key := testKey(t)
-				v := mustCreateCounter(t, key)
-				cmd := exec.Command(peer, "incr", "--key", shmvar.FormatKey(key), "--count", "1", "--hold", "30s")
-				var out bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &out
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				defer cmd.Process.Kill()
-				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
-					if s, _ := v.Lock(); s.Word != 0 {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("incr never took the lock: %s", out.String())
-					}
-				}
-				cmd.Process.Signal(sig)
-				done := make(chan error, 1)
-				go func() { done <- cmd.Wait() }()
-				var err error
-				select {
-				case err = <-done:
-				case <-time.After(5 * time.Second):
-					t.Fatalf("incr still runs 5 s after %v, in a 30 s hold", sig)
-				}
-				want := 143
-				if sig == syscall.SIGINT {
-					want = 130
-				}
-				if code := exitCode(t, err); code != want || !strings.Contains(out.String(), "interrupted after 0 of 1 increments") {
-					t.Fatalf("after %v: exit %d, output %q; want %d and 'interrupted after 0 of 1 increments'", sig, code, out.String(), want)
-				}
-				s, _ := v.Lock()
-				if g, _ := v.Generation(); s.Word != 0 || s.Takeovers != 0 || g != 0 {
-					t.Fatalf("after a signalled incr: lock %+v, generation %d; want a released lock and nothing committed", s, g)
-				}
-			})
+			for _, holding := range []bool{true, false} {
+				name := fmt.Sprintf("%s/%v/holding=%v", filepath.Base(peer), sig, holding)
+				t.Run(name, func(t *testing.T) { signalIncr(t, peer, sig, holding) })
+			}
 		}
+	}
+}
+
+func signalIncr(t *testing.T, peer string, sig syscall.Signal, holding bool) {
+	key := testKey(t)
+	v := mustCreateCounter(t, key)
+	args := []string{"incr", "--key", shmvar.FormatKey(key), "--count", "1", "--hold", "30s", "--timeout", "60s"}
+	ready := func() bool { s, _ := v.Lock(); return s.Word != 0 } // it holds the lock
+	release := func() {}
+	if !holding {
+		release = holdLock(t, key)
+		ready = func() bool { live, _ := v.Attachments(); return len(live) == 3 } // creator, holder, incr
+	}
+	cmd := exec.Command(peer, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for deadline := time.Now().Add(20 * time.Second); !ready(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("incr never got going: %s", out.String())
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // in its hold, or parked waiting for the lock
+	cmd.Process.Signal(sig)
+	signalled := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("incr still runs 5 s after %v", sig)
+	}
+	want := 143
+	if sig == syscall.SIGINT {
+		want = 130
+	}
+	if code := exitCode(t, err); code != want || !strings.Contains(out.String(), "interrupted after 0 of 1 increments") {
+		t.Fatalf("after %v: exit %d, output %q; want %d and 'interrupted after 0 of 1 increments'", sig, code, out.String(), want)
+	}
+	t.Logf("stopped %v after the signal", time.Since(signalled))
+	release()
+	s, _ := v.Lock()
+	if g, _ := v.Generation(); s.Word != 0 || s.Takeovers != 0 || g != 0 {
+		t.Fatalf("after a signalled incr: lock %+v, generation %d; want a released lock and nothing committed", s, g)
 	}
 }
 
@@ -137,52 +155,5 @@ func TestCreateRefusesASegmentShmRmidForcedWouldDestroy(t *testing.T) {
 	}
 	if lines[0] != lines[1] {
 		t.Fatalf("the two commands say it differently:\n%s%s", lines[0], lines[1])
-	}
-}
-
-// TestSignalledIncrStopsWaitingForTheLock signals each command while it
-// waits for a lock this process holds: it stops at once, 143 or 130.
-func TestSignalledIncrStopsWaitingForTheLock(t *testing.T) {
-	for _, peer := range []string{goPeerBin(t), javaPeer(t)} {
-		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-			t.Run(filepath.Base(peer)+"/"+sig.String(), func(t *testing.T) {
-				key := testKey(t)
-				v := mustCreateCounter(t, key)
-				release := holdLock(t, key)
-				cmd := exec.Command(peer, "incr", "--key", shmvar.FormatKey(key), "--count", "1", "--timeout", "60s")
-				var out bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &out
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				defer cmd.Process.Kill()
-				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-					if live, _ := v.Attachments(); len(live) == 3 { // creator, holder, incr
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("incr never attached: %s", out.String())
-					}
-				}
-				time.Sleep(300 * time.Millisecond) // it waits for the lock
-				cmd.Process.Signal(sig)
-				signalled := time.Now()
-				err := cmd.Wait()
-				want := 143
-				if sig == syscall.SIGINT {
-					want = 130
-				}
-				if code := exitCode(t, err); code != want || !strings.Contains(out.String(), "interrupted after 0 of 1 increments") {
-					t.Fatalf("after %v while waiting: exit %d, output %q; want %d", sig, code, out.String(), want)
-				}
-				if took := time.Since(signalled); took > 3*time.Second {
-					t.Fatalf("incr took %v to stop waiting after %v", took, sig)
-				}
-				release()
-				if g, _ := v.Generation(); g != 0 {
-					t.Fatalf("generation %d: the signalled incr committed", g)
-				}
-			})
-		}
 	}
 }
