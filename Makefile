@@ -60,13 +60,14 @@ bench: go-build
 demo: build
 	bin/go-peer demo --count $(COUNT) --java bin/java-peer
 
-# Regenerates the committed Go code from proto/ with the same protoc Maven uses.
+# Regenerates the committed Go code from proto/ with the same protoc Maven uses
+# (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports).
 generate:
 	$(MVN) generate-sources
 	chmod +x $(PROTOC)
 	cd go-peer && $(GO) build -o ../target/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer \
-	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto proto/shmvar/v1/*.proto
+	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto -Itarget/tools/include proto/shmvar/v1/*.proto
 
 clean:
 	rm -rf target bin/go-peer bin/bench-peer

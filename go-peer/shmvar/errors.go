@@ -1,46 +1,74 @@
 package shmvar
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 )
 
-// Sentinel errors that an *Error wraps when the failure is not an errno.
+// Sentinel errors that an *Error wraps when the failure is not an errno or a
+// context's error. There is one per kind of shmvarpb.ErrorKind
+// (proto/shmvar/v1/protocol.proto), which gives its text; NATIVE and
+// INTERRUPTED have none (see (*Error).Kind).
 var (
 	// ErrNotShmvar means the segment does not start with the shmvar magic.
-	ErrNotShmvar = errors.New("not a shmvar segment")
+	ErrNotShmvar = sentinel(shmvarpb.ErrorKind_NOT_SHMVAR)
 	// ErrNotInitialised means the segment's header was still zero after the wait.
-	ErrNotInitialised = errors.New("segment not initialised")
+	ErrNotInitialised = sentinel(shmvarpb.ErrorKind_NOT_INITIALISED)
 	// ErrLayoutVersion means the segment's layout major version differs from ours.
-	ErrLayoutVersion = errors.New("layout version mismatch")
+	ErrLayoutVersion = sentinel(shmvarpb.ErrorKind_LAYOUT_VERSION)
 	// ErrTypeMismatch means the segment holds another payload type than asked for.
-	ErrTypeMismatch = errors.New("payload type mismatch")
+	ErrTypeMismatch = sentinel(shmvarpb.ErrorKind_TYPE_MISMATCH)
 	// ErrCorrupt means a header, descriptor or slot failed validation.
-	ErrCorrupt = errors.New("segment corrupt")
+	ErrCorrupt = sentinel(shmvarpb.ErrorKind_CORRUPT)
 	// ErrTooLarge means an encoded value does not fit the segment's capacity.
-	ErrTooLarge = errors.New("value too large")
+	ErrTooLarge = sentinel(shmvarpb.ErrorKind_TOO_LARGE)
 	// ErrTimeout means the lock was not acquired, or the generation did not
 	// move, before the deadline.
-	ErrTimeout = errors.New("timed out")
+	ErrTimeout = sentinel(shmvarpb.ErrorKind_TIMEOUT)
 	// ErrLockLost means the lock was taken from its holder, which only a
 	// peer that breaks the protocol can do; the holder committed nothing.
-	ErrLockLost = errors.New("lock lost")
+	ErrLockLost = sentinel(shmvarpb.ErrorKind_LOCK_LOST)
 	// ErrAttachmentsFull means every entry of the attachment table is held
 	// by a live writing attachment.
-	ErrAttachmentsFull = errors.New("attachments full")
+	ErrAttachmentsFull = sentinel(shmvarpb.ErrorKind_ATTACHMENTS_FULL)
 	// ErrBusy means readers kept losing the race with writers until the deadline.
-	ErrBusy = errors.New("segment busy")
+	ErrBusy = sentinel(shmvarpb.ErrorKind_BUSY)
 	// ErrClosed means the variable was used after Close or Remove.
-	ErrClosed = errors.New("variable closed")
+	ErrClosed = sentinel(shmvarpb.ErrorKind_CLOSED)
 	// ErrPermission means the segment's owner or mode is not what the caller accepts.
-	ErrPermission = errors.New("segment permission refused")
+	ErrPermission = sentinel(shmvarpb.ErrorKind_PERMISSION)
 	// ErrInvalidArgument means a caller passed an unusable argument.
-	ErrInvalidArgument = errors.New("invalid argument")
+	ErrInvalidArgument = sentinel(shmvarpb.ErrorKind_INVALID_ARGUMENT)
 )
+
+// kindError is a sentinel: compared by identity, like errors.New's.
+type kindError struct {
+	kind shmvarpb.ErrorKind
+	text string
+}
+
+func (e *kindError) Error() string { return e.text }
+
+func sentinel(kind shmvarpb.ErrorKind) error {
+	return &kindError{kind: kind, text: KindText(kind)}
+}
+
+// KindText returns the text that both languages print for kind, its
+// (shmvar.v1.text) option in protocol.proto; "" for a kind without one.
+func KindText(kind shmvarpb.ErrorKind) string {
+	value := kind.Descriptor().Values().ByNumber(kind.Number())
+	if value == nil {
+		return ""
+	}
+	return proto.GetExtension(value.Options(), shmvarpb.E_Text).(string)
+}
 
 // Error is the error type of this package. Op names the failed call (a libc
 // function such as "shmget", or an operation such as "open"), Key is the
@@ -72,6 +100,22 @@ func (e *Error) Error() string {
 
 // Unwrap returns the errno or sentinel, so errors.Is(err, unix.EEXIST) works.
 func (e *Error) Unwrap() error { return e.Err }
+
+// Kind returns the kind of failure, as Java's ShmException.reason() does:
+// NATIVE for an errno, INTERRUPTED for a context's error, the sentinel's kind
+// otherwise, and ERROR_KIND_UNSPECIFIED for any other error.
+func (e *Error) Kind() shmvarpb.ErrorKind {
+	var k *kindError
+	switch {
+	case errors.As(e.Err, &k):
+		return k.kind
+	case Errno(e.Err) != 0:
+		return shmvarpb.ErrorKind_NATIVE
+	case errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded):
+		return shmvarpb.ErrorKind_INTERRUPTED
+	}
+	return shmvarpb.ErrorKind_ERROR_KIND_UNSPECIFIED
+}
 
 // Errno returns the errno carried by err, or 0.
 func Errno(err error) unix.Errno {

@@ -3,6 +3,8 @@ package shmvar
 import (
 	"runtime"
 	"time"
+
+	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
 // The lock word at LockWordOffset is 0 when free. A holder stores its
@@ -43,10 +45,19 @@ func (s WaitStrategy) String() string {
 	return "park"
 }
 
+// The protocol's timings, from enum ProtocolTiming in
+// proto/shmvar/v1/protocol.proto (PROTOCOL.md, "The lock", "Change
+// notification", "Reading" and "Opening"). The Java twins are SpinLock's,
+// Waiting's and SharedVariable's *_NANOS constants.
 const (
-	spinFor    = 20 * time.Microsecond // busy waiting before yielding or parking
-	checkEvery = time.Millisecond      // how often a waiter checks deadline and holder liveness
-	parkFor    = 2 * time.Millisecond  // longest park, so liveness checks go on
+	us = time.Microsecond // the unit of ProtocolTiming
+
+	spinFor         = time.Duration(shmvarpb.ProtocolTiming_SPIN_MICROS) * us              // busy waiting before yielding or parking
+	checkEvery      = time.Duration(shmvarpb.ProtocolTiming_CHECK_EVERY_MICROS) * us       // how often a waiter checks deadline and holder liveness
+	parkFor         = time.Duration(shmvarpb.ProtocolTiming_LOCK_PARK_MAX_MICROS) * us     // longest park, so liveness checks go on
+	changeParkMax   = time.Duration(shmvarpb.ProtocolTiming_CHANGE_PARK_MAX_MICROS) * us   // longest sleep of a change watcher
+	readOnlyTurn    = time.Duration(shmvarpb.ProtocolTiming_READ_ONLY_TURN_MICROS) * us    // the same, attached read-only
+	defaultInitWait = time.Duration(shmvarpb.ProtocolTiming_INIT_WAIT_DEFAULT_MICROS) * us // Options.InitWait 0
 )
 
 // acquire takes the lock, waiting until deadline (zero: forever) or until

@@ -26,7 +26,7 @@ type Options struct {
 	// Mode is the segment's permission bits (Create only); 0 means 0600.
 	Mode os.FileMode
 	// InitWait is how long Open waits for a creator that has not finished
-	// writing the header; 0 means one second.
+	// writing the header; 0 means the protocol's default, one second.
 	InitWait time.Duration
 	// ReadOnly attaches the segment read-only (Open only); writes then fail.
 	ReadOnly bool
@@ -465,7 +465,7 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 // initWait applies the default of Options.InitWait.
 func initWait(opts Options) time.Duration {
 	if opts.InitWait == 0 {
-		return time.Second
+		return defaultInitWait
 	}
 	return opts.InitWait
 }
@@ -914,7 +914,7 @@ func (v *Var[T]) Remove() error {
 
 // readRetryLimit bounds how long a reader keeps retrying while writers move
 // the generation under it.
-const readRetryLimit = time.Second
+const readRetryLimit = time.Duration(shmvarpb.ProtocolTiming_READ_RETRY_LIMIT_MICROS) * us
 
 // read copies the active slot's payload: the length is read once and
 // bounds-checked, the bytes copied, the generation re-checked (retrying if it

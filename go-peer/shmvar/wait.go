@@ -218,7 +218,7 @@ func (v *Var[T]) awaitChange(ctx context.Context, after uint64, deadline time.Ti
 		case v.wait == Spin:
 			runtime.Gosched()
 		default:
-			v.sleep(mem, after, min(deadline.Sub(now), time.Second), cancelled)
+			v.sleep(mem, after, min(deadline.Sub(now), changeParkMax), cancelled)
 			if v.fd >= 0 {
 				// Between turns, a file that shrank is refused before it faults.
 				if err := v.stillMapped("await"); err != nil {
@@ -258,7 +258,7 @@ func (v *Var[T]) sleep(mem []byte, after uint64, d time.Duration, cancelled <-ch
 	if v.readOnly {
 		// A read-only attachment cannot announce itself to committers, so
 		// it sleeps on the futex in short turns instead of until woken.
-		futexSleep(mem, GenerationFutexOffset, load32(mem, GenerationFutexOffset), min(d, time.Millisecond))
+		futexSleep(mem, GenerationFutexOffset, load32(mem, GenerationFutexOffset), min(d, readOnlyTurn))
 	} else {
 		seq := load32(mem, GenerationFutexOffset)
 		add32(mem, GenerationWaitersOffset, 1)

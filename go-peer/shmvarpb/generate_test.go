@@ -28,7 +28,9 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 	}
 	files, _ := filepath.Glob("../../proto/shmvar/v1/*.proto")
 	args := append([]string{"--plugin=protoc-gen-go=" + plugin, "--go_out=" + tmp,
-		"--go_opt=module=github.com/shmvar/shmvar/go-peer", "-I../../proto"}, files...)
+		"--go_opt=module=github.com/shmvar/shmvar/go-peer", "-I../../proto",
+		// google/protobuf/descriptor.proto, which make build unpacks next to protoc
+		"-I" + filepath.Join(filepath.Dir(protoc), "include")}, files...)
 	if out, err := exec.Command(protoc, args...).CombinedOutput(); err != nil {
 		t.Fatalf("protoc: %v\n%s", err, out)
 	}

@@ -9,6 +9,7 @@ import com.google.protobuf.DynamicMessage;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
+import io.shmvar.proto.ProtocolTiming;
 import io.shmvar.proto.SegmentDescriptor;
 
 import java.io.IOException;
@@ -44,9 +45,13 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
 
     /** Options for {@link #create} and {@link #open}; {@link #defaults()} gives the defaults. Immutable. */
     public static final class Options {
+        /** How long an opener waits for a creator to finish by default (protocol.proto). */
+        private static final Duration DEFAULT_INIT_WAIT =
+            Duration.ofNanos(ProtocolTiming.INIT_WAIT_DEFAULT_MICROS_VALUE * 1_000L);
+
         private int capacity = DEFAULT_CAPACITY;
         private int mode = 0600;
-        private Duration initWait = Duration.ofSeconds(1);
+        private Duration initWait = DEFAULT_INIT_WAIT;
         private boolean readOnly;
         private boolean anyOwner;
         private boolean anyMode;
@@ -161,8 +166,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
-    /** How long a reader keeps retrying while writers move the generation under it. */
-    private static final long READ_RETRY_NANOS = 1_000_000_000L;
+    /** How long a reader keeps retrying while writers move the generation under it (protocol.proto). */
+    static final long READ_RETRY_NANOS = ProtocolTiming.READ_RETRY_LIMIT_MICROS_VALUE * 1_000L;
     private static final long CLOSED = 1L << 62;
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
     /** Encoded values up to this size are scanned for '?' to rule out unpaired surrogates cheaply. */
@@ -1565,7 +1570,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                     // A read-only attachment cannot announce itself to committers, and a virtual thread must not
                     // sleep in the kernel: both sleep in short turns.
                     Waiting.sleep(virtual, futex, (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET),
-                        Math.min(left, 1_000_000));
+                        Math.min(left, Waiting.READ_ONLY_TURN_NANOS));
                 } else {
                     int sequence = (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET);
                     INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, 1);

@@ -1,5 +1,8 @@
 package io.shmvar;
 
+import io.shmvar.proto.ErrorKind;
+import io.shmvar.proto.Protocol;
+
 /**
  * The one exception of this library. It names the failed {@link #function()} (a libc call such as {@code shmget} or
  * an operation such as {@code open}), the {@link #errno()} (0 when the failure is not a libc one), the segment's
@@ -7,54 +10,67 @@ package io.shmvar;
  * whose sentinels match the reasons one for one.
  */
 public class ShmException extends RuntimeException {
-    /** What went wrong; each matches a Go sentinel error ({@code ErrCorrupt} and so on). */
+    /**
+     * What went wrong: one constant per {@link ErrorKind} of {@code proto/shmvar/v1/protocol.proto}, of the same name
+     * and in the same order, whose {@link #text()} is the kind's {@code (shmvar.v1.text)} option. Go's twins are the
+     * sentinel errors ({@code ErrCorrupt} and so on), a {@code unix.Errno} for {@link #NATIVE} and the context's
+     * error for {@link #INTERRUPTED}.
+     */
     public enum Reason {
-        /** A libc call failed; {@link #errno()} says why. */
-        NATIVE("native error"),
+        /** A libc call failed; {@link #errno()} says why, and the message prints it in place of the text. */
+        NATIVE(ErrorKind.NATIVE),
         /** The segment does not start with the shmvar magic. */
-        NOT_SHMVAR("not a shmvar segment"),
+        NOT_SHMVAR(ErrorKind.NOT_SHMVAR),
         /** The header was still zero after the wait for its creator. */
-        NOT_INITIALISED("segment not initialised"),
+        NOT_INITIALISED(ErrorKind.NOT_INITIALISED),
         /** The segment's layout major version differs from this library's, or it uses a feature flag it lacks. */
-        LAYOUT_VERSION("layout version mismatch"),
+        LAYOUT_VERSION(ErrorKind.LAYOUT_VERSION),
         /** The segment holds another payload type than asked for. */
-        TYPE_MISMATCH("payload type mismatch"),
+        TYPE_MISMATCH(ErrorKind.TYPE_MISMATCH),
         /** A header, descriptor or slot failed validation. */
-        CORRUPT("segment corrupt"),
+        CORRUPT(ErrorKind.CORRUPT),
         /** An encoded value does not fit the capacity. */
-        TOO_LARGE("value too large"),
+        TOO_LARGE(ErrorKind.TOO_LARGE),
         /**
          * The lock was not acquired, or the generation did not move, in time; for the lock
          * {@link ShmException#holderPid()} names the holder.
          */
-        TIMEOUT("timed out"),
+        TIMEOUT(ErrorKind.TIMEOUT),
         /**
          * The lock was taken from this holder while it held it, which only a peer breaking the protocol (or a bug)
          * can do: nothing was committed, and the value the other committed stays.
          */
-        LOCK_LOST("lock lost"),
+        LOCK_LOST(ErrorKind.LOCK_LOST),
         /** All attachment entries of the segment are held by live writing attachments: no writing open is possible. */
-        ATTACHMENTS_FULL("attachments full"),
+        ATTACHMENTS_FULL(ErrorKind.ATTACHMENTS_FULL),
+        /** Readers kept losing the race with writers until the deadline. */
+        BUSY(ErrorKind.BUSY),
         /**
          * A wait for the lock or for a change was interrupted (the thread's interrupt flag is kept); Go's twin is the
          * context's error ({@code context.Canceled}).
          */
-        INTERRUPTED("interrupted"),
-        /** Readers kept losing the race with writers until the deadline. */
-        BUSY("segment busy"),
-        /** The variable was used after close or remove. */
-        CLOSED("variable closed"),
+        INTERRUPTED(ErrorKind.INTERRUPTED),
         /** The segment's owner or mode is not what the caller accepts. */
-        PERMISSION("segment permission refused"),
+        PERMISSION(ErrorKind.PERMISSION),
+        /** The variable was used after close or remove. */
+        CLOSED(ErrorKind.CLOSED),
         /** A caller passed an unusable argument. */
-        INVALID_ARGUMENT("invalid argument");
+        INVALID_ARGUMENT(ErrorKind.INVALID_ARGUMENT);
 
+        private final ErrorKind kind;
         private final String text;
 
-        Reason(String text) {
-            this.text = text;
+        Reason(ErrorKind kind) {
+            this.kind = kind;
+            this.text = kind.getValueDescriptor().getOptions().getExtension(Protocol.text);
         }
 
+        /** The kind this reason stands for in the protocol. */
+        public ErrorKind kind() {
+            return kind;
+        }
+
+        /** What both languages print for this reason, from protocol.proto. */
         public String text() {
             return text;
         }

@@ -1,5 +1,7 @@
 package io.shmvar;
 
+import io.shmvar.proto.ProtocolTiming;
+
 import java.nio.ByteBuffer;
 import java.time.Duration;
 
@@ -20,12 +22,13 @@ import static io.shmvar.Native.LONG;
  * The Go twin is {@code go-peer/shmvar/lock.go}.
  */
 public final class SpinLock {
+    // The protocol's timings, from enum ProtocolTiming in proto/shmvar/v1/protocol.proto (microseconds).
     /** Busy waiting before yielding or parking. */
-    static final long SPIN_NANOS = 20_000;
+    static final long SPIN_NANOS = ProtocolTiming.SPIN_MICROS_VALUE * 1_000L;
     /** How often a waiter checks its deadline and the holder's liveness. */
-    private static final long CHECK_EVERY_NANOS = 1_000_000;
+    static final long CHECK_EVERY_NANOS = ProtocolTiming.CHECK_EVERY_MICROS_VALUE * 1_000L;
     /** The longest park, so that liveness checks go on. */
-    private static final long PARK_NANOS = 2_000_000;
+    static final long PARK_NANOS = ProtocolTiming.LOCK_PARK_MAX_MICROS_VALUE * 1_000L;
 
     /** Says whether the attachment a lock word names is alive; the attachment table implements it. */
     interface Liveness {

@@ -1,5 +1,7 @@
 package io.shmvar;
 
+import io.shmvar.proto.ProtocolTiming;
+
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
@@ -13,8 +15,13 @@ import java.util.concurrent.locks.LockSupport;
  * variable stops it with {@link ShmException.Reason#CLOSED}. The Go twin is {@code go-peer/shmvar/wait.go}.
  */
 final class Waiting {
-    /** A platform thread's longest futex sleep while waiting for a change: how soon it sees an interrupt. */
+    /**
+     * A platform thread's longest futex sleep while waiting for a change: how soon it sees an interrupt. Java's own
+     * choice, well under the protocol's bound ({@code ProtocolTiming.CHANGE_PARK_MAX_MICROS}, 1 s).
+     */
     static final long CHANGE_TURN_NANOS = 50_000_000;
+    /** A read-only watcher's longest futex sleep: it cannot announce itself to committers (protocol.proto). */
+    static final long READ_ONLY_TURN_NANOS = ProtocolTiming.READ_ONLY_TURN_MICROS_VALUE * 1_000L;
     /** A virtual thread's longest park between two looks at the segment. */
     private static final long VIRTUAL_TURN_NANOS = 2_000_000;
     /** {@code Thread.isVirtual()}, present from JDK 21 on; null before. */
