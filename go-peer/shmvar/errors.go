@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // Sentinel errors that an *Error wraps when the failure is not an errno.
@@ -40,11 +39,16 @@ var (
 	ErrPermission = errors.New("segment permission refused")
 	// ErrInvalidArgument means a caller passed an unusable argument.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrUnsupportedPlatform means this is not Linux on amd64 or arm64, the
+	// only platforms the protocol runs on (little-endian, 64-bit): every
+	// function that would attach fails with it. The Java side refuses such
+	// hosts too (UnsupportedOperationException when io.shmvar.Native loads).
+	ErrUnsupportedPlatform = errors.New("unsupported platform")
 )
 
 // Error is the error type of this package. Op names the failed call (a libc
 // function such as "shmget", or an operation such as "open"), Key is the
-// segment's key and Err is a unix.Errno or one of the Err* sentinels.
+// segment's key and Err is a syscall.Errno or one of the Err* sentinels.
 type Error struct {
 	Op     string
 	Key    int32
@@ -59,7 +63,7 @@ func (e *Error) Error() string {
 	if e.Path != "" {
 		s = fmt.Sprintf("%s file=%s: ", e.Op, e.Path)
 	}
-	if errno, ok := e.Err.(unix.Errno); ok {
+	if errno, ok := e.Err.(syscall.Errno); ok {
 		s += fmt.Sprintf("%s (%s)", errno.Error(), errnoName(errno))
 	} else {
 		s += e.Err.Error()
@@ -70,12 +74,12 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Unwrap returns the errno or sentinel, so errors.Is(err, unix.EEXIST) works.
+// Unwrap returns the errno or sentinel, so errors.Is(err, syscall.EEXIST) works.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errno returns the errno carried by err, or 0.
-func Errno(err error) unix.Errno {
-	var errno unix.Errno
+func Errno(err error) syscall.Errno {
+	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		return errno
 	}
@@ -85,13 +89,6 @@ func Errno(err error) unix.Errno {
 // FormatKey formats a key the way ipcs prints it.
 func FormatKey(key int32) string { return fmt.Sprintf("0x%08x", uint32(key)) }
 
-func errnoName(errno unix.Errno) string {
-	if name := unix.ErrnoName(errno); name != "" {
-		return name
-	}
-	return fmt.Sprintf("errno %d", int(errno))
-}
-
 func newError(op string, key int32, err error, format string, args ...any) *Error {
 	return &Error{Op: op, Key: key, Err: err, Detail: fmt.Sprintf(format, args...)}
 }
@@ -99,28 +96,28 @@ func newError(op string, key int32, err error, format string, args ...any) *Erro
 // nativeError turns a failed libc call into an *Error with advice a person
 // can act on.
 func nativeError(op string, key int32, err error, creating bool, size uint64) *Error {
-	errno, ok := err.(unix.Errno)
+	errno, ok := err.(syscall.Errno)
 	if !ok {
 		return &Error{Op: op, Key: key, Err: err}
 	}
 	e := &Error{Op: op, Key: key, Err: errno}
 	k := FormatKey(key)
 	switch {
-	case errno == unix.EEXIST:
+	case errno == syscall.EEXIST:
 		e.Detail = "a segment with this key already exists; remove it with 'rm --key " + k + "' or 'ipcrm -M " + k + "'"
-	case errno == unix.ENOENT:
+	case errno == syscall.ENOENT:
 		e.Detail = "no segment with this key; create it with 'create --key " + k + "'"
-	case errno == unix.EINVAL && creating:
+	case errno == syscall.EINVAL && creating:
 		e.Detail = fmt.Sprintf("size %d is outside the kernel's limits: shmmax=%s bytes (/proc/sys/kernel/shmmax), shmmin=1", size, kernelLimit("shmmax"))
-	case errno == unix.EINVAL && op == "shmget":
+	case errno == syscall.EINVAL && op == "shmget":
 		e.Detail = "a segment with this key exists but is smaller than asked for"
-	case errno == unix.ENOSPC:
+	case errno == syscall.ENOSPC:
 		e.Detail = fmt.Sprintf("a system-wide limit is reached: shmmni=%s segments or shmall=%s pages in all (/proc/sys/kernel)", kernelLimit("shmmni"), kernelLimit("shmall"))
-	case errno == unix.ENOMEM:
+	case errno == syscall.ENOMEM:
 		e.Detail = "not enough memory for the segment"
-	case errno == unix.EACCES || errno == unix.EPERM:
+	case errno == syscall.EACCES || errno == syscall.EPERM:
 		e.Detail = "permission denied: the segment's owner and mode do not let this user use it"
-	case errno == unix.EIDRM:
+	case errno == syscall.EIDRM:
 		e.Detail = "the segment was removed"
 	}
 	return e
