@@ -2,6 +2,7 @@ package shmvar
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,4 +129,26 @@ func store32(mem []byte, off int, v uint32) {
 
 func add32(mem []byte, off int, delta int32) uint32 {
 	return atomic.AddUint32((*uint32)(unsafe.Pointer(&mem[off])), uint32(delta))
+}
+
+// loadBytes copies n bytes of mem from start, which is 8-byte aligned, into
+// dst (reused), with 8-byte atomic loads only: under the Go memory model
+// every one of them is ordered before the reader's next atomic load, on
+// every CPU. The last word may extend past start+n, still inside the slot
+// (rounded up to 64 bytes), unless a header no peer writes put the slot's
+// end at the segment's: then the last bytes are copied with plain loads.
+func loadBytes(dst, mem []byte, start, n int) []byte {
+	dst = slices.Grow(dst[:0], n)[:n]
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		le.PutUint64(dst[i:], load64(mem, start+i))
+	}
+	if i < n && start+i+8 <= len(mem) {
+		var tail [8]byte
+		le.PutUint64(tail[:], load64(mem, start+i))
+		copy(dst[i:], tail[:n-i])
+	} else if i < n {
+		copy(dst[i:], mem[start+i:start+n])
+	}
+	return dst
 }

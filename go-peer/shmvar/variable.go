@@ -919,18 +919,22 @@ const readRetryLimit = time.Second
 // read copies the active slot's payload: the length is read once and
 // bounds-checked, the bytes copied, the generation re-checked (retrying if it
 // moved), then the slot's generation and CRC32C verified.
+//
+// Every load of the slot must be done before the second load of the
+// generation (PROTOCOL.md, "Reading (no lock)"): the slot header's words are
+// atomic loads, which Go orders, and copySlot copies the payload in an order
+// that the CPU keeps (see native_linux_amd64.go and native_linux_arm64.go).
 func (v *Var[T]) read(mem []byte, op string, buf []byte) ([]byte, uint64, error) {
 	var deadline time.Time
 	for attempt := 0; ; attempt++ {
 		g1 := load64(mem, GenerationOffset)
-		off := v.geo.slot[g1&1]
-		n := uint64(le.Uint32(mem[off+uint64(SlotLengthOffset):]))
+		off := int(v.geo.slot[g1&1])
+		n := uint64(load32(mem, off+SlotLengthOffset))
 		if n <= v.geo.capacity {
-			start := off + uint64(SlotHeaderLength)
-			buf = append(buf[:0], mem[start:start+n]...)
+			buf = copySlot(buf, mem, off+SlotHeaderLength, int(n))
 		}
-		crc := le.Uint32(mem[off+uint64(SlotCrcOffset):])
-		slotGen := le.Uint64(mem[off+uint64(SlotGenerationOffset):])
+		crc := load32(mem, off+SlotCrcOffset)
+		slotGen := load64(mem, off+SlotGenerationOffset)
 		if g2 := load64(mem, GenerationOffset); g2 != g1 {
 			if attempt == 0 {
 				deadline = time.Now().Add(readRetryLimit)
