@@ -3,8 +3,7 @@ package shmvar
 import (
 	"fmt"
 	"os"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // The attachment table (PROTOCOL.md, "Attachments"): each writing attachment
@@ -38,7 +37,7 @@ func (s semaphores) claim(i int) (bool, error) {
 	switch errno {
 	case 0:
 		return true, nil
-	case unix.EAGAIN:
+	case syscall.EAGAIN:
 		return false, nil
 	}
 	return false, semError("semop", s.key, errno)
@@ -68,18 +67,18 @@ type fileLocks struct {
 func entryOffset(i int) int { return AttachmentTableOffset + i*AttachmentLength }
 
 func (s fileLocks) claim(i int) (bool, error) {
-	err := ofdLock(s.fd, entryOffset(i), unix.F_WRLCK)
+	err := ofdLock(s.fd, entryOffset(i), true)
 	switch err {
 	case nil:
 		return true, nil
-	case unix.EAGAIN, unix.EACCES:
+	case syscall.EAGAIN, syscall.EACCES:
 		return false, nil
 	}
 	return false, fileNativeError("fcntl(F_OFD_SETLK)", s.path, err)
 }
 
 func (s fileLocks) release(i int) error {
-	if err := ofdLock(s.fd, entryOffset(i), unix.F_UNLCK); err != nil {
+	if err := ofdLock(s.fd, entryOffset(i), false); err != nil {
 		return fileNativeError("fcntl(F_OFD_SETLK)", s.path, err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package shmvar_test
 import (
 	"testing"
 
+	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
@@ -72,6 +73,26 @@ func BenchmarkMutateUncached(b *testing.B) {
 			c.Value++
 			return nil
 		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// GetEncoded of a 64 KiB value: the slot copy of a read (it always re-reads,
+// bypassing the cache), checksum included.
+func BenchmarkGetEncodedLarge(b *testing.B) {
+	v, err := shmvar.Create[*shmvarpb.AllTypes](testKey(b), shmvar.Options{Capacity: 80 << 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.Close() })
+	if err := v.Set(&shmvarpb.AllTypes{FBytes: make([]byte, 64<<10)}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(64 << 10)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := v.GetEncoded(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -24,6 +24,10 @@
 //
 // The files mirror the Java classes: layout.go (LayoutDescriptor), lock.go
 // (SpinLock, WaitStrategy), variable.go (SharedVariable), file.go (the file
-// backing, SharedVariable.createFile/openFile), native.go (Native) and
+// backing, SharedVariable.createFile/openFile), native*.go (Native) and
 // errors.go (ShmException).
+//
+// The protocol runs on Linux on amd64 and arm64 (native_linux.go). On any
+// other platform the package builds, with the same API, and everything that
+// would attach fails with ErrUnsupportedPlatform (native_other.go).
 package shmvar

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -46,6 +46,11 @@ var (
 	ErrPermission = sentinel(shmvarpb.ErrorKind_PERMISSION)
 	// ErrInvalidArgument means a caller passed an unusable argument.
 	ErrInvalidArgument = sentinel(shmvarpb.ErrorKind_INVALID_ARGUMENT)
+	// ErrUnsupportedPlatform means this is not Linux on amd64 or arm64, the
+	// only platforms the protocol runs on (little-endian, 64-bit): every
+	// function that would attach fails with it. The Java side refuses such
+	// hosts too, when io.shmvar.Native loads.
+	ErrUnsupportedPlatform = sentinel(shmvarpb.ErrorKind_UNSUPPORTED_PLATFORM)
 )
 
 // kindError is a sentinel: compared by identity, like errors.New's.
@@ -72,7 +77,7 @@ func KindText(kind shmvarpb.ErrorKind) string {
 
 // Error is the error type of this package. Op names the failed call (a libc
 // function such as "shmget", or an operation such as "open"), Key is the
-// segment's key and Err is a unix.Errno or one of the Err* sentinels.
+// segment's key and Err is a syscall.Errno or one of the Err* sentinels.
 type Error struct {
 	Op     string
 	Key    int32
@@ -87,7 +92,7 @@ func (e *Error) Error() string {
 	if e.Path != "" {
 		s = fmt.Sprintf("%s file=%s: ", e.Op, e.Path)
 	}
-	if errno, ok := e.Err.(unix.Errno); ok {
+	if errno, ok := e.Err.(syscall.Errno); ok {
 		s += fmt.Sprintf("%s (%s)", errno.Error(), errnoName(errno))
 	} else {
 		s += e.Err.Error()
@@ -98,7 +103,7 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Unwrap returns the errno or sentinel, so errors.Is(err, unix.EEXIST) works.
+// Unwrap returns the errno or sentinel, so errors.Is(err, syscall.EEXIST) works.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Kind returns the kind of failure, as Java's ShmException.reason() does:
@@ -118,8 +123,8 @@ func (e *Error) Kind() shmvarpb.ErrorKind {
 }
 
 // Errno returns the errno carried by err, or 0.
-func Errno(err error) unix.Errno {
-	var errno unix.Errno
+func Errno(err error) syscall.Errno {
+	var errno syscall.Errno
 	if errors.As(err, &errno) {
 		return errno
 	}
@@ -129,13 +134,6 @@ func Errno(err error) unix.Errno {
 // FormatKey formats a key the way ipcs prints it.
 func FormatKey(key int32) string { return fmt.Sprintf("0x%08x", uint32(key)) }
 
-func errnoName(errno unix.Errno) string {
-	if name := unix.ErrnoName(errno); name != "" {
-		return name
-	}
-	return fmt.Sprintf("errno %d", int(errno))
-}
-
 func newError(op string, key int32, err error, format string, args ...any) *Error {
 	return &Error{Op: op, Key: key, Err: err, Detail: fmt.Sprintf(format, args...)}
 }
@@ -143,28 +141,28 @@ func newError(op string, key int32, err error, format string, args ...any) *Erro
 // nativeError turns a failed libc call into an *Error with advice a person
 // can act on.
 func nativeError(op string, key int32, err error, creating bool, size uint64) *Error {
-	errno, ok := err.(unix.Errno)
+	errno, ok := err.(syscall.Errno)
 	if !ok {
 		return &Error{Op: op, Key: key, Err: err}
 	}
 	e := &Error{Op: op, Key: key, Err: errno}
 	k := FormatKey(key)
 	switch {
-	case errno == unix.EEXIST:
+	case errno == syscall.EEXIST:
 		e.Detail = "a segment with this key already exists; remove it with 'rm --key " + k + "' or 'ipcrm -M " + k + "'"
-	case errno == unix.ENOENT:
+	case errno == syscall.ENOENT:
 		e.Detail = "no segment with this key; create it with 'create --key " + k + "'"
-	case errno == unix.EINVAL && creating:
+	case errno == syscall.EINVAL && creating:
 		e.Detail = fmt.Sprintf("size %d is outside the kernel's limits: shmmax=%s bytes (/proc/sys/kernel/shmmax), shmmin=1", size, kernelLimit("shmmax"))
-	case errno == unix.EINVAL && op == "shmget":
+	case errno == syscall.EINVAL && op == "shmget":
 		e.Detail = "a segment with this key exists but is smaller than asked for"
-	case errno == unix.ENOSPC:
+	case errno == syscall.ENOSPC:
 		e.Detail = fmt.Sprintf("a system-wide limit is reached: shmmni=%s segments or shmall=%s pages in all (/proc/sys/kernel)", kernelLimit("shmmni"), kernelLimit("shmall"))
-	case errno == unix.ENOMEM:
+	case errno == syscall.ENOMEM:
 		e.Detail = "not enough memory for the segment"
-	case errno == unix.EACCES || errno == unix.EPERM:
+	case errno == syscall.EACCES || errno == syscall.EPERM:
 		e.Detail = "permission denied: the segment's owner and mode do not let this user use it"
-	case errno == unix.EIDRM:
+	case errno == syscall.EIDRM:
 		e.Detail = "the segment was removed"
 	}
 	return e

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -50,9 +50,9 @@ func fileNativeError(op, path string, err error) *Error {
 	e := nativeError(op, 0, err, false, 0)
 	e.Path = path
 	switch e.Err {
-	case unix.EEXIST:
+	case syscall.EEXIST:
 		e.Detail = "the file already exists; remove it with 'rm --file " + path + "'"
-	case unix.ENOENT:
+	case syscall.ENOENT:
 		e.Detail = "no such file; create it with 'create --file " + path + "'"
 	}
 	return e
@@ -68,29 +68,29 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 		err.(*Error).Path = path
 		return nil, err
 	}
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, mode)
+	fd, err := createNewFile(path, mode)
 	if err != nil {
 		return nil, fileNativeError("open", path, err)
 	}
 	fail := func(op string, err error) (*Var[T], error) {
-		unix.Unlink(path)
-		unix.Close(fd)
+		unlink(path)
+		closeFile(fd)
 		if e, ok := err.(*Error); ok {
 			return nil, e
 		}
 		return nil, fileNativeError(op, path, err)
 	}
-	if err := unix.Fchmod(fd, mode); err != nil { // the umask must not widen or narrow what was asked
+	if err := fchmod(fd, mode); err != nil { // the umask must not widen or narrow what was asked
 		return fail("fchmod", err)
 	}
 	if err := reserve(fd, int64(geo.segmentLength)); err != nil {
 		e := fileNativeError("fallocate", path, err)
-		if errors.Is(err, unix.ENOSPC) {
+		if errors.Is(err, syscall.ENOSPC) {
 			e.Detail = fmt.Sprintf("no space left for the file's %d bytes on its file system; nothing was created", geo.segmentLength)
 		}
 		return fail("", e)
 	}
-	mem, err := unix.Mmap(fd, 0, int(geo.segmentLength), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := mmap(fd, int(geo.segmentLength), false)
 	if err != nil {
 		return fail("mmap", err)
 	}
@@ -98,7 +98,7 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 	v := &Var[T]{path: path, semID: -1, fd: fd, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait,
 		lk: locker{keeper: fileLocks{path, fd}, index: -1}, closer: newCloser()}
 	if err := v.lk.claim(mem); err != nil {
-		unix.Munmap(mem)
+		munmap(mem)
 		err.(*Error).Path = path
 		return fail("", err)
 	}
@@ -106,13 +106,9 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 }
 
 func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
-	flags, prot := unix.O_RDWR, unix.PROT_READ|unix.PROT_WRITE
-	if opts.ReadOnly {
-		flags, prot = unix.O_RDONLY, unix.PROT_READ
-	}
 	// O_NONBLOCK: opening a FIFO would otherwise block until a writer came;
 	// it changes nothing for the regular file that fstat then insists on.
-	fd, err := unix.Open(path, flags|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	fd, err := openExistingFile(path, opts.ReadOnly)
 	if err != nil {
 		return nil, fileNativeError("open", path, err)
 	}
@@ -121,14 +117,14 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	keep := false
 	defer func() {
 		if !keep {
-			unix.Close(fd)
+			closeFile(fd)
 		}
 	}()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	st, err := fstat(fd)
+	if err != nil {
 		return nil, fileNativeError("fstat", path, err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if !st.Regular {
 		return nil, fileError("open", path, ErrNotShmvar, "not a regular file")
 	}
 	// A creator sizes its file in one call (fallocate) after creating it
@@ -137,7 +133,7 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	wait := initWait(opts)
 	for deadline := time.Now().Add(wait); st.Size == 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
-		if err := unix.Fstat(fd, &st); err != nil {
+		if st, err = fstat(fd); err != nil {
 			return nil, fileNativeError("fstat", path, err)
 		}
 	}
@@ -148,10 +144,10 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 		err.(*Error).Path = path
 		return nil, err
 	}
-	if refused := checkOwnerAndMode(st.Uid, st.Uid, st.Mode, opts, "file"); refused != "" {
+	if refused := checkOwnerAndMode(st.UID, st.UID, st.Mode, opts, "file"); refused != "" {
 		return nil, fileError("open", path, ErrPermission, "%s", refused)
 	}
-	mem, err := unix.Mmap(fd, 0, int(st.Size), prot, unix.MAP_SHARED)
+	mem, err := mmap(fd, int(st.Size), opts.ReadOnly)
 	if err != nil {
 		return nil, fileNativeError("mmap", path, err)
 	}
@@ -163,7 +159,7 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 		}
 	}
 	if err != nil {
-		unix.Munmap(mem)
+		munmap(mem)
 		err.(*Error).Path = path
 		return nil, err
 	}
@@ -173,35 +169,11 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 
 // fileInfo is IPC_STAT's counterpart for a mapped file.
 func fileInfo(path string) (segmentInfo, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	st, err := stat(path)
+	if err != nil {
 		return segmentInfo{}, fileNativeError("stat", path, err)
 	}
-	return segmentInfo{ID: -1, Size: uint64(st.Size), UID: st.Uid, GID: st.Gid, Mode: st.Mode & 0o777}, nil
-}
-
-// reserve gives the new file fd its length with every block allocated
-// (posix_fallocate), so that no later store into the mapping can fault for
-// lack of space (SIGBUS): a full file system fails the create with ENOSPC
-// instead. A file system without fallocate gets its blocks written with
-// zeros, as glibc's posix_fallocate does.
-func reserve(fd int, length int64) error {
-	err := unix.Fallocate(fd, 0, 0, length)
-	if !errors.Is(err, unix.EOPNOTSUPP) {
-		return err
-	}
-	if err := unix.Ftruncate(fd, length); err != nil {
-		return err
-	}
-	zeros := make([]byte, 64<<10)
-	for off := int64(0); off < length; {
-		n, err := unix.Pwrite(fd, zeros[:min(int64(len(zeros)), length-off)], off)
-		if err != nil {
-			return err
-		}
-		off += int64(n)
-	}
-	return nil
+	return segmentInfo{ID: -1, Size: uint64(st.Size), UID: st.UID, GID: st.GID, Mode: st.Mode}, nil
 }
 
 // A process that truncates a mapped file makes every access past its new end
@@ -232,8 +204,7 @@ func (v *Var[T]) onFault(op string, old bool, err *error) {
 // stillMapped fails with the truncation error if the file is now shorter
 // than its mapping.
 func (v *Var[T]) stillMapped(op string) error {
-	var st unix.Stat_t
-	if unix.Fstat(v.fd, &st) == nil && st.Size < int64(len(v.mem)) {
+	if st, err := fstat(v.fd); err == nil && st.Size < int64(len(v.mem)) {
 		return truncatedError(op, v.path, v.fd, len(v.mem))
 	}
 	return nil
@@ -241,9 +212,8 @@ func (v *Var[T]) stillMapped(op string) error {
 
 // truncatedError describes a file found shorter than its mapping.
 func truncatedError(op, path string, fd, mapped int) *Error {
-	var st unix.Stat_t
 	size := int64(-1)
-	if unix.Fstat(fd, &st) == nil {
+	if st, err := fstat(fd); err == nil {
 		size = st.Size
 	}
 	return fileError(op, path, ErrCorrupt, "file was truncated under this attachment: size=%d, mapped=%d", size, mapped)

@@ -2,19 +2,22 @@ package shmvar
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
+	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
-// This file holds every call into the kernel: System V shared memory and
-// semaphores, open-file-description locks, and atomic access to the mapped
-// words.
+// Every call into the kernel goes through the functions this file declares
+// the types of and native_linux.go implements, on the one platform the
+// protocol runs on: Linux on a little-endian 64-bit CPU (amd64, arm64), as
+// the Java side (io.shmvar.Native) insists too. native_other.go implements
+// them on every other platform by failing with ErrUnsupportedPlatform, so
+// that a program importing this package builds anywhere; the rest of the
+// package is the same everywhere.
 
 // segmentInfo is what IPC_STAT says about a segment.
 type segmentInfo struct {
@@ -30,61 +33,23 @@ type segmentInfo struct {
 	Removed bool // marked for removal (SHM_DEST): it goes at the last detach
 }
 
-func shmGet(key int32, size uint64, flags int) (int, error) {
-	id, err := unix.SysvShmGet(int(key), int(size), flags)
-	if err != nil {
-		return 0, nativeError("shmget", key, err, flags&unix.IPC_CREAT != 0, size)
-	}
-	return id, nil
+// fileStat is what fstat(2) says about a mapped file.
+type fileStat struct {
+	Size    int64
+	UID     uint32
+	GID     uint32
+	Mode    uint32 // permission bits
+	Regular bool
 }
 
-func shmStat(key int32, id int) (segmentInfo, error) {
-	var desc unix.SysvShmDesc
-	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
-		return segmentInfo{}, nativeError("shmctl(IPC_STAT)", key, err, false, 0)
-	}
-	return segmentInfo{
-		ID: id, Size: desc.Segsz, UID: desc.Perm.Uid, GID: desc.Perm.Gid, CUID: desc.Perm.Cuid,
-		Mode: desc.Perm.Mode & 0o777, Cpid: desc.Cpid, Lpid: desc.Lpid, Nattach: desc.Nattch,
-		Removed: desc.Perm.Mode&shmDest != 0,
-	}, nil
-}
-
-func shmAttach(key int32, id int, readOnly bool) ([]byte, error) {
-	flags := 0
-	if readOnly {
-		flags = unix.SHM_RDONLY
-	}
-	mem, err := unix.SysvShmAttach(id, 0, flags)
-	if err != nil {
-		return nil, nativeError("shmat", key, err, false, 0)
-	}
-	return mem, nil
-}
-
-func shmDetach(key int32, mem []byte) error {
-	if err := unix.SysvShmDetach(mem); err != nil {
-		return nativeError("shmdt", key, err, false, 0)
-	}
-	return nil
-}
-
-func shmRemove(key int32, id int) error {
-	if _, err := unix.SysvShmCtl(id, unix.IPC_RMID, nil); err != nil {
-		return nativeError("shmctl(IPC_RMID)", key, err, false, 0)
-	}
-	return nil
-}
-
-// shmDest is SHM_DEST from linux/shm.h: the segment is marked for removal.
-const shmDest = 0o1000
-
-// System V semaphores: x/sys/unix has the system call numbers but no
-// wrappers. Linux's values (include/uapi/linux/ipc.h, sem.h).
+// Linux's values of the flags this package passes to shmget, semget and
+// semop (include/uapi/linux/ipc.h, sem.h).
 const (
-	ipcNowait = 0o4000
-	semUndo   = 0x1000
-	semGetval = 12
+	ipcPrivate = 0
+	ipcCreat   = 0o1000
+	ipcExcl    = 0o2000
+	ipcNowait  = 0o4000
+	semUndo    = 0x1000
 )
 
 // sembuf is struct sembuf.
@@ -100,77 +65,22 @@ type semInfo struct {
 	Count           uint64
 }
 
-func semGet(key int32, nsems int, flags int) (int, error) {
-	id, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), uintptr(nsems), uintptr(flags))
-	if errno != 0 {
-		return -1, semError("semget", key, errno)
-	}
-	return int(id), nil
-}
-
-// semOp applies ops atomically: all of them or none.
-func semOp(id int, ops ...sembuf) unix.Errno {
-	_, _, errno := unix.Syscall(unix.SYS_SEMOP, uintptr(id), uintptr(unsafe.Pointer(&ops[0])), uintptr(len(ops)))
-	return errno
-}
-
-// semValue returns semaphore n of the set.
-func semValue(id, n int) (int, unix.Errno) {
-	v, _, errno := unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), uintptr(n), semGetval, 0, 0, 0)
-	return int(v), errno
-}
-
-func semStat(key int32, id int) (semInfo, error) {
-	// struct semid64_ds: ipc64_perm (uid@4, cuid@12, mode@20; 48 bytes), then
-	// the times, then sem_nsems, whose place differs between x86-64 and the
-	// asm-generic layout of arm64.
-	var buf [128]byte
-	if _, _, errno := unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), 0, unix.IPC_STAT, uintptr(unsafe.Pointer(&buf[0])), 0, 0); errno != 0 {
-		return semInfo{}, semError("semctl(IPC_STAT)", key, errno)
-	}
-	return semInfo{UID: le.Uint32(buf[4:]), CUID: le.Uint32(buf[12:]), Mode: le.Uint32(buf[20:]) & 0o777,
-		Count: le.Uint64(buf[semNsemsOffset:])}, nil
-}
-
-func semRemove(key int32, id int) error {
-	if _, _, errno := unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), 0, unix.IPC_RMID, 0, 0, 0); errno != 0 {
-		return semError("semctl(IPC_RMID)", key, errno)
-	}
-	return nil
-}
-
-func semError(op string, key int32, errno unix.Errno) *Error {
-	e := &Error{Op: op, Key: key, Err: errno}
+func semError(op string, key int32, err error) *Error {
+	e := &Error{Op: op, Key: key, Err: err}
 	k := FormatKey(key)
-	switch errno {
-	case unix.EEXIST:
+	switch err {
+	case syscall.EEXIST:
 		e.Detail = "a semaphore set with this key already exists; remove it with 'rm --force --key " + k + "' or 'ipcrm -S " + k + "'"
-	case unix.ENOENT:
+	case syscall.ENOENT:
 		e.Detail = "no semaphore set with this key"
-	case unix.ENOSPC:
+	case syscall.ENOSPC:
 		e.Detail = "a system-wide limit on semaphores is reached (/proc/sys/kernel/sem)"
-	case unix.EACCES, unix.EPERM:
+	case syscall.EACCES, syscall.EPERM:
 		e.Detail = "permission denied: the semaphore set's owner and mode do not let this user use it"
-	case unix.EIDRM, unix.EINVAL:
+	case syscall.EIDRM, syscall.EINVAL:
 		e.Detail = "the semaphore set was removed"
 	}
 	return e
-}
-
-// ofdLock sets or clears (typ unix.F_WRLCK or unix.F_UNLCK) an
-// open-file-description lock on the byte at off.
-func ofdLock(fd int, off int, typ int16) error {
-	return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &unix.Flock_t{Type: typ, Whence: 0, Start: int64(off), Len: 1})
-}
-
-// ofdLocked reports whether an open file description other than fd's holds
-// a lock on the byte at off; ok is false when the kernel could not say.
-func ofdLocked(fd int, off int) (locked, ok bool) {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: int64(off), Len: 1}
-	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
-		return false, false
-	}
-	return lk.Type != unix.F_UNLCK, true
 }
 
 var (
@@ -221,23 +131,24 @@ func add32(mem []byte, off int, delta int32) uint32 {
 	return atomic.AddUint32((*uint32)(unsafe.Pointer(&mem[off])), uint32(delta))
 }
 
-// Futexes on 32-bit words of the segment. They are shared futexes (no
-// FUTEX_PRIVATE_FLAG): the kernel keys them by the shared page, so a waker in
-// one process reaches a sleeper in another.
-const (
-	futexWait = 0 // FUTEX_WAIT
-	futexWake = 1 // FUTEX_WAKE
-)
-
-// futexSleep sleeps while the word at off holds val, for at most d; it
-// returns early on a wake, a signal, or a changed word.
-func futexSleep(mem []byte, off int, val uint32, d time.Duration) {
-	ts := unix.NsecToTimespec(d.Nanoseconds())
-	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&mem[off])), futexWait, uintptr(val),
-		uintptr(unsafe.Pointer(&ts)), 0, 0)
-}
-
-// futexWakeUp wakes up to n sleepers on the word at off.
-func futexWakeUp(mem []byte, off int, n int) {
-	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(&mem[off])), futexWake, uintptr(n), 0, 0, 0)
+// loadBytes copies n bytes of mem from start, which is 8-byte aligned, into
+// dst (reused), with 8-byte atomic loads only: under the Go memory model
+// every one of them is ordered before the reader's next atomic load, on
+// every CPU. The last word may extend past start+n, still inside the slot
+// (rounded up to 64 bytes), unless a header no peer writes put the slot's
+// end at the segment's: then the last bytes are copied with plain loads.
+func loadBytes(dst, mem []byte, start, n int) []byte {
+	dst = slices.Grow(dst[:0], n)[:n]
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		le.PutUint64(dst[i:], load64(mem, start+i))
+	}
+	if i < n && start+i+8 <= len(mem) {
+		var tail [8]byte
+		le.PutUint64(tail[:], load64(mem, start+i))
+		copy(dst[i:], tail[:n-i])
+	} else if i < n {
+		copy(dst[i:], mem[start+i:start+n])
+	}
+	return dst
 }

@@ -10,10 +10,10 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -274,7 +274,7 @@ func OpenAny(key int32, opts Options) (*Var[proto.Message], error) {
 }
 
 func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Options) (*Var[T], error) {
-	if key == unix.IPC_PRIVATE {
+	if key == ipcPrivate {
 		return nil, newError("create", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE, which no other process can open; pick a non-zero key")
 	}
 	capacity, mode, err := capacityAndMode(opts)
@@ -285,7 +285,7 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 	if err != nil {
 		return nil, err
 	}
-	id, err := shmGet(key, geo.segmentLength, unix.IPC_CREAT|unix.IPC_EXCL|int(mode))
+	id, err := shmGet(key, geo.segmentLength, ipcCreat|ipcExcl|int(mode))
 	if err != nil {
 		return nil, err
 	}
@@ -322,8 +322,8 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 // just created the only segment under key): it is removed if no attachment
 // holds one of its entries.
 func createSemSet(key int32, mode uint32) (int, error) {
-	id, err := semGet(key, AttachmentCount, unix.IPC_CREAT|unix.IPC_EXCL|int(mode))
-	if !errors.Is(err, unix.EEXIST) {
+	id, err := semGet(key, AttachmentCount, ipcCreat|ipcExcl|int(mode))
+	if !errors.Is(err, syscall.EEXIST) {
 		return id, err
 	}
 	old, gerr := semGet(key, 0, 0)
@@ -342,14 +342,14 @@ func createSemSet(key int32, mode uint32) (int, error) {
 			return -1, rerr
 		}
 	}
-	return semGet(key, AttachmentCount, unix.IPC_CREAT|unix.IPC_EXCL|int(mode))
+	return semGet(key, AttachmentCount, ipcCreat|ipcExcl|int(mode))
 }
 
 // openSemSet finds the attachment semaphores of the segment under key and
 // applies the segment's owner and mode checks to them.
 func openSemSet(key int32, opts Options) (int, error) {
 	id, err := semGet(key, 0, 0)
-	if errors.Is(err, unix.ENOENT) {
+	if errors.Is(err, syscall.ENOENT) {
 		return -1, newError("open", key, ErrCorrupt, "no semaphore set under this key (it keeps the attachments' liveness)")
 	}
 	if err != nil {
@@ -413,7 +413,7 @@ func initialise(mem []byte, geo geometry, raw []byte) {
 }
 
 func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
-	if key == unix.IPC_PRIVATE {
+	if key == ipcPrivate {
 		return nil, newError("open", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE; pass the key the segment was created with")
 	}
 	id, err := shmGet(key, 0, 0)
@@ -841,7 +841,7 @@ func (v *Var[T]) Sync() error {
 	if v.path == "" {
 		return nil
 	}
-	if err := unix.Msync(mem, unix.MS_SYNC); err != nil {
+	if err := msync(mem); err != nil {
 		return fileNativeError("msync", v.path, err)
 	}
 	return nil
@@ -856,17 +856,17 @@ func (v *Var[T]) Sync() error {
 func (v *Var[T]) detach(mem []byte) error {
 	err := v.lk.unclaim()
 	if v.path != "" {
-		if uerr := unix.Munmap(mem); uerr != nil && err == nil {
+		if uerr := munmap(mem); uerr != nil && err == nil {
 			err = fileNativeError("munmap", v.path, uerr)
 		}
-		unix.Close(v.fd)
+		closeFile(v.fd)
 		return err
 	}
 	if derr := shmDetach(v.key, mem); err == nil {
 		err = derr
 	}
 	if v.semID >= 0 {
-		if _, serr := shmStat(v.key, v.id); errors.Is(serr, unix.EINVAL) || errors.Is(serr, unix.EIDRM) {
+		if _, serr := shmStat(v.key, v.id); errors.Is(serr, syscall.EINVAL) || errors.Is(serr, syscall.EIDRM) {
 			semRemove(v.key, v.semID)
 		}
 	}
@@ -890,7 +890,7 @@ func (v *Var[T]) Remove() error {
 	}
 	var err error
 	if v.path != "" {
-		if uerr := unix.Unlink(v.path); uerr != nil {
+		if uerr := unlink(v.path); uerr != nil {
 			err = fileNativeError("unlink", v.path, uerr)
 		}
 	} else {
@@ -898,7 +898,7 @@ func (v *Var[T]) Remove() error {
 		err = shmRemove(v.key, v.id)
 		if err == nil && v.semID >= 0 {
 			// Its own set, by id: a set under the key may belong to a newer segment.
-			if serr := semRemove(v.key, v.semID); !errors.Is(serr, unix.EINVAL) && !errors.Is(serr, unix.EIDRM) {
+			if serr := semRemove(v.key, v.semID); !errors.Is(serr, syscall.EINVAL) && !errors.Is(serr, syscall.EIDRM) {
 				err = serr
 			}
 		}
@@ -919,18 +919,22 @@ const readRetryLimit = time.Duration(shmvarpb.ProtocolTiming_READ_RETRY_LIMIT_MI
 // read copies the active slot's payload: the length is read once and
 // bounds-checked, the bytes copied, the generation re-checked (retrying if it
 // moved), then the slot's generation and CRC32C verified.
+//
+// Every load of the slot must be done before the second load of the
+// generation (PROTOCOL.md, "Reading (no lock)"): the slot header's words are
+// atomic loads, which Go orders, and copySlot copies the payload in an order
+// that the CPU keeps (see native_linux_amd64.go and native_linux_arm64.go).
 func (v *Var[T]) read(mem []byte, op string, buf []byte) ([]byte, uint64, error) {
 	var deadline time.Time
 	for attempt := 0; ; attempt++ {
 		g1 := load64(mem, GenerationOffset)
-		off := v.geo.slot[g1&1]
-		n := uint64(le.Uint32(mem[off+uint64(SlotLengthOffset):]))
+		off := int(v.geo.slot[g1&1])
+		n := uint64(load32(mem, off+SlotLengthOffset))
 		if n <= v.geo.capacity {
-			start := off + uint64(SlotHeaderLength)
-			buf = append(buf[:0], mem[start:start+n]...)
+			buf = copySlot(buf, mem, off+SlotHeaderLength, int(n))
 		}
-		crc := le.Uint32(mem[off+uint64(SlotCrcOffset):])
-		slotGen := le.Uint64(mem[off+uint64(SlotGenerationOffset):])
+		crc := load32(mem, off+SlotCrcOffset)
+		slotGen := load64(mem, off+SlotGenerationOffset)
 		if g2 := load64(mem, GenerationOffset); g2 != g1 {
 			if attempt == 0 {
 				deadline = time.Now().Add(readRetryLimit)
@@ -1095,11 +1099,11 @@ func RemoveKey(key int32) error {
 		serr = semRemove(key, semID)
 	}
 	switch {
-	case errors.Is(err, unix.ENOENT) && errors.Is(serr, unix.ENOENT):
+	case errors.Is(err, syscall.ENOENT) && errors.Is(serr, syscall.ENOENT):
 		return err
-	case errors.Is(err, unix.ENOENT):
+	case errors.Is(err, syscall.ENOENT):
 		return serr
-	case err == nil && errors.Is(serr, unix.ENOENT):
+	case err == nil && errors.Is(serr, syscall.ENOENT):
 		return nil
 	case err == nil:
 		return serr

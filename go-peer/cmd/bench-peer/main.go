@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 // Command bench-peer is the Go half of make bench, which the Java benchmark
 // driver (io.shmvar.bench.Bench) starts. Each mode prints one JSON line.
 //

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 // Command go-peer creates, reads, updates, inspects and removes shmvar
 // segments. It takes the same subcommands as bin/java-peer.
 package main

@@ -146,10 +146,12 @@ public final class Native {
 
     static {
         Platform platform = Platform.getNativePlatform();
+        // The system call numbers and struct layouts below are those of x86-64 and arm64 (asm-generic), as in Go.
         if (platform.getOS() != Platform.OS.LINUX || platform.addressSize() != 64
-            || ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
-            throw new UnsupportedOperationException("shmvar needs 64-bit little-endian Linux, not "
-                + platform.getOS() + "/" + platform.getCPU());
+            || ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN
+            || (platform.getCPU() != Platform.CPU.X86_64 && platform.getCPU() != Platform.CPU.AARCH64)) {
+            throw ShmException.of("load", 0, ShmException.Reason.UNSUPPORTED_PLATFORM,
+                "shmvar runs on linux/amd64 and linux/arm64, this is " + platform.getOS() + "/" + platform.getCPU());
         }
         LIBC = LibraryLoader.create(LibC.class).load("c");
         RUNTIME = Runtime.getRuntime(LIBC);

@@ -55,7 +55,12 @@ public class ShmException extends RuntimeException {
         /** The variable was used after close or remove. */
         CLOSED(ErrorKind.CLOSED),
         /** A caller passed an unusable argument. */
-        INVALID_ARGUMENT(ErrorKind.INVALID_ARGUMENT);
+        INVALID_ARGUMENT(ErrorKind.INVALID_ARGUMENT),
+        /**
+         * Not Linux on x86-64 or arm64 (64-bit, little-endian): thrown when the native binding loads, so the JVM reports
+         * an {@code ExceptionInInitializerError} caused by it.
+         */
+        UNSUPPORTED_PLATFORM(ErrorKind.UNSUPPORTED_PLATFORM);
 
         private final ErrorKind kind;
         private final String text;
