@@ -21,19 +21,20 @@ import (
 // The twins of ErrorKind (proto/shmvar/v1/protocol.proto): every exported
 // Err* variable of this package, by name.
 var sentinels = map[string]error{
-	"ErrNotShmvar":       ErrNotShmvar,
-	"ErrNotInitialised":  ErrNotInitialised,
-	"ErrLayoutVersion":   ErrLayoutVersion,
-	"ErrTypeMismatch":    ErrTypeMismatch,
-	"ErrCorrupt":         ErrCorrupt,
-	"ErrTooLarge":        ErrTooLarge,
-	"ErrTimeout":         ErrTimeout,
-	"ErrLockLost":        ErrLockLost,
-	"ErrAttachmentsFull": ErrAttachmentsFull,
-	"ErrBusy":            ErrBusy,
-	"ErrClosed":          ErrClosed,
-	"ErrPermission":      ErrPermission,
-	"ErrInvalidArgument": ErrInvalidArgument,
+	"ErrNotShmvar":           ErrNotShmvar,
+	"ErrNotInitialised":      ErrNotInitialised,
+	"ErrLayoutVersion":       ErrLayoutVersion,
+	"ErrTypeMismatch":        ErrTypeMismatch,
+	"ErrCorrupt":             ErrCorrupt,
+	"ErrTooLarge":            ErrTooLarge,
+	"ErrTimeout":             ErrTimeout,
+	"ErrLockLost":            ErrLockLost,
+	"ErrAttachmentsFull":     ErrAttachmentsFull,
+	"ErrBusy":                ErrBusy,
+	"ErrClosed":              ErrClosed,
+	"ErrPermission":          ErrPermission,
+	"ErrInvalidArgument":     ErrInvalidArgument,
+	"ErrUnsupportedPlatform": ErrUnsupportedPlatform,
 }
 
 // camel turns NOT_SHMVAR into NotShmvar.
