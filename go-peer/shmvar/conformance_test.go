@@ -239,7 +239,7 @@ func corpus(t testing.TB) []*shmvarpb.ConformanceCase {
 		refused(corrupt, `schema has no message "shmvar.v1.Nope"`))
 	refuse("schema-redefines-well-known-type", open5, img(withDesc(func(d *shmvarpb.SegmentDescriptor) {
 		schemaWith(t, d, &descriptorpb.FileDescriptorProto{Name: proto.String("evil.proto"), Package: proto.String("google.protobuf"),
-			Syntax:      proto.String("proto3"),
+			Syntax: proto.String("proto3"),
 			MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("Any"), Field: []*descriptorpb.FieldDescriptorProto{{
 				Name: proto.String("x"), Number: proto.Int32(1), Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
 				Type: descriptorpb.FieldDescriptorProto_TYPE_INT32.Enum(), JsonName: proto.String("x")}}}}})
@@ -300,7 +300,9 @@ func corpusRoot(t testing.TB) string {
 	return root
 }
 
-func corpusDir(t testing.TB) string { return filepath.Join(corpusRoot(t), "proto", "testdata", "conformance") }
+func corpusDir(t testing.TB) string {
+	return filepath.Join(corpusRoot(t), "proto", "testdata", "conformance")
+}
 
 // TestConformanceCorpusIsFresh fails when proto/testdata/conformance differs
 // from what corpus builds; go test -run TestConformanceCorpusIsFresh -args
