@@ -385,7 +385,9 @@ func LookupType(name string) (protoreflect.MessageType, error) {
 func KnownTypes() []string {
 	var names []string
 	protoregistry.GlobalTypes.RangeMessages(func(mt protoreflect.MessageType) bool {
-		if name := mt.Descriptor().FullName(); name.Parent() == "shmvar.v1" && name.Name() != "SegmentDescriptor" {
+		// The layout's and the conformance runner's own messages are not payloads.
+		name, file := mt.Descriptor().FullName(), mt.Descriptor().ParentFile().Path()
+		if name.Parent() == "shmvar.v1" && name.Name() != "SegmentDescriptor" && file != "shmvar/v1/conformance.proto" {
 			names = append(names, string(name))
 		}
 		return true

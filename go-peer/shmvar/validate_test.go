@@ -22,6 +22,10 @@ func snapshot(t testing.TB, key int32) []byte {
 	return out
 }
 
+// TestShouldRefuseHostileSegmentsWithTheCheckThatFailed opens real System V
+// segments and checks that a refused open leaves their bytes alone. Which
+// check refuses which image is the conformance corpus's business
+// (conformance_test.go), which both languages run.
 func TestShouldRefuseHostileSegmentsWithTheCheckThatFailed(t *testing.T) {
 	valid := func(t *testing.T) int32 {
 		key := testKey(t)
@@ -40,54 +44,12 @@ func TestShouldRefuseHostileSegmentsWithTheCheckThatFailed(t *testing.T) {
 		{"random bytes", func(t *testing.T) int32 {
 			return rawSegment(t, 8192, func(mem []byte) { rand.New(rand.NewSource(1)).Read(mem) })
 		}, shmvar.ErrNotShmvar, "magic=0x"},
-		{"newer major version", func(t *testing.T) int32 {
-			key := valid(t)
-			poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.LayoutVersionOffset:], 3<<16) })
-			return key
-		}, shmvar.ErrLayoutVersion, "app=2.0 segment=3.0"},
-		{"version 1, whose lock word held a pid", func(t *testing.T) int32 {
-			key := valid(t)
-			poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.LayoutVersionOffset:], 1<<16) })
-			return key
-		}, shmvar.ErrLayoutVersion, "app=2.0 segment=1.0"},
 		{"small version 1 segment", func(t *testing.T) int32 {
 			return rawSegment(t, 1024, func(mem []byte) {
 				le.PutUint32(mem[shmvar.MagicOffset:], shmvar.Magic)
 				le.PutUint32(mem[shmvar.LayoutVersionOffset:], 1<<16)
 			})
 		}, shmvar.ErrLayoutVersion, "app=2.0 segment=1.0"},
-		{"unknown feature flag", func(t *testing.T) int32 {
-			key := valid(t)
-			poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.FlagsOffset:], 1<<7|1) })
-			return key
-		}, shmvar.ErrLayoutVersion, "segment uses feature flags 0x00000081 that this peer does not know (app=2.0 knows 0x00000000)"},
-		{"descriptor length past the end", func(t *testing.T) int32 {
-			key := valid(t)
-			poke(t, key, func(mem []byte) { le.PutUint64(mem[shmvar.DescriptorLengthOffset:], 1<<63) })
-			return key
-		}, shmvar.ErrCorrupt, "descriptor length="},
-		{"capacity beyond the segment", func(t *testing.T) int32 {
-			key := valid(t)
-			poke(t, key, func(mem []byte) { le.PutUint64(mem[shmvar.CapacityOffset:], uint64(shmvar.MaxCapacity)) })
-			return key
-		}, shmvar.ErrCorrupt, "slot 0 offset="},
-		{"slot offset wrapping around", func(t *testing.T) int32 {
-			key := valid(t)
-			poke(t, key, func(mem []byte) { le.PutUint64(mem[shmvar.Slot1OffsetOffset:], ^uint64(63)) })
-			return key
-		}, shmvar.ErrCorrupt, "slot 1 offset="},
-		{"overlapping slots", func(t *testing.T) int32 {
-			key := valid(t)
-			poke(t, key, func(mem []byte) {
-				copy(mem[shmvar.Slot1OffsetOffset:], mem[shmvar.Slot0OffsetOffset:shmvar.Slot0OffsetOffset+8])
-			})
-			return key
-		}, shmvar.ErrCorrupt, "overlap"},
-		{"segment length above real size", func(t *testing.T) int32 {
-			key := valid(t)
-			poke(t, key, func(mem []byte) { le.PutUint64(mem[shmvar.SegmentLengthOffset:], uint64(len(mem))+1) })
-			return key
-		}, shmvar.ErrCorrupt, "claims segment length"},
 		{"garbled descriptor", func(t *testing.T) int32 {
 			key := valid(t)
 			poke(t, key, func(mem []byte) {
@@ -97,17 +59,6 @@ func TestShouldRefuseHostileSegmentsWithTheCheckThatFailed(t *testing.T) {
 			})
 			return key
 		}, shmvar.ErrCorrupt, "descriptor CRC32C mismatch"},
-		{"garbled descriptor with a forged CRC", func(t *testing.T) int32 {
-			key := valid(t)
-			poke(t, key, func(mem []byte) {
-				for i := shmvar.HeaderLength; i < shmvar.HeaderLength+16; i++ {
-					mem[i] = 0xff
-				}
-				n := le.Uint64(mem[shmvar.DescriptorLengthOffset:])
-				le.PutUint32(mem[shmvar.DescriptorCrcOffset:], crc32c(mem[shmvar.HeaderLength:uint64(shmvar.HeaderLength)+n]))
-			})
-			return key
-		}, shmvar.ErrCorrupt, "descriptor does not decode"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

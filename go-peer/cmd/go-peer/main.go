@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]func([]string, io.Writer) error{
 		"create": cmdCreate, "get": cmdGet, "set": cmdSet, "incr": cmdIncr,
 		"inspect": cmdInspect, "check": cmdCheck, "watch": cmdWatch, "pong": cmdPong, "ls": cmdLs, "rm": cmdRm, "demo": cmdDemo,
+		"conformance": cmdConformance, // hidden: the conformance corpus's testee
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -45,7 +45,7 @@ import java.util.regex.Pattern;
     description = "Create, read, update, inspect and remove shmvar segments.",
     subcommands = {JavaPeer.Create.class, JavaPeer.Get.class, JavaPeer.Set.class, JavaPeer.Incr.class,
         JavaPeer.Watch.class, JavaPeer.Pong.class, JavaPeer.Inspect.class, JavaPeer.Check.class, JavaPeer.Rm.class,
-        JavaPeer.Ls.class})
+        JavaPeer.Ls.class, Conformance.class})
 public final class JavaPeer implements Callable<Integer> {
     /** The payload types compiled into this program, by full name. */
     static final Map<String, Message> TYPES = Map.of(
