@@ -3,7 +3,6 @@ package shmvar
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -223,29 +222,16 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 
 // A process that truncates a mapped file makes every access past its new end
 // fault (SIGBUS). Each operation on a file-backed variable that touches the
-// mapping runs with debug.SetPanicOnFault (guard) and defers onFault, which
-// turns such a fault into ErrCorrupt; the lock is released on the way if it
+// mapping runs with debug.SetPanicOnFault (guard) and defers recoverFault,
+// which turns such a fault into ErrCorrupt (onFault); the lock is released on the way if it
 // was held and the lock word is still in the file (Var.release). No fstat is
 // made on the way of an operation that does not fault.
 
-func (m *fileMapping) guard() bool { return debug.SetPanicOnFault(true) }
+func (m *fileMapping) guard() guarded { return guarded{true, debug.SetPanicOnFault(true)} }
 
-// onFault, deferred with the goroutine's previous SetPanicOnFault setting,
-// restores it and turns a fault into an error naming the file; any other
-// panic goes on.
-func (m *fileMapping) onFault(op string, old bool, err *error) {
-	debug.SetPanicOnFault(old)
-	r := recover()
-	if r == nil {
-		return
-	}
-	if _, ok := r.(runtime.Error); !ok {
-		panic(r)
-	}
-	if _, ok := r.(interface{ Addr() uintptr }); !ok {
-		panic(r)
-	}
-	*err = truncatedError(op, m.file, m.fd, len(m.mem))
+// onFault describes the fault: the file was truncated.
+func (m *fileMapping) onFault(op string) error {
+	return truncatedError(op, m.file, m.fd, len(m.mem))
 }
 
 // stillMapped fails with the truncation error if the file is now shorter

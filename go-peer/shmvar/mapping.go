@@ -1,5 +1,10 @@
 package shmvar
 
+import (
+	"runtime"
+	"runtime/debug"
+)
+
 // A mapping is where a variable's memory comes from (PROTOCOL.md,
 // "Backings"): a System V segment (sysv.go), a memory-mapped file (file.go)
 // or private memory (memory.go, for tests and fuzzing). A Var holds one and
@@ -31,14 +36,40 @@ type mapping interface {
 	// path is the mapped file, or "".
 	path() string
 	// guard starts an operation that touches the memory: a backing whose
-	// accesses can fault (a truncated file) turns faults into panics and
-	// returns the previous setting, which the operation hands to a deferred
-	// onFault.
-	guard() (old bool)
-	// onFault, deferred by each operation after guard, restores the setting
-	// and turns a fault into an error; a no-op for backings that cannot fault.
-	onFault(op string, old bool, err *error)
+	// accesses can fault (a truncated file) turns faults into panics, which
+	// the operation's deferred Var.recoverFault turns into onFault's error.
+	guard() guarded
+	// onFault is the error a fault while touching the memory becomes (the
+	// file was truncated); only called for a guarded operation.
+	onFault(op string) error
 	// stillMapped fails when the memory can no longer be touched (a file
 	// truncated below its mapping); waits call it between their sleeps.
 	stillMapped(op string) error
+}
+
+// guarded is what guard returns: whether the operation runs with faults
+// turned into panics, and the setting to restore after it.
+type guarded struct{ on, old bool }
+
+// recoverFault, deferred by each operation after guard, restores the
+// goroutine's setting and turns a fault into the mapping's error; any other
+// panic goes on. It does nothing for an unguarded operation. (A method of
+// Var, not of the mapping: a pointer to err passed through an interface
+// would move every operation's error to the heap.)
+func (v *Var[T]) recoverFault(op string, g guarded, err *error) {
+	if !g.on {
+		return
+	}
+	debug.SetPanicOnFault(g.old)
+	r := recover()
+	if r == nil {
+		return
+	}
+	if _, ok := r.(runtime.Error); !ok {
+		panic(r)
+	}
+	if _, ok := r.(interface{ Addr() uintptr }); !ok {
+		panic(r)
+	}
+	*err = v.m.onFault(op)
 }

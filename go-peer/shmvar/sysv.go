@@ -68,9 +68,9 @@ func (m *sysvMapping) name(*Error) {}
 func (m *sysvMapping) path() string { return "" }
 
 // A segment cannot shrink under its attachments: nothing to guard.
-func (m *sysvMapping) guard() bool                  { return false }
-func (m *sysvMapping) onFault(string, bool, *error) {}
-func (m *sysvMapping) stillMapped(string) error     { return nil }
+func (m *sysvMapping) guard() guarded           { return guarded{} }
+func (m *sysvMapping) onFault(string) error     { return nil }
+func (m *sysvMapping) stillMapped(string) error { return nil }
 
 func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Options) (*Var[T], error) {
 	if key == ipcPrivate {

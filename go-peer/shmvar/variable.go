@@ -370,7 +370,7 @@ func (v *Var[T]) Generation() (_ uint64, err error) {
 		return 0, err
 	}
 	defer v.done()
-	defer v.m.onFault("generation", v.m.guard(), &err)
+	defer v.recoverFault("generation", v.m.guard(), &err)
 	return load64(mem, GenerationOffset), nil
 }
 
@@ -396,7 +396,7 @@ func (v *Var[T]) GetEncoded() (_ []byte, err error) {
 		return nil, v.tag(err)
 	}
 	defer v.done()
-	defer v.m.onFault("get", v.m.guard(), &err)
+	defer v.recoverFault("get", v.m.guard(), &err)
 	data, _, err := v.read(mem, "get", nil)
 	if err == nil {
 		_, err = v.decode(data, "get")
@@ -411,7 +411,7 @@ func (v *Var[T]) get() (_ T, err error) {
 		return zero, err
 	}
 	defer v.done()
-	defer v.m.onFault("get", v.m.guard(), &err)
+	defer v.recoverFault("get", v.m.guard(), &err)
 	if !v.cacheMu.TryLock() { // another goroutine uses the cache: go the long way
 		value, _, err := v.load(mem, "get", false)
 		return value, err
@@ -534,7 +534,7 @@ func (v *Var[T]) mutateBy(ctx context.Context, deadline time.Time, fn func(m T) 
 		return err
 	}
 	defer v.done()
-	defer v.m.onFault("update", v.m.guard(), &err)
+	defer v.recoverFault("update", v.m.guard(), &err)
 	if v.readOnly {
 		return newError("update", v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
@@ -621,7 +621,7 @@ func (v *Var[T]) Lock() (_ LockState, err error) {
 		return LockState{}, err
 	}
 	defer v.done()
-	defer v.m.onFault("inspect", v.m.guard(), &err)
+	defer v.recoverFault("inspect", v.m.guard(), &err)
 	s := LockState{Word: load64(mem, LockWordOffset), Contended: load64(mem, ContendedCountOffset), Takeovers: load64(mem, TakeoverCountOffset),
 		LivenessKnown: v.lk.keeper != nil}
 	if s.Word != 0 {
@@ -645,7 +645,7 @@ func (v *Var[T]) Attachments() (_ []Attachment, err error) {
 		return nil, err
 	}
 	defer v.done()
-	defer v.m.onFault("inspect", v.m.guard(), &err)
+	defer v.recoverFault("inspect", v.m.guard(), &err)
 	var live []Attachment
 	for i := 0; i < AttachmentCount; i++ {
 		if load32(mem, entryOffset(i)+AttachmentIncarnationOffset) == 0 {
@@ -792,7 +792,7 @@ func (v *Var[T]) update(ctx context.Context, deadline time.Time, op string, fn f
 		return zero, err
 	}
 	defer v.done()
-	defer v.m.onFault(op, v.m.guard(), &err)
+	defer v.recoverFault(op, v.m.guard(), &err)
 	if v.readOnly {
 		return zero, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
@@ -849,7 +849,7 @@ func (v *Var[T]) locked(ctx context.Context, mem []byte, deadline time.Time, op 
 // went with a truncation, it gives up instead of faulting again: the
 // operation's own error says what happened.
 func (v *Var[T]) release(mem []byte) (err error) {
-	defer v.m.onFault("unlock", true, &err)
+	defer v.recoverFault("unlock", v.m.guard(), &err)
 	return v.lk.release(mem)
 }
 
