@@ -3,7 +3,6 @@ package shmvar
 import (
 	"fmt"
 	"os"
-	"syscall"
 )
 
 // The attachment table (PROTOCOL.md, "Attachments"): each writing attachment
@@ -24,70 +23,7 @@ type keeper interface {
 	held(i int) bool
 }
 
-// semaphores keeps the entries of a System V segment: semaphore i of the set
-// under the segment's key is 1 while entry i is claimed, and SEM_UNDO makes
-// the kernel lower it when the claimer dies, however it dies.
-type semaphores struct {
-	key int32
-	id  int
-}
-
-func (s semaphores) claim(i int) (bool, error) {
-	errno := semOp(s.id, sembuf{uint16(i), 0, ipcNowait}, sembuf{uint16(i), 1, semUndo | ipcNowait})
-	switch errno {
-	case 0:
-		return true, nil
-	case syscall.EAGAIN:
-		return false, nil
-	}
-	return false, semError("semop", s.key, errno)
-}
-
-func (s semaphores) release(i int) error {
-	if errno := semOp(s.id, sembuf{uint16(i), -1, semUndo | ipcNowait}); errno != 0 {
-		return semError("semop", s.key, errno)
-	}
-	return nil
-}
-
-func (s semaphores) held(i int) bool {
-	v, errno := semValue(s.id, i)
-	return errno != 0 || v != 0
-}
-
-// fileLocks keeps the entries of a mapped file: an open-file-description
-// lock on the entry's first byte, which the kernel drops when the last
-// descriptor of the open file description closes, at the latest when the
-// process dies.
-type fileLocks struct {
-	path string
-	fd   int
-}
-
 func entryOffset(i int) int { return AttachmentTableOffset + i*AttachmentLength }
-
-func (s fileLocks) claim(i int) (bool, error) {
-	err := ofdLock(s.fd, entryOffset(i), true)
-	switch err {
-	case nil:
-		return true, nil
-	case syscall.EAGAIN, syscall.EACCES:
-		return false, nil
-	}
-	return false, fileNativeError("fcntl(F_OFD_SETLK)", s.path, err)
-}
-
-func (s fileLocks) release(i int) error {
-	if err := ofdLock(s.fd, entryOffset(i), false); err != nil {
-		return fileNativeError("fcntl(F_OFD_SETLK)", s.path, err)
-	}
-	return nil
-}
-
-func (s fileLocks) held(i int) bool {
-	locked, ok := ofdLocked(s.fd, entryOffset(i))
-	return !ok || locked
-}
 
 // claim takes the first free entry of the attachment table and records this
 // process in it, for people; it returns the attachment's identity.

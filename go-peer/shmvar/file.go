@@ -3,7 +3,6 @@ package shmvar
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -15,7 +14,59 @@ import (
 // The second backing: the same segment layout in a memory-mapped file, a
 // path under /dev/shm for a fast name-addressed segment, or a regular file
 // when the value must outlive a reboot. Everything but how the memory is
-// obtained, released and removed is shared with System V segments.
+// obtained, released and removed is shared with System V segments. The Java
+// twin is io.shmvar.FileMapping.
+
+// fileMapping is a mapped file. Its descriptor stays open while attached:
+// its open file description carries this attachment's lock on its entry.
+type fileMapping struct {
+	file string
+	fd   int
+	mem  []byte
+}
+
+func (m *fileMapping) memory() []byte { return m.mem }
+
+// stat is IPC_STAT's counterpart for a mapped file.
+func (m *fileMapping) stat() (segmentInfo, error) {
+	st, err := stat(m.file)
+	if err != nil {
+		return segmentInfo{}, fileNativeError("stat", m.file, err)
+	}
+	return segmentInfo{ID: -1, Size: uint64(st.Size), UID: st.UID, GID: st.GID, Mode: st.Mode}, nil
+}
+
+func (m *fileMapping) keeper() keeper { return fileLocks{m.file, m.fd} }
+
+// sync flushes the mapping to the file (msync).
+func (m *fileMapping) sync() error {
+	if err := msync(m.mem); err != nil {
+		return fileNativeError("msync", m.file, err)
+	}
+	return nil
+}
+
+// remove unlinks the file; attachments keep their mappings.
+func (m *fileMapping) remove() error {
+	if err := unlink(m.file); err != nil {
+		return fileNativeError("unlink", m.file, err)
+	}
+	return nil
+}
+
+// detach unmaps the file and closes the descriptor, which drops its locks.
+func (m *fileMapping) detach() error {
+	var err error
+	if uerr := munmap(m.mem); uerr != nil {
+		err = fileNativeError("munmap", m.file, uerr)
+	}
+	closeFile(m.fd)
+	return err
+}
+
+func (m *fileMapping) name(e *Error) { e.Path = m.file }
+
+func (m *fileMapping) path() string { return m.file }
 
 // CreateFile makes a new file at path holding the empty value of T, sized
 // and laid out exactly as a System V segment. It fails with unix.EEXIST if
@@ -95,8 +146,9 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 		return fail("mmap", err)
 	}
 	initialise(mem, geo, raw)
-	v := &Var[T]{path: path, semID: -1, fd: fd, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait,
-		lk: locker{keeper: fileLocks{path, fd}, index: -1}, closer: newCloser()}
+	m := &fileMapping{path, fd, mem}
+	v := wrap[T](m, 0, geo, desc, codecOf[T](mt), opts)
+	v.lk.keeper = m.keeper()
 	if err := v.lk.claim(mem); err != nil {
 		munmap(mem)
 		err.(*Error).Path = path
@@ -151,9 +203,10 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	if err != nil {
 		return nil, fileNativeError("mmap", path, err)
 	}
-	v, err := newVar[T](0, -1, mem, opts)
+	m := &fileMapping{path, fd, mem}
+	v, err := newVar[T](m, 0, opts)
 	if err == nil {
-		v.path, v.fd, v.lk.keeper = path, fd, fileLocks{path, fd}
+		v.lk.keeper = m.keeper()
 		if !opts.ReadOnly {
 			err = v.lk.claim(mem)
 		}
@@ -167,45 +220,25 @@ func openFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	return v, nil
 }
 
-// fileInfo is IPC_STAT's counterpart for a mapped file.
-func fileInfo(path string) (segmentInfo, error) {
-	st, err := stat(path)
-	if err != nil {
-		return segmentInfo{}, fileNativeError("stat", path, err)
-	}
-	return segmentInfo{ID: -1, Size: uint64(st.Size), UID: st.UID, GID: st.GID, Mode: st.Mode}, nil
-}
-
 // A process that truncates a mapped file makes every access past its new end
 // fault (SIGBUS). Each operation on a file-backed variable that touches the
-// mapping runs with debug.SetPanicOnFault and defers onFault, which turns
-// such a fault into ErrCorrupt; the lock is released on the way if it was
-// held and the lock word is still in the file (release). No fstat is made
-// on the way of an operation that does not fault.
+// mapping runs with debug.SetPanicOnFault (guard) and defers recoverFault,
+// which turns such a fault into ErrCorrupt (onFault); the lock is released on the way if it
+// was held and the lock word is still in the file (Var.release). No fstat is
+// made on the way of an operation that does not fault.
 
-// onFault, deferred with the goroutine's previous SetPanicOnFault setting,
-// restores it and turns a fault into an error naming the file; any other
-// panic goes on.
-func (v *Var[T]) onFault(op string, old bool, err *error) {
-	debug.SetPanicOnFault(old)
-	r := recover()
-	if r == nil {
-		return
-	}
-	if _, ok := r.(runtime.Error); !ok {
-		panic(r)
-	}
-	if _, ok := r.(interface{ Addr() uintptr }); !ok {
-		panic(r)
-	}
-	*err = truncatedError(op, v.path, v.fd, len(v.mem))
+func (m *fileMapping) guard() guarded { return guarded{true, debug.SetPanicOnFault(true)} }
+
+// onFault describes the fault: the file was truncated.
+func (m *fileMapping) onFault(op string) error {
+	return truncatedError(op, m.file, m.fd, len(m.mem))
 }
 
 // stillMapped fails with the truncation error if the file is now shorter
 // than its mapping.
-func (v *Var[T]) stillMapped(op string) error {
-	if st, err := fstat(v.fd); err == nil && st.Size < int64(len(v.mem)) {
-		return truncatedError(op, v.path, v.fd, len(v.mem))
+func (m *fileMapping) stillMapped(op string) error {
+	if st, err := fstat(m.fd); err == nil && st.Size < int64(len(m.mem)) {
+		return truncatedError(op, m.file, m.fd, len(m.mem))
 	}
 	return nil
 }
@@ -219,12 +252,34 @@ func truncatedError(op, path string, fd, mapped int) *Error {
 	return fileError(op, path, ErrCorrupt, "file was truncated under this attachment: size=%d, mapped=%d", size, mapped)
 }
 
-// release frees the lock after an operation. For a file whose lock line
-// went with a truncation, it gives up instead of faulting again: the
-// operation's own error says what happened.
-func (v *Var[T]) release(mem []byte) (err error) {
-	if v.fd >= 0 {
-		defer v.onFault("unlock", true, &err)
+// fileLocks keeps the entries of a mapped file: an open-file-description
+// lock on the entry's first byte, which the kernel drops when the last
+// descriptor of the open file description closes, at the latest when the
+// process dies.
+type fileLocks struct {
+	path string
+	fd   int
+}
+
+func (s fileLocks) claim(i int) (bool, error) {
+	err := ofdLock(s.fd, entryOffset(i), true)
+	switch err {
+	case nil:
+		return true, nil
+	case syscall.EAGAIN, syscall.EACCES:
+		return false, nil
 	}
-	return v.lk.release(mem)
+	return false, fileNativeError("fcntl(F_OFD_SETLK)", s.path, err)
+}
+
+func (s fileLocks) release(i int) error {
+	if err := ofdLock(s.fd, entryOffset(i), false); err != nil {
+		return fileNativeError("fcntl(F_OFD_SETLK)", s.path, err)
+	}
+	return nil
+}
+
+func (s fileLocks) held(i int) bool {
+	locked, ok := ofdLocked(s.fd, entryOffset(i))
+	return !ok || locked
 }

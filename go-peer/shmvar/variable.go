@@ -2,15 +2,12 @@ package shmvar
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
 	"reflect"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
@@ -50,14 +47,11 @@ type Options struct {
 // methods are safe for concurrent use by several goroutines. The Java twin
 // is io.shmvar.SharedVariable.
 type Var[T proto.Message] struct {
-	key   int32
-	path  string // the mapped file, or "" for a System V segment
-	id    int    // the System V segment's id
-	semID int    // the System V segment's semaphore set, or -1 if not known
-	fd    int    // the mapped file's descriptor, open while attached, or -1
-	lk    locker // this attachment's entry and lock identity
-	geo   geometry
-	desc  *shmvarpb.SegmentDescriptor
+	key  int32   // the System V segment's key, which errors name; 0 for other backings
+	m    mapping // where the memory comes from: a segment, a file (mapping.go)
+	lk   locker  // this attachment's entry and lock identity
+	geo  geometry
+	desc *shmvarpb.SegmentDescriptor
 	codec
 	readOnly bool
 	wait     WaitStrategy
@@ -273,101 +267,6 @@ func OpenAny(key int32, opts Options) (*Var[proto.Message], error) {
 	return open[proto.Message](key, opts)
 }
 
-func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Options) (*Var[T], error) {
-	if key == ipcPrivate {
-		return nil, newError("create", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE, which no other process can open; pick a non-zero key")
-	}
-	capacity, mode, err := capacityAndMode(opts)
-	if err != nil {
-		return nil, newError("create", key, ErrInvalidArgument, "%v", err)
-	}
-	desc, raw, geo, err := describe(key, mt, capacity)
-	if err != nil {
-		return nil, err
-	}
-	id, err := shmGet(key, geo.segmentLength, ipcCreat|ipcExcl|int(mode))
-	if err != nil {
-		return nil, err
-	}
-	semID, err := createSemSet(key, mode)
-	if err != nil {
-		shmRemove(key, id)
-		return nil, err
-	}
-	mem, err := shmAttach(key, id, false)
-	if err != nil {
-		shmRemove(key, id)
-		semRemove(key, semID)
-		return nil, err
-	}
-	initialise(mem, geo, raw)
-	v := &Var[T]{key: key, id: id, semID: semID, fd: -1, geo: geo, desc: desc, codec: codecOf[T](mt), mem: mem, wait: opts.Wait,
-		lk: locker{key: key, keeper: semaphores{key, semID}, index: -1}, closer: newCloser()}
-	err = v.lk.claim(mem)
-	if err == nil && opts.Ephemeral {
-		err = shmRemove(key, id)
-	}
-	if err != nil {
-		v.lk.unclaim()
-		shmDetach(key, mem)
-		shmRemove(key, id)
-		semRemove(key, semID)
-		return nil, err
-	}
-	return v, nil
-}
-
-// createSemSet makes the attachment semaphores of a new segment under key.
-// A set already there is left over from a removed segment (the caller has
-// just created the only segment under key): it is removed if no attachment
-// holds one of its entries.
-func createSemSet(key int32, mode uint32) (int, error) {
-	id, err := semGet(key, AttachmentCount, ipcCreat|ipcExcl|int(mode))
-	if !errors.Is(err, syscall.EEXIST) {
-		return id, err
-	}
-	old, gerr := semGet(key, 0, 0)
-	if gerr == nil {
-		if info, serr := semStat(key, old); serr != nil || info.Count != uint64(AttachmentCount) {
-			return -1, err // not a set of ours
-		}
-		for i := 0; i < AttachmentCount; i++ {
-			if v, errno := semValue(old, i); errno != 0 || v != 0 {
-				e := err.(*Error)
-				e.Detail = "a semaphore set with this key is still used by attachments of a removed segment"
-				return -1, e
-			}
-		}
-		if rerr := semRemove(key, old); rerr != nil {
-			return -1, rerr
-		}
-	}
-	return semGet(key, AttachmentCount, ipcCreat|ipcExcl|int(mode))
-}
-
-// openSemSet finds the attachment semaphores of the segment under key and
-// applies the segment's owner and mode checks to them.
-func openSemSet(key int32, opts Options) (int, error) {
-	id, err := semGet(key, 0, 0)
-	if errors.Is(err, syscall.ENOENT) {
-		return -1, newError("open", key, ErrCorrupt, "no semaphore set under this key (it keeps the attachments' liveness)")
-	}
-	if err != nil {
-		return -1, err
-	}
-	info, err := semStat(key, id)
-	if err != nil {
-		return -1, err
-	}
-	if info.Count != uint64(AttachmentCount) {
-		return -1, newError("open", key, ErrCorrupt, "semaphore set has %d semaphores, want %d", info.Count, AttachmentCount)
-	}
-	if refused := checkOwnerAndMode(info.UID, info.CUID, info.Mode, opts, "semaphore set"); refused != "" {
-		return -1, newError("open", key, ErrPermission, "%s", refused)
-	}
-	return id, nil
-}
-
 // describe builds the descriptor of a new segment and its geometry.
 func describe(key int32, mt protoreflect.MessageType, capacity int) (*shmvarpb.SegmentDescriptor, []byte, geometry, error) {
 	schema, err := schemaOf(mt.Descriptor())
@@ -412,56 +311,6 @@ func initialise(mem []byte, geo geometry, raw []byte) {
 	store32(mem, LayoutVersionOffset, LayoutVersion)
 }
 
-func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
-	if key == ipcPrivate {
-		return nil, newError("open", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE; pass the key the segment was created with")
-	}
-	id, err := shmGet(key, 0, 0)
-	if err != nil {
-		return nil, err
-	}
-	info, err := shmStat(key, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkSegmentSize(key, info.Size); err != nil {
-		return nil, err
-	}
-	if refused := checkOwnerAndMode(info.UID, info.CUID, info.Mode, opts, "segment"); refused != "" {
-		return nil, newError("open", key, ErrPermission, "%s", refused)
-	}
-	mem, err := shmAttach(key, id, opts.ReadOnly)
-	if err != nil {
-		return nil, err
-	}
-	v, err := newVar[T](key, id, mem, opts)
-	if err != nil {
-		shmDetach(key, mem)
-		return nil, err
-	}
-	if opts.ReadOnly {
-		// Liveness is only reported, so the set is looked up, not required.
-		if semID, err := semGet(key, 0, 0); err == nil {
-			v.semID, v.lk.keeper = semID, semaphores{key, semID}
-		}
-	} else {
-		v.semID, err = openSemSet(key, opts)
-		if err == nil {
-			v.lk.keeper = semaphores{key, v.semID}
-			err = v.lk.claim(mem)
-		}
-	}
-	if err == nil && opts.Ephemeral {
-		err = shmRemove(key, id)
-	}
-	if err != nil {
-		v.lk.unclaim()
-		shmDetach(key, mem)
-		return nil, err
-	}
-	return v, nil
-}
-
 // initWait applies the default of Options.InitWait.
 func initWait(opts Options) time.Duration {
 	if opts.InitWait == 0 {
@@ -470,8 +319,17 @@ func initWait(opts Options) time.Duration {
 	return opts.InitWait
 }
 
-// newVar validates mem, an attached segment or any image of one, and wraps it.
-func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[T], error) {
+// wrap makes a Var over m, whose memory holds a segment of geometry geo and
+// descriptor desc, attached for writing; errors name key. Its locker has no
+// keeper yet: the caller sets m's once m knows it, and claims an entry.
+func wrap[T proto.Message](m mapping, key int32, geo geometry, desc *shmvarpb.SegmentDescriptor, c codec, opts Options) *Var[T] {
+	return &Var[T]{key: key, m: m, geo: geo, desc: desc, codec: c, mem: m.memory(), wait: opts.Wait, lk: locker{key: key, index: -1}, closer: newCloser()}
+}
+
+// newVar validates m's memory, an attached segment or any image of one, and
+// wraps it.
+func newVar[T proto.Message](m mapping, key int32, opts Options) (*Var[T], error) {
+	mem := m.memory()
 	geo, version, err := readGeometry(key, mem, initWait(opts))
 	if err != nil {
 		return nil, err
@@ -488,8 +346,9 @@ func newVar[T proto.Message](key int32, id int, mem []byte, opts Options) (*Var[
 			return nil, newError("open", key, ErrTypeMismatch, "segment holds %s, asked for %s", desc.GetMessageType(), want)
 		}
 	}
-	return &Var[T]{key: key, id: id, semID: -1, fd: -1, geo: geo, desc: desc, codec: codecOf[proto.Message](mt), mem: mem, readOnly: opts.ReadOnly,
-		wait: opts.Wait, lk: locker{key: key, index: -1}, closer: newCloser()}, nil
+	v := wrap[T](m, key, geo, desc, codecOf[proto.Message](mt), opts)
+	v.readOnly = opts.ReadOnly
+	return v, nil
 }
 
 // Key returns the segment's key.
@@ -511,9 +370,7 @@ func (v *Var[T]) Generation() (_ uint64, err error) {
 		return 0, err
 	}
 	defer v.done()
-	if v.fd >= 0 {
-		defer v.onFault("generation", debug.SetPanicOnFault(true), &err)
-	}
+	defer v.recoverFault("generation", v.m.guard(), &err)
 	return load64(mem, GenerationOffset), nil
 }
 
@@ -525,8 +382,8 @@ func (v *Var[T]) Get() (T, error) {
 
 // tag names the file of a file-backed variable in its errors.
 func (v *Var[T]) tag(err error) error {
-	if e, ok := err.(*Error); ok && v.path != "" {
-		e.Path = v.path
+	if e, ok := err.(*Error); ok {
+		v.m.name(e)
 	}
 	return err
 }
@@ -539,9 +396,7 @@ func (v *Var[T]) GetEncoded() (_ []byte, err error) {
 		return nil, v.tag(err)
 	}
 	defer v.done()
-	if v.fd >= 0 {
-		defer v.onFault("get", debug.SetPanicOnFault(true), &err)
-	}
+	defer v.recoverFault("get", v.m.guard(), &err)
 	data, _, err := v.read(mem, "get", nil)
 	if err == nil {
 		_, err = v.decode(data, "get")
@@ -556,9 +411,7 @@ func (v *Var[T]) get() (_ T, err error) {
 		return zero, err
 	}
 	defer v.done()
-	if v.fd >= 0 {
-		defer v.onFault("get", debug.SetPanicOnFault(true), &err)
-	}
+	defer v.recoverFault("get", v.m.guard(), &err)
 	if !v.cacheMu.TryLock() { // another goroutine uses the cache: go the long way
 		value, _, err := v.load(mem, "get", false)
 		return value, err
@@ -681,9 +534,7 @@ func (v *Var[T]) mutateBy(ctx context.Context, deadline time.Time, fn func(m T) 
 		return err
 	}
 	defer v.done()
-	if v.fd >= 0 {
-		defer v.onFault("update", debug.SetPanicOnFault(true), &err)
-	}
+	defer v.recoverFault("update", v.m.guard(), &err)
 	if v.readOnly {
 		return newError("update", v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
@@ -770,9 +621,7 @@ func (v *Var[T]) Lock() (_ LockState, err error) {
 		return LockState{}, err
 	}
 	defer v.done()
-	if v.fd >= 0 {
-		defer v.onFault("inspect", debug.SetPanicOnFault(true), &err)
-	}
+	defer v.recoverFault("inspect", v.m.guard(), &err)
 	s := LockState{Word: load64(mem, LockWordOffset), Contended: load64(mem, ContendedCountOffset), Takeovers: load64(mem, TakeoverCountOffset),
 		LivenessKnown: v.lk.keeper != nil}
 	if s.Word != 0 {
@@ -796,9 +645,7 @@ func (v *Var[T]) Attachments() (_ []Attachment, err error) {
 		return nil, err
 	}
 	defer v.done()
-	if v.fd >= 0 {
-		defer v.onFault("inspect", debug.SetPanicOnFault(true), &err)
-	}
+	defer v.recoverFault("inspect", v.m.guard(), &err)
 	var live []Attachment
 	for i := 0; i < AttachmentCount; i++ {
 		if load32(mem, entryOffset(i)+AttachmentIncarnationOffset) == 0 {
@@ -819,56 +666,28 @@ func (v *Var[T]) Identity() uint64 { return v.lk.me }
 type SegmentInfo = segmentInfo
 
 // Stat asks the kernel about the segment or file.
-func (v *Var[T]) Stat() (SegmentInfo, error) {
-	if v.path != "" {
-		return fileInfo(v.path)
-	}
-	return shmStat(v.key, v.id)
-}
+func (v *Var[T]) Stat() (SegmentInfo, error) { return v.m.stat() }
 
 // Path returns the mapped file of a file-backed variable, or "".
-func (v *Var[T]) Path() string { return v.path }
+func (v *Var[T]) Path() string { return v.m.path() }
 
 // Sync flushes a file-backed variable to its file (msync); after it returns,
 // the last committed value survives a crash of the machine. It does nothing
 // for System V segments, which live in memory only.
 func (v *Var[T]) Sync() error {
-	mem, err := v.use("sync")
-	if err != nil {
+	if _, err := v.use("sync"); err != nil {
 		return v.tag(err)
 	}
 	defer v.done()
-	if v.path == "" {
-		return nil
-	}
-	if err := msync(mem); err != nil {
-		return fileNativeError("msync", v.path, err)
-	}
-	return nil
+	return v.m.sync()
 }
 
-// detach gives back this attachment's entry and unmaps the memory. When the
-// detach leaves a System V segment destroyed (it was marked for removal, as
-// an ephemeral one is, and this was its last attachment, or another's detach
-// was), its semaphore set goes too, which the kernel would otherwise keep.
-// Asking after the detach, by id, leaves no gap for two last closers to
-// both miss.
-func (v *Var[T]) detach(mem []byte) error {
+// detach gives back this attachment's entry and releases the memory
+// (mapping.detach).
+func (v *Var[T]) detach() error {
 	err := v.lk.unclaim()
-	if v.path != "" {
-		if uerr := munmap(mem); uerr != nil && err == nil {
-			err = fileNativeError("munmap", v.path, uerr)
-		}
-		closeFile(v.fd)
-		return err
-	}
-	if derr := shmDetach(v.key, mem); err == nil {
+	if derr := v.m.detach(); err == nil {
 		err = derr
-	}
-	if v.semID >= 0 {
-		if _, serr := shmStat(v.key, v.id); errors.Is(serr, syscall.EINVAL) || errors.Is(serr, syscall.EIDRM) {
-			semRemove(v.key, v.semID)
-		}
 	}
 	return err
 }
@@ -879,34 +698,24 @@ func (v *Var[T]) Close() error {
 	if !v.closing() {
 		return nil
 	}
-	return v.detach(v.mem)
+	return v.detach()
 }
 
 // Remove marks the segment for removal, which the kernel carries out at the
-// last detach, removes its semaphore set, and detaches it.
+// last detach, removes its semaphore set, and detaches it (for a file: unlinks
+// and unmaps it).
 func (v *Var[T]) Remove() error {
 	if !v.closing() {
 		return v.tag(newError("remove", v.key, ErrClosed, ""))
 	}
-	var err error
-	if v.path != "" {
-		if uerr := unlink(v.path); uerr != nil {
-			err = fileNativeError("unlink", v.path, uerr)
-		}
-	} else {
-		uerr := v.lk.unclaim()
-		err = shmRemove(v.key, v.id)
-		if err == nil && v.semID >= 0 {
-			// Its own set, by id: a set under the key may belong to a newer segment.
-			if serr := semRemove(v.key, v.semID); !errors.Is(serr, syscall.EINVAL) && !errors.Is(serr, syscall.EIDRM) {
-				err = serr
-			}
-		}
-		if err == nil {
-			err = uerr
-		}
+	// The entry goes back first: removing a segment removes the semaphores
+	// that keep it.
+	uerr := v.lk.unclaim()
+	err := v.m.remove()
+	if err == nil {
+		err = uerr
 	}
-	if derr := v.detach(v.mem); err == nil {
+	if derr := v.detach(); err == nil {
 		err = derr
 	}
 	return err
@@ -983,9 +792,7 @@ func (v *Var[T]) update(ctx context.Context, deadline time.Time, op string, fn f
 		return zero, err
 	}
 	defer v.done()
-	if v.fd >= 0 {
-		defer v.onFault(op, debug.SetPanicOnFault(true), &err)
-	}
+	defer v.recoverFault(op, v.m.guard(), &err)
 	if v.readOnly {
 		return zero, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
@@ -1038,6 +845,14 @@ func (v *Var[T]) locked(ctx context.Context, mem []byte, deadline time.Time, op 
 	return next, g + 1, keep, nil
 }
 
+// release frees the lock after an operation. For a file whose lock line
+// went with a truncation, it gives up instead of faulting again: the
+// operation's own error says what happened.
+func (v *Var[T]) release(mem []byte) (err error) {
+	defer v.recoverFault("unlock", v.m.guard(), &err)
+	return v.lk.release(mem)
+}
+
 // commit encodes value straight into the inactive slot and publishes it by
 // advancing the generation: the commit point.
 func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
@@ -1083,30 +898,4 @@ func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
 		futexWakeUp(mem, GenerationFutexOffset, math.MaxInt32)
 	}
 	return nil
-}
-
-// RemoveKey removes the segment under key and its semaphore set without
-// validating them, for segments too damaged to open, and a semaphore set
-// left alone under a key. The kernel frees the segment at the last detach.
-// It fails with unix.ENOENT when there is neither.
-func RemoveKey(key int32) error {
-	id, err := shmGet(key, 0, 0)
-	if err == nil {
-		err = shmRemove(key, id)
-	}
-	semID, serr := semGet(key, 0, 0)
-	if serr == nil {
-		serr = semRemove(key, semID)
-	}
-	switch {
-	case errors.Is(err, syscall.ENOENT) && errors.Is(serr, syscall.ENOENT):
-		return err
-	case errors.Is(err, syscall.ENOENT):
-		return serr
-	case err == nil && errors.Is(serr, syscall.ENOENT):
-		return nil
-	case err == nil:
-		return serr
-	}
-	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -56,12 +55,8 @@ func (v *Var[T]) closing() bool {
 func (v *Var[T]) wake(mem []byte, off int) {
 	if !v.readOnly {
 		func() {
-			if v.fd >= 0 {
-				defer func(old bool) {
-					debug.SetPanicOnFault(old)
-					recover()
-				}(debug.SetPanicOnFault(true))
-			}
+			var ignored error
+			defer v.recoverFault("wake", v.m.guard(), &ignored)
 			add32(mem, off, 1)
 		}()
 	}
@@ -94,11 +89,9 @@ func (v *Var[T]) stopper(ctx context.Context, op string) func() error {
 		if v.users.Load()&closedBit != 0 {
 			return newError(op, v.key, ErrClosed, "closed while waiting")
 		}
-		if v.fd >= 0 {
-			// A file that shrank under the wait is refused before it faults.
-			if err := v.stillMapped(op); err != nil {
-				return err
-			}
+		// A file that shrank under the wait is refused before it faults.
+		if err := v.m.stillMapped(op); err != nil {
+			return err
 		}
 		if ctx != nil {
 			if err := ctx.Err(); err != nil {
@@ -141,9 +134,7 @@ func deadlineOf(ctx context.Context) time.Time {
 // passes, and returns the generation it saw; ErrTimeout if it did not move.
 // With SpinThenPark a watcher sleeps on a futex that every commit wakes.
 func (v *Var[T]) AwaitChange(after uint64, timeout time.Duration) (_ uint64, err error) {
-	if v.fd >= 0 {
-		defer v.onFault("await", debug.SetPanicOnFault(true), &err)
-	}
+	defer v.recoverFault("await", v.m.guard(), &err)
 	g, err := v.awaitChange(nil, after, time.Now().Add(timeout), timeout)
 	return g, v.tag(err)
 }
@@ -151,9 +142,7 @@ func (v *Var[T]) AwaitChange(after uint64, timeout time.Duration) (_ uint64, err
 // AwaitChangeContext waits until the generation moves past after, or ctx is
 // done, and returns the generation it saw; the error wraps ctx.Err().
 func (v *Var[T]) AwaitChangeContext(ctx context.Context, after uint64) (_ uint64, err error) {
-	if v.fd >= 0 {
-		defer v.onFault("await", debug.SetPanicOnFault(true), &err)
-	}
+	defer v.recoverFault("await", v.m.guard(), &err)
 	deadline := time.Now().Add(365 * 24 * time.Hour)
 	if d, ok := ctx.Deadline(); ok {
 		deadline = d.Add(time.Millisecond) // let ctx.Err() speak first
@@ -219,11 +208,9 @@ func (v *Var[T]) awaitChange(ctx context.Context, after uint64, deadline time.Ti
 			runtime.Gosched()
 		default:
 			v.sleep(mem, after, min(deadline.Sub(now), changeParkMax), cancelled)
-			if v.fd >= 0 {
-				// Between turns, a file that shrank is refused before it faults.
-				if err := v.stillMapped("await"); err != nil {
-					return after, err
-				}
+			// Between turns, a file that shrank is refused before it faults.
+			if err := v.m.stillMapped("await"); err != nil {
+				return after, err
 			}
 		}
 	}

@@ -270,19 +270,14 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         }
     }
 
+    /** The System V segment's key, which errors name; 0 for other backings. */
     private final int key;
-    private final int id;
-    /** The mapped file of a file-backed variable, or null for a System V segment. */
-    private final String path;
-    /** The open descriptor of a mapped file, kept for its OFD locks until detached; -1 for a System V segment. */
-    private final int fd;
-    /** The System V segment's semaphore set, or -1 when there is none or it is not known. */
-    private final int semid;
+    /** Where the memory comes from: a segment, a file (see {@link Mapping}). */
+    private final Mapping mapping;
     /** The attachment table: this attachment's entry and the other entries' liveness. */
     private final Attachments attachments;
     /** This attachment's lock word, {@code index << 32 | incarnation}; 0 for a read-only attachment. */
     private final long identity;
-    private final long address;
     private final ByteBuffer memory;
     /** The address of memory's first byte, for futexes. */
     private final long base;
@@ -343,17 +338,13 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     }
 
     /**
-     * Wraps a validated segment; a writing attachment claims an attachment entry through {@code keeper} here (and
-     * throws, holding nothing, if it cannot: the caller detaches).
+     * Wraps a validated segment in {@code mapping}; a writing attachment claims an attachment entry through the
+     * mapping's keeper here (and throws, holding nothing, if it cannot: the caller detaches).
      */
-    private SharedVariable(int key, int id, String path, int fd, int semid, long address, ByteBuffer memory,
-                           Validated<T> v, boolean readOnly, WaitStrategy wait, Attachments.Keeper keeper) {
+    private SharedVariable(Mapping mapping, int key, Validated<T> v, boolean readOnly, WaitStrategy wait) {
         this.key = key;
-        this.id = id;
-        this.path = path;
-        this.fd = fd;
-        this.semid = semid;
-        this.address = address;
+        this.mapping = mapping;
+        ByteBuffer memory = mapping.memory();
         this.memory = memory;
         this.base = Native.addressOf(memory);
         this.geometry = v.geometry();
@@ -364,7 +355,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         this.stringFields = stringFields(messageDescriptor);
         this.readOnly = readOnly;
         this.wait = wait;
-        this.attachments = new Attachments(memory, key, keeper);
+        this.attachments = new Attachments(memory, key, mapping.keeper());
         this.identity = readOnly ? 0 : attachments.claim();
         this.lock = new SpinLock(memory, key, identity, attachments);
         this.slotWriter = new SlotWriter(memory);
@@ -422,9 +413,9 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             if (options.ephemeral()) {
                 Native.shmRemove(key, id);
             }
-            return new SharedVariable<>(key, id, null, -1, semid, address, m,
+            return new SharedVariable<>(new SysvMapping(key, id, semid, address, m), key,
                 new Validated<>(g, descriptor, type, (Parser<T>) prototype.getParserForType()), false,
-                options.waitStrategy(), new Attachments.Semaphores(key, semid));
+                options.waitStrategy());
         } catch (RuntimeException e) {
             try {
                 Native.shmRemove(key, id);
@@ -556,9 +547,9 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             ByteBuffer m = Native.wrap(address, g.segmentLength());
             initialise(m, g, raw);
             // The descriptor stays open: its OFD lock on our attachment entry lives as long as it does.
-            return new SharedVariable<>(0, -1, p, fd, -1, address, m,
+            return new SharedVariable<>(new FileMapping(p, fd, address, m), 0,
                 new Validated<>(g, descriptor, type, (Parser<T>) prototype.getParserForType()), false,
-                options.waitStrategy(), new Attachments.FileLocks(p, fd));
+                options.waitStrategy());
         } catch (RuntimeException e) {
             if (address != -1) {
                 Native.munmap(p, address, g.segmentLength());
@@ -623,8 +614,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 Validated<T> v = validate(0, m, options, typeCheck);
                 // The descriptor stays open: a writer's OFD lock lives as long as it does, and a reader asks
                 // about the others' locks through it.
-                return new SharedVariable<>(0, -1, path, fd, -1, address, m, v, options.readOnly(),
-                    options.waitStrategy(), new Attachments.FileLocks(path, fd));
+                return new SharedVariable<>(new FileMapping(path, fd, address, m), 0, v, options.readOnly(),
+                    options.waitStrategy());
             } catch (RuntimeException e) {
                 Native.munmap(path, address, info.size());
                 throw e;
@@ -737,17 +728,14 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             ByteBuffer m = Native.wrap(address, info.size());
             Validated<T> v = validate(key, m, options, typeCheck);
             int semid;
-            Attachments.Keeper keeper;
             if (options.readOnly()) {
                 // Only to report liveness: a reader that cannot find the set reports every holder alive.
                 semid = Math.max(-1, Native.semLookup(key, 0, 0));
-                keeper = semid >= 0 ? new Attachments.Semaphores(key, semid) : Attachments.UNKNOWN;
             } else {
                 semid = openSemaphores(key, options);
-                keeper = new Attachments.Semaphores(key, semid);
             }
-            SharedVariable<T> variable = new SharedVariable<>(key, id, null, -1, semid, address, m, v,
-                options.readOnly(), options.waitStrategy(), keeper);
+            SharedVariable<T> variable = new SharedVariable<>(new SysvMapping(key, id, semid, address, m), key, v,
+                options.readOnly(), options.waitStrategy());
             if (options.ephemeral()) {
                 try {
                     Native.shmRemove(key, id);
@@ -808,8 +796,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         Options options = Options.defaults().withInitWait(Duration.ZERO);
         Validated<DynamicMessage> v = validate(1, m, options,
             (d, type) -> new Typed<>(type, DynamicMessage.getDefaultInstance(type).getParserForType()));
-        return new SharedVariable<>(1, -1, null, -1, -1, 0, m, v, false, options.waitStrategy(),
-            Attachments.PRIVATE);
+        return new SharedVariable<>(new MemoryMapping(m), 1, v, false, options.waitStrategy());
     }
 
     /** The segment's key. */
@@ -846,7 +833,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
 
     /** The mapped file of a file-backed variable, or null for a System V segment. */
     public String path() {
-        return path;
+        return mapping.path();
     }
 
     /**
@@ -856,9 +843,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
     public void sync() {
         enter("sync");
         try {
-            if (path != null) {
-                Native.msync(path, address, memory.capacity());
-            }
+            mapping.sync();
         } finally {
             exit();
         }
@@ -871,7 +856,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             T cached = cached((long) LONG.getAcquire(memory, GENERATION_OFFSET));
             return cached != null ? cached : read("get");
         } catch (ShmException e) {
-            throw e.at(path);
+            throw mapping.name(e);
         } catch (InternalError e) {
             throw fault("get", e);
         } finally {
@@ -889,7 +874,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             parse(scratch, "get"); // the same checks as get
             return java.util.Arrays.copyOf(buf, n);
         } catch (ShmException e) {
-            throw e.at(path);
+            throw mapping.name(e);
         } catch (InternalError e) {
             throw fault("get", e);
         } finally {
@@ -963,7 +948,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
 
     /** Asks the kernel about the segment or file. */
     public Native.SegmentInfo stat() {
-        return path != null ? Native.fileStat(path) : Native.shmStat(key, id);
+        return mapping.stat();
     }
 
     /**
@@ -978,42 +963,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
         try {
             attachments.release();
         } finally {
-            unmap();
-        }
-        if (path == null && semid >= 0 && address != 0) {
-            removeSemaphoresIfDestroyed();
-        }
-    }
-
-    /**
-     * After the detach: a segment that it left destroyed (marked for removal, as an ephemeral one is, with no
-     * attachment left) takes its semaphore set along. Asking after the detach, by id, leaves no gap for two last
-     * closers to both miss.
-     */
-    private void removeSemaphoresIfDestroyed() {
-        try {
-            Native.shmStat(key, id);
-        } catch (ShmException e) {
-            if (e.errno() == Native.EINVAL || e.errno() == Native.EIDRM) {
-                Native.semRemove(semid);
-            }
-        }
-    }
-
-    private void unmap() {
-        if (address == 0) {
-            return; // an image in private memory
-        }
-        if (path != null) {
-            try {
-                if (!leaveMapped) {
-                    Native.munmap(path, address, memory.capacity());
-                }
-            } finally {
-                Native.close(fd);
-            }
-        } else {
-            Native.shmdt(key, address);
+            mapping.detach(leaveMapped);
         }
     }
 
@@ -1024,23 +974,13 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
      */
     public void remove() {
         if (!detach()) {
-            throw ShmException.of("remove", key, ShmException.Reason.CLOSED, "").at(path);
+            throw mapping.name(ShmException.of("remove", key, ShmException.Reason.CLOSED, ""));
         }
         try {
             attachments.release();
-            if (path != null) {
-                Native.unlink(path);
-            } else {
-                Native.shmRemove(key, id);
-                if (semid >= 0) { // its own set, by id: a set under the key may belong to a newer segment
-                    int errno = Native.semRemove(semid);
-                    if (errno != 0 && errno != Native.EINVAL && errno != Native.EIDRM && errno != Native.ENOENT) {
-                        throw Native.semError("semctl(IPC_RMID)", key, errno);
-                    }
-                }
-            }
+            mapping.remove();
         } finally {
-            unmap();
+            mapping.detach(leaveMapped);
         }
     }
 
@@ -1051,12 +991,12 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             users.getAndAdd(-CLOSED);
             return false;
         }
-        if (address != 0) {
+        if (mapping.address() != 0) {
             // Waiters of this process re-check at once and see the variable closed; those of other processes wake
             // for nothing and sleep again. The words move first, so that a waiter about to sleep on their old value
             // does not sleep through the wake (a read-only attachment cannot move them; nor is a file touched that
             // shrank: a faulting atomic can abort the JVM).
-            if (!readOnly && (path == null || Native.fileSize(fd) >= memory.capacity())) {
+            if (!readOnly && mapping.reaches(memory.capacity())) {
                 INT.getAndAdd(memory, LOCK_FUTEX_OFFSET, 1);
                 INT.getAndAdd(memory, GENERATION_FUTEX_OFFSET, 1);
             }
@@ -1090,35 +1030,25 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
      * unsafe access as an InternalError) as the library's exception; anything else is rethrown.
      */
     private ShmException fault(String op, InternalError e) {
-        if (path == null) {
-            throw e;
-        }
+        ShmException truncated = mapping.onFault(op, e);
         faulted = true;
-        return truncated(op);
-    }
-
-    private ShmException truncated(String op) {
-        return ShmException.of(op, key, ShmException.Reason.CORRUPT, "file was truncated under this attachment: size="
-            + Native.fileSize(fd) + ", mapped=" + memory.capacity()).at(path);
-    }
-
-    /** Whether the file still holds the lock line, which a release touches. */
-    private boolean lockLineInFile() {
-        return Native.fileSize(fd) >= LOCK_WORD_OFFSET + Long.BYTES;
+        return truncated;
     }
 
     private void enter(String op) {
         if ((users.incrementAndGet() & CLOSED) != 0) {
             exit();
-            throw ShmException.of(op, key, ShmException.Reason.CLOSED, "").at(path);
+            throw mapping.name(ShmException.of(op, key, ShmException.Reason.CLOSED, ""));
         }
         // A file truncated under this attachment makes accesses past its new end fault. The JVM turns some faults
         // into an InternalError (see fault) but aborts on others (an atomic in the interpreter, the CRC32C
-        // intrinsic): so every operation on a file first asks its size, one lseek, and touches nothing if it shrank.
-        if (path != null && Native.fileSize(fd) < memory.capacity()) {
+        // intrinsic): so every operation first asks the mapping (for a file, its size: one lseek) and touches
+        // nothing if it shrank.
+        ShmException shrunk = mapping.stillMapped(op);
+        if (shrunk != null) {
             exit();
             faulted = true;
-            throw truncated(op);
+            throw shrunk;
         }
     }
 
@@ -1143,9 +1073,10 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
 
         @Override
         public void mapped(String op) {
-            if (path != null && Native.fileSize(fd) < memory.capacity()) {
+            ShmException shrunk = mapping.stillMapped(op);
+            if (shrunk != null) {
                 faulted = true;
-                throw truncated(op);
+                throw shrunk;
             }
         }
     }
@@ -1177,7 +1108,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             } finally {
                 try {
                     // After a fault, the lock line may have gone with the file's end: touching it would fault again.
-                    if (!(failure instanceof InternalError) || lockLineInFile()) {
+                    if (!(failure instanceof InternalError) || mapping.reaches(LOCK_WORD_OFFSET + Long.BYTES)) {
                         lock.release();
                     }
                 } catch (ShmException | InternalError e) {
@@ -1191,7 +1122,7 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
             cache(g + 1, next); // after the release: the pair stays right even if another commit follows
             return next;
         } catch (ShmException e) {
-            throw e.at(path);
+            throw mapping.name(e);
         } catch (InternalError e) {
             throw fault(op, e);
         } finally {
@@ -1557,8 +1488,8 @@ public final class SharedVariable<T extends Message> implements AutoCloseable {
                 long elapsed = System.nanoTime() - start;
                 long left = timeoutNanos - elapsed;
                 if (left <= 0) {
-                    throw ShmException.of("await", key, ShmException.Reason.TIMEOUT,
-                        "generation still " + after + " after " + timeout.toMillis() + "ms").at(path);
+                    throw mapping.name(ShmException.of("await", key, ShmException.Reason.TIMEOUT,
+                        "generation still " + after + " after " + timeout.toMillis() + "ms"));
                 }
                 stop.check("await");
                 if (elapsed < SpinLock.SPIN_NANOS) {

@@ -1,0 +1,25 @@
+package shmvar
+
+// memoryMapping is private memory holding a segment image: the backing of
+// tests and fuzzing, which no other process can attach. It has no kernel
+// object: no liveness keeper, nothing to sync, remove or release. The Java
+// twin is io.shmvar.MemoryMapping.
+type memoryMapping struct {
+	mem []byte
+}
+
+func (m memoryMapping) memory() []byte { return m.mem }
+
+func (m memoryMapping) stat() (segmentInfo, error) {
+	return segmentInfo{ID: -1, Size: uint64(len(m.mem))}, nil
+}
+
+func (memoryMapping) keeper() keeper           { return nil }
+func (memoryMapping) sync() error              { return nil }
+func (memoryMapping) remove() error            { return nil }
+func (memoryMapping) detach() error            { return nil }
+func (memoryMapping) name(*Error)              {}
+func (memoryMapping) path() string             { return "" }
+func (memoryMapping) guard() guarded           { return guarded{} }
+func (memoryMapping) onFault(string) error     { return nil }
+func (memoryMapping) stillMapped(string) error { return nil }
