@@ -47,11 +47,14 @@ type Options struct {
 // methods are safe for concurrent use by several goroutines. The Java twin
 // is io.shmvar.SharedVariable.
 type Var[T proto.Message] struct {
-	key  int32   // the System V segment's key, which errors name; 0 for other backings
-	m    mapping // where the memory comes from: a segment, a file (mapping.go)
-	lk   locker  // this attachment's entry and lock identity
-	geo  geometry
-	desc *shmvarpb.SegmentDescriptor
+	key int32   // the System V segment's key, which errors name; 0 for other backings
+	m   mapping // where the memory comes from: a segment, a file (mapping.go)
+	// faults: the mapping can fault (a file that shrinks), so operations
+	// guard their accesses; decided once, so that the others pay nothing.
+	faults bool
+	lk     locker // this attachment's entry and lock identity
+	geo    geometry
+	desc   *shmvarpb.SegmentDescriptor
 	codec
 	readOnly bool
 	wait     WaitStrategy
@@ -323,7 +326,8 @@ func initWait(opts Options) time.Duration {
 // descriptor desc, attached for writing; errors name key. Its locker has no
 // keeper yet: the caller sets m's once m knows it, and claims an entry.
 func wrap[T proto.Message](m mapping, key int32, geo geometry, desc *shmvarpb.SegmentDescriptor, c codec, opts Options) *Var[T] {
-	return &Var[T]{key: key, m: m, geo: geo, desc: desc, codec: c, mem: m.memory(), wait: opts.Wait, lk: locker{key: key, index: -1}, closer: newCloser()}
+	_, faults := m.(*fileMapping)
+	return &Var[T]{key: key, m: m, faults: faults, geo: geo, desc: desc, codec: c, mem: m.memory(), wait: opts.Wait, lk: locker{key: key, index: -1}, closer: newCloser()}
 }
 
 // newVar validates m's memory, an attached segment or any image of one, and
@@ -370,7 +374,9 @@ func (v *Var[T]) Generation() (_ uint64, err error) {
 		return 0, err
 	}
 	defer v.done()
-	defer v.recoverFault("generation", v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault("generation", v.m.guard(), &err)
+	}
 	return load64(mem, GenerationOffset), nil
 }
 
@@ -396,7 +402,9 @@ func (v *Var[T]) GetEncoded() (_ []byte, err error) {
 		return nil, v.tag(err)
 	}
 	defer v.done()
-	defer v.recoverFault("get", v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault("get", v.m.guard(), &err)
+	}
 	data, _, err := v.read(mem, "get", nil)
 	if err == nil {
 		_, err = v.decode(data, "get")
@@ -411,7 +419,9 @@ func (v *Var[T]) get() (_ T, err error) {
 		return zero, err
 	}
 	defer v.done()
-	defer v.recoverFault("get", v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault("get", v.m.guard(), &err)
+	}
 	if !v.cacheMu.TryLock() { // another goroutine uses the cache: go the long way
 		value, _, err := v.load(mem, "get", false)
 		return value, err
@@ -534,7 +544,9 @@ func (v *Var[T]) mutateBy(ctx context.Context, deadline time.Time, fn func(m T) 
 		return err
 	}
 	defer v.done()
-	defer v.recoverFault("update", v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault("update", v.m.guard(), &err)
+	}
 	if v.readOnly {
 		return newError("update", v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
@@ -621,7 +633,9 @@ func (v *Var[T]) Lock() (_ LockState, err error) {
 		return LockState{}, err
 	}
 	defer v.done()
-	defer v.recoverFault("inspect", v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault("inspect", v.m.guard(), &err)
+	}
 	s := LockState{Word: load64(mem, LockWordOffset), Contended: load64(mem, ContendedCountOffset), Takeovers: load64(mem, TakeoverCountOffset),
 		LivenessKnown: v.lk.keeper != nil}
 	if s.Word != 0 {
@@ -645,7 +659,9 @@ func (v *Var[T]) Attachments() (_ []Attachment, err error) {
 		return nil, err
 	}
 	defer v.done()
-	defer v.recoverFault("inspect", v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault("inspect", v.m.guard(), &err)
+	}
 	var live []Attachment
 	for i := 0; i < AttachmentCount; i++ {
 		if load32(mem, entryOffset(i)+AttachmentIncarnationOffset) == 0 {
@@ -792,7 +808,9 @@ func (v *Var[T]) update(ctx context.Context, deadline time.Time, op string, fn f
 		return zero, err
 	}
 	defer v.done()
-	defer v.recoverFault(op, v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault(op, v.m.guard(), &err)
+	}
 	if v.readOnly {
 		return zero, newError(op, v.key, ErrInvalidArgument, "segment is attached read-only")
 	}
@@ -849,7 +867,9 @@ func (v *Var[T]) locked(ctx context.Context, mem []byte, deadline time.Time, op 
 // went with a truncation, it gives up instead of faulting again: the
 // operation's own error says what happened.
 func (v *Var[T]) release(mem []byte) (err error) {
-	defer v.recoverFault("unlock", v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault("unlock", v.m.guard(), &err)
+	}
 	return v.lk.release(mem)
 }
 

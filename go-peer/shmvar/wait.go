@@ -56,7 +56,9 @@ func (v *Var[T]) wake(mem []byte, off int) {
 	if !v.readOnly {
 		func() {
 			var ignored error
-			defer v.recoverFault("wake", v.m.guard(), &ignored)
+			if v.faults {
+				defer v.recoverFault("wake", v.m.guard(), &ignored)
+			}
 			add32(mem, off, 1)
 		}()
 	}
@@ -134,7 +136,9 @@ func deadlineOf(ctx context.Context) time.Time {
 // passes, and returns the generation it saw; ErrTimeout if it did not move.
 // With SpinThenPark a watcher sleeps on a futex that every commit wakes.
 func (v *Var[T]) AwaitChange(after uint64, timeout time.Duration) (_ uint64, err error) {
-	defer v.recoverFault("await", v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault("await", v.m.guard(), &err)
+	}
 	g, err := v.awaitChange(nil, after, time.Now().Add(timeout), timeout)
 	return g, v.tag(err)
 }
@@ -142,7 +146,9 @@ func (v *Var[T]) AwaitChange(after uint64, timeout time.Duration) (_ uint64, err
 // AwaitChangeContext waits until the generation moves past after, or ctx is
 // done, and returns the generation it saw; the error wraps ctx.Err().
 func (v *Var[T]) AwaitChangeContext(ctx context.Context, after uint64) (_ uint64, err error) {
-	defer v.recoverFault("await", v.m.guard(), &err)
+	if v.faults {
+		defer v.recoverFault("await", v.m.guard(), &err)
+	}
 	deadline := time.Now().Add(365 * 24 * time.Hour)
 	if d, ok := ctx.Deadline(); ok {
 		deadline = d.Add(time.Millisecond) // let ctx.Err() speak first
