@@ -11,8 +11,10 @@ GOFLAGS_TEST ?= -count=1
 COUNT   ?= 1000000
 FUZZTIME ?= 10s
 KILLS   ?= 1000
+DIFF_CASES ?= 100000
+DIFF_SEED  ?= random
 
-.PHONY: build test stress bench demo generate clean go-build java-build
+.PHONY: build test stress fuzz-diff bench demo generate clean go-build java-build
 
 build: go-build java-build
 
@@ -44,6 +46,15 @@ stress: build
 	cd go-peer && SHMVAR_KILLS=$(KILLS) $(GO) test -count=1 -timeout 60m -v -run 'TestKillJavaHolderWhileGoWaits' ./shmvar | grep -E 'kills=|^(ok|FAIL|---)'
 	SHMVAR_KILLS=$(KILLS) mvn -B -q test -Dtest=CrashTest#killGoHolderWhileJavaWaits | grep -E 'kills=|FAIL|ERROR\]  '
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=2m -fuzzminimizetime=100x ./shmvar
+
+# Differential fuzzing: $(DIFF_CASES) mutated corpus images through both
+# peers' conformance testees side by side, with a random seed (printed; pass
+# DIFF_SEED=N to replay). Prints "cases=N disagreements=M" and each
+# disagreement's case file; SHMVAR_DIFF_STRICT=1 also fails on the known
+# schema-builder divergence (go-peer/shmvar/difffuzz_test.go).
+fuzz-diff: build
+	cd go-peer && SHMVAR_DIFF_CASES=$(DIFF_CASES) SHMVAR_DIFF_SEED=$(DIFF_SEED) $(GO) test -count=1 -timeout 60m -v \
+	  -run '^TestDifferentialFuzz$$' ./shmvar | sed -E 's/^ +difffuzz_test.go:[0-9]+: //' | grep -vE '^(=== RUN|PASS$$|FAIL$$)'
 
 # Java against the Go process it starts: ping-pong (shm spin/park, Unix
 # socket, raw-word floor), contended throughput, JMH and go test -bench,
