@@ -51,7 +51,7 @@ func corpusImage(t testing.TB, describeAs proto.Message, edit func(*shmvarpb.Seg
 	mem := alignedCopy(make([]byte, geo.segmentLength))
 	initialise(mem, geo, raw)
 	if len(values) > 0 {
-		v, err := newVar[proto.Message](memoryMapping{mem}, 1, Options{})
+		v, err := newVar[proto.Message](memoryMapping{mem: mem}, 1, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,7 +18,7 @@ func image(t testing.TB, value proto.Message) []byte {
 	}
 	mem := alignedCopy(make([]byte, geo.segmentLength))
 	initialise(mem, geo, raw)
-	v, err := newVar[proto.Message](memoryMapping{mem}, 1, Options{})
+	v, err := newVar[proto.Message](memoryMapping{mem: mem}, 1, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func FuzzOpenAndGet(f *testing.F) {
 		watchdog := time.AfterFunc(5*time.Second, func() { panic("one input took over 5s") })
 		defer watchdog.Stop()
 		mem := alignedCopy(data)
-		v, err := newVar[proto.Message](memoryMapping{mem}, 1, Options{InitWait: time.Nanosecond})
+		v, err := newVar[proto.Message](memoryMapping{mem: mem}, 1, Options{InitWait: time.Nanosecond})
 		if err != nil {
 			typed(t, err)
 			return

@@ -73,3 +73,13 @@ func (v *Var[T]) recoverFault(op string, g guarded, err *error) {
 	}
 	*err = v.m.onFault(op)
 }
+
+// unshrinkable is what a mapping that cannot shrink under its attachments,
+// and whose errors need no path, embeds: no guard, no fault, no name to add.
+type unshrinkable struct{}
+
+func (unshrinkable) name(*Error)              {}
+func (unshrinkable) path() string             { return "" }
+func (unshrinkable) guard() guarded           { return guarded{} }
+func (unshrinkable) onFault(string) error     { return nil }
+func (unshrinkable) stillMapped(string) error { return nil }

@@ -5,6 +5,7 @@ package shmvar
 // object: no liveness keeper, nothing to sync, remove or release. The Java
 // twin is io.shmvar.MemoryMapping.
 type memoryMapping struct {
+	unshrinkable
 	mem []byte
 }
 
@@ -14,12 +15,7 @@ func (m memoryMapping) stat() (segmentInfo, error) {
 	return segmentInfo{ID: -1, Size: uint64(len(m.mem))}, nil
 }
 
-func (memoryMapping) keeper() keeper           { return nil }
-func (memoryMapping) sync() error              { return nil }
-func (memoryMapping) remove() error            { return nil }
-func (memoryMapping) detach() error            { return nil }
-func (memoryMapping) name(*Error)              {}
-func (memoryMapping) path() string             { return "" }
-func (memoryMapping) guard() guarded           { return guarded{} }
-func (memoryMapping) onFault(string) error     { return nil }
-func (memoryMapping) stillMapped(string) error { return nil }
+func (memoryMapping) keeper() keeper { return nil }
+func (memoryMapping) sync() error    { return nil }
+func (memoryMapping) remove() error  { return nil }
+func (memoryMapping) detach() error  { return nil }

@@ -14,10 +14,11 @@ import (
 
 // sysvMapping is an attached System V segment.
 type sysvMapping struct {
-	key   int32
-	id    int // the segment's id
-	semID int // the segment's semaphore set, or -1 if not known
-	mem   []byte
+	unshrinkable // a segment cannot shrink under its attachments; errors carry its key
+	key          int32
+	id           int // the segment's id
+	semID        int // the segment's semaphore set, or -1 if not known
+	mem          []byte
 }
 
 func (m *sysvMapping) memory() []byte { return m.mem }
@@ -62,16 +63,6 @@ func (m *sysvMapping) detach() error {
 	return err
 }
 
-// name does nothing: errors about a segment carry its key already.
-func (m *sysvMapping) name(*Error) {}
-
-func (m *sysvMapping) path() string { return "" }
-
-// A segment cannot shrink under its attachments: nothing to guard.
-func (m *sysvMapping) guard() guarded           { return guarded{} }
-func (m *sysvMapping) onFault(string) error     { return nil }
-func (m *sysvMapping) stillMapped(string) error { return nil }
-
 func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Options) (*Var[T], error) {
 	if key == ipcPrivate {
 		return nil, newError("create", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE, which no other process can open; pick a non-zero key")
@@ -100,7 +91,7 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 		return nil, err
 	}
 	initialise(mem, geo, raw)
-	m := &sysvMapping{key, id, semID, mem}
+	m := &sysvMapping{key: key, id: id, semID: semID, mem: mem}
 	v := wrap[T](m, key, geo, desc, codecOf[T](mt), opts)
 	v.lk.keeper = m.keeper()
 	err = v.lk.claim(mem)
@@ -190,7 +181,7 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &sysvMapping{key, id, -1, mem}
+	m := &sysvMapping{key: key, id: id, semID: -1, mem: mem}
 	v, err := newVar[T](m, key, opts)
 	if err != nil {
 		shmDetach(key, mem)

@@ -37,24 +37,39 @@ interface Mapping {
      */
     void detach(boolean leaveMapped);
 
-    /** Makes {@code e} say which segment it is about: a file-backed one names its path (a key is there already). */
-    ShmException name(ShmException e);
+    /**
+     * Makes {@code e} say which segment it is about: a file-backed one names its path; by default the key is there
+     * already.
+     */
+    default ShmException name(ShmException e) {
+        return e;
+    }
 
     /** The mapped file, or null. */
-    String path();
+    default String path() {
+        return null;
+    }
 
     /**
      * A fault {@code e} while touching the memory (a file truncated under this attachment; the JVM reports a faulting
-     * unsafe access as an InternalError) as the library's exception; a backing that cannot fault rethrows it.
+     * unsafe access as an InternalError) as the library's exception; a backing that cannot fault (the default)
+     * rethrows it.
      */
-    ShmException onFault(String op, InternalError e);
+    default ShmException onFault(String op, InternalError e) {
+        throw e;
+    }
 
     /**
      * The exception to fail {@code op} with when the memory can no longer be touched (a file truncated below its
-     * mapping), or null; a no-op for backings that cannot shrink. Operations and waits ask it before touching.
+     * mapping), or null; null by default, for backings that cannot shrink. Operations and waits ask it before
+     * touching.
      */
-    ShmException stillMapped(String op);
+    default ShmException stillMapped(String op) {
+        return null;
+    }
 
-    /** Whether the memory up to {@code end} can still be touched (a truncated file may have lost it). */
-    boolean reaches(long end);
+    /** Whether the memory up to {@code end} can still be touched (a truncated file may have lost it); by default yes. */
+    default boolean reaches(long end) {
+        return true;
+    }
 }

@@ -62,29 +62,4 @@ final class MemoryMapping implements Mapping {
     @Override
     public void detach(boolean leaveMapped) {
     }
-
-    @Override
-    public ShmException name(ShmException e) {
-        return e;
-    }
-
-    @Override
-    public String path() {
-        return null;
-    }
-
-    @Override
-    public ShmException onFault(String op, InternalError e) {
-        throw e;
-    }
-
-    @Override
-    public ShmException stillMapped(String op) {
-        return null;
-    }
-
-    @Override
-    public boolean reaches(long end) {
-        return true;
-    }
 }

@@ -82,33 +82,6 @@ final class SysvMapping implements Mapping {
         }
     }
 
-    /** Errors about a segment carry its key already. */
-    @Override
-    public ShmException name(ShmException e) {
-        return e;
-    }
-
-    @Override
-    public String path() {
-        return null;
-    }
-
-    /** A segment cannot shrink under its attachments: a fault is not one of ours. */
-    @Override
-    public ShmException onFault(String op, InternalError e) {
-        throw e;
-    }
-
-    @Override
-    public ShmException stillMapped(String op) {
-        return null;
-    }
-
-    @Override
-    public boolean reaches(long end) {
-        return true;
-    }
-
     /** Semaphore {@code index} of the set {@code semid} under the segment's key, raised with SEM_UNDO. */
     record Semaphores(int key, int semid) implements Attachments.Keeper {
         @Override
