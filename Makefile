@@ -72,13 +72,18 @@ demo: build
 	bin/go-peer demo --count $(COUNT) --java bin/java-peer
 
 # Regenerates the committed Go code from proto/ with the same protoc Maven uses
-# (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports).
+# (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports):
+# the library's in go-peer/shmvarpb, the bench's (and its gRPC service) in go-peer/bench/benchpb.
 generate:
 	$(MVN) generate-sources
 	chmod +x $(PROTOC)
 	cd go-peer && $(GO) build -o ../target/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer \
 	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto -Itarget/tools/include proto/shmvar/v1/*.proto proto/shmvar/examples/v1/*.proto
+	cd go-peer/bench && $(GO) build -o ../../target/tools/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --plugin=protoc-gen-go-grpc=target/tools/protoc-gen-go-grpc \
+	  --go_out=go-peer/bench --go_opt=module=github.com/shmvar/shmvar/go-peer/bench \
+	  --go-grpc_out=go-peer/bench --go-grpc_opt=module=github.com/shmvar/shmvar/go-peer/bench -Iproto proto/bench/v1/*.proto
 
 clean:
 	rm -rf target bin/go-peer bin/bench-peer
