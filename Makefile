@@ -61,7 +61,7 @@ fuzz-diff: build
 # parked-waiter CPU. Writes target/bench.json, bench.txt, bench-latency.svg.
 # QUICK=1 gives the same keys within a minute.
 bench: go-build
-	cd go-peer && $(GO) build -o ../bin/bench-peer ./cmd/bench-peer
+	cd go-peer/bench && $(GO) build -o ../../bin/bench-peer ./cmd/bench-peer
 	$(MVN) -pl java/bench -am package dependency:build-classpath -DskipTests -Dmdep.outputFile=$(abspath target/bench-classpath.txt) -Dmdep.includeScope=runtime
 	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Mutate|Get' -benchmem -benchtime=$(if $(QUICK),200ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
 	java -XX:+UseSerialGC -cp java/bench/target/classes:$$(cat target/bench-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
