@@ -5,8 +5,8 @@ package main
 import (
 	"time"
 
-	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/examplespb"
+	"github.com/shmvar/shmvar/go-peer/shmvar"
 )
 
 // read gets the shared Counter without a lock as fast as it can, from start

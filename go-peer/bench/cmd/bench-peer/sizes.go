@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"time"
 
@@ -205,9 +206,10 @@ func perOp(budget time.Duration, ops int, round func()) float64 {
 	})
 }
 
-// perRound runs round for a tenth of budget unmeasured, then for the rest of
-// budget (at least 7 rounds), and returns the median of what it returned.
+// perRound runs round for a tenth of budget unmeasured, then for budget (at
+// least 7 rounds), and returns the median of what it returned.
 func perRound(budget time.Duration, round func() float64) float64 {
+	runtime.GC() // the garbage of the last measurement is not this one's
 	for warm := time.Now().Add(budget / 10); time.Now().Before(warm); {
 		round()
 	}
