@@ -227,8 +227,9 @@ const file_bench_v1_bench_proto_rawDesc = "" +
 	"\x06weight\x18\x04 \x01(\x01R\x06weight\x12\x18\n" +
 	"\aenabled\x18\x05 \x01(\bR\aenabled2K\n" +
 	"\x05Owner\x12B\n" +
-	"\x06Update\x12\x1b.shmvar.examples.v1.Counter\x1a\x1b.shmvar.examples.v1.CounterBI\n" +
-	"\x15io.shmvar.bench.protoP\x01Z.github.com/shmvar/shmvar/go-peer/bench/benchpbb\x06proto3"
+	"\x06Update\x12\x1b.shmvar.examples.v1.Counter\x1a\x1b.shmvar.examples.v1.CounterBU\n" +
+	"\x15io.shmvar.bench.protoB\n" +
+	"BenchProtoP\x01Z.github.com/shmvar/shmvar/go-peer/bench/benchpbb\x06proto3"
 
 var (
 	file_bench_v1_bench_proto_rawDescOnce sync.Once
