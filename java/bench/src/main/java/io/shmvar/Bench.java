@@ -65,6 +65,19 @@ public final class Bench {
     /** readers_scaling: one row per number of reader processes. */
     private final List<Map<String, Object>> readers = new ArrayList<>();
 
+    /** How long each part took, to keep QUICK within its budget. */
+    private final Map<String, Object> partSeconds = new LinkedHashMap<>();
+
+    private interface Part {
+        void run() throws Exception;
+    }
+
+    private void part(String name, Part part) throws Exception {
+        long start = System.nanoTime();
+        part.run();
+        partSeconds.put(name, Math.round((System.nanoTime() - start) / 1e8) / 10.0);
+    }
+
     private Bench(boolean quick) {
         this.quick = quick;
         this.rounds = quick ? 3 : 5;
@@ -73,19 +86,21 @@ public final class Bench {
     public static void main(String[] args) throws Exception {
         Bench b = new Bench(Arrays.asList(args).contains("--quick"));
         long start = System.nanoTime();
-        b.warmUp();
-        b.pingPongShm(WaitStrategy.SPIN, "pingpong_shm_spin_rtt_ns", "shm spin");
-        b.pingPongShm(WaitStrategy.SPIN_THEN_PARK, "pingpong_shm_park_rtt_ns", "shm park");
-        b.pingPongUds();
-        b.pingPongFloor();
-        b.contended();
-        b.udsIncrements();
-        b.grpcUds();
-        b.jmh();
-        b.goBench();
-        b.sizeScaling();
-        b.readersScaling();
-        b.idleWaiter();
+        b.part("warm_up", b::warmUp);
+        b.part("pingpong_shm_spin", () -> b.pingPongShm(WaitStrategy.SPIN, "pingpong_shm_spin_rtt_ns", "shm spin"));
+        b.part("pingpong_shm_park", () -> b.pingPongShm(WaitStrategy.SPIN_THEN_PARK, "pingpong_shm_park_rtt_ns",
+            "shm park"));
+        b.part("pingpong_uds", b::pingPongUds);
+        b.part("pingpong_floor", b::pingPongFloor);
+        b.part("contended", b::contended);
+        b.part("uds_increments", b::udsIncrements);
+        b.part("grpc_uds", b::grpcUds);
+        b.part("jmh", b::jmh);
+        b.part("go_bench", b::goBench);
+        b.part("size_scaling", b::sizeScaling);
+        b.part("readers_scaling", b::readersScaling);
+        b.part("idle_waiter", b::idleWaiter);
+        b.figures.put("seconds_by_part", b.partSeconds);
         b.figures.put("rounds", b.rounds);
         b.figures.put("quick", b.quick);
         b.figures.put("machine", machine());
@@ -297,7 +312,7 @@ public final class Bench {
         Counter request = Counter.newBuilder().setLastWriter("java").build();
         for (int r = 0; r < rounds; r++) {
             try (Grpc grpc = new Grpc()) {
-                for (int i = 0; i < (r == 0 ? 20_000 : 2_000); i++) { // the first round compiles the client
+                for (int i = 0; i < (r > 0 ? 2_000 : quick ? 5_000 : 20_000); i++) { // the first round compiles the client
                     grpc.update(request);
                 }
                 Histogram h = histogram();
@@ -393,9 +408,35 @@ public final class Bench {
 
     // ---- 7b: cost against the value's size ------------------------------------------------------------------
 
-    /** Java's half (SizeBench), then Go's (bench-peer sizes), one after the other so that neither disturbs the other. */
+    /**
+     * Java's half (SizeBench, in a fresh JVM per shape, so that neither this JVM's heap nor the other shape's sizes
+     * its young generation), then Go's (bench-peer sizes), one after the other so that neither disturbs the other.
+     */
     private void sizeScaling() throws Exception {
-        sizes.addAll(new SizeBench(quick).run());
+        for (String shape : List.of("bytes", "fields")) {
+            List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString(), "-XX:+UseSerialGC", "-cp", System.getProperty("java.class.path"),
+                SizeBench.class.getName(), shape));
+            if (quick) {
+                command.add("--quick");
+            }
+            Process java = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(java.getInputStream(),
+                StandardCharsets.UTF_8))) {
+                for (String line; (line = r.readLine()) != null; ) {
+                    Map<String, Object> row = new LinkedHashMap<>();
+                    json(line).forEach((k, v) -> row.put(k, v.matches("-?\\d+") ? (Object) Integer.parseInt(v)
+                        : v.matches("[-\\d.eE+]+") ? (Object) Double.parseDouble(v) : v));
+                    sizes.add(row);
+                }
+            }
+            if (java.waitFor() != 0) {
+                throw new IllegalStateException("SizeBench " + shape + " failed");
+            }
+        }
+        // Java and Go both go through the sizes for one shape, then the other: Go's rows in Java's order
+        sizes.sort(java.util.Comparator.comparing((Map<String, Object> r) -> (int) r.get("bytes"))
+            .thenComparing(r -> (String) r.get("shape")));
         List<String> command = new ArrayList<>(List.of("sizes"));
         if (quick) {
             command.add("--quick");

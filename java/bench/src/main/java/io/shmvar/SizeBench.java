@@ -34,15 +34,23 @@ final class SizeBench {
         this.budgetNanos = (quick ? 80 : 300) * 1_000_000L;
     }
 
-    /** One row per shape and size: bytes, shape, encoded_bytes and the java_* figures in ns per operation. */
-    List<Map<String, Object>> run() throws IOException {
-        List<Map<String, Object>> rows = new ArrayList<>();
+    /**
+     * Bench runs this once per shape ("bytes" or "fields", then --quick or not), each in a JVM of its own; it prints
+     * one JSON object a line, one per size.
+     */
+    public static void main(String[] args) throws IOException {
+        SizeBench b = new SizeBench(Arrays.asList(args).contains("--quick"));
+        b.measure(args[0], SIZES[0]); // once unmeasured, so that the JIT has compiled the small sizes' paths
         for (int size : SIZES) {
-            rows.add(measure(blob(size), b -> b.toBuilder().setSeq(b.getSeq() + 1).build(), Blob.parser(), "bytes", size));
-            rows.add(measure(table(size), t -> t.toBuilder().setSeq(t.getSeq() + 1).build(), Table.parser(), "fields",
-                size));
+            Map<String, Object> row = b.measure(args[0], size);
+            StringBuilder line = new StringBuilder("{");
+            row.forEach((k, v) -> line.append(line.length() > 1 ? "," : "").append('"').append(k).append("\":")
+                .append(v instanceof String ? "\"" + v + "\"" : v));
+            System.out.println(line.append('}'));
         }
-        return rows;
+        if (b.sink == 42) {
+            System.err.println(); // keeps the measured work alive
+        }
     }
 
     /** A Blob of about {@code size} bytes encoded, never more; its bytes are those Go's blob() makes. */
@@ -74,6 +82,12 @@ final class SizeBench {
             t.addEntries(e);
             total += n;
         }
+    }
+
+    private Map<String, Object> measure(String shape, int size) throws IOException {
+        return shape.equals("bytes")
+            ? measure(blob(size), m -> m.toBuilder().setSeq(m.getSeq() + 1).build(), Blob.parser(), shape, size)
+            : measure(table(size), m -> m.toBuilder().setSeq(m.getSeq() + 1).build(), Table.parser(), shape, size);
     }
 
     private <T extends Message> Map<String, Object> measure(T initial, UnaryOperator<T> bump, Parser<T> parser,
@@ -196,9 +210,5 @@ final class SizeBench {
                 }
             }
         }
-    }
-
-    long sink() {
-        return sink;
     }
 }
