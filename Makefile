@@ -57,12 +57,15 @@ fuzz-diff: build
 	  -run '^TestDifferentialFuzz$$' ./shmvar | sed -E 's/^ +difffuzz_test.go:[0-9]+: //' | grep -vE '^(=== RUN|PASS$$|FAIL$$)'
 
 # Java against the Go process it starts: ping-pong (shm spin/park, Unix
-# socket, raw-word floor), contended throughput, JMH and go test -bench,
-# parked-waiter CPU. Writes target/bench.json, bench.txt, bench-latency.svg.
-# QUICK=1 gives the same keys within a minute.
+# socket, raw-word floor), contended throughput, gRPC over a Unix socket,
+# JMH and go test -bench, cost against value size, readers beside a writer,
+# parked-waiter CPU. Writes target/bench.json, bench.txt, bench-latency.svg,
+# bench-size.svg. QUICK=1 gives the same keys in under 90 s, build included.
+# The Go half is go-peer/bench, a module of its own (gRPC stays out of the
+# library's go.mod); the Java half is java/bench.
 bench: go-build
 	cd go-peer/bench && $(GO) build -o ../../bin/bench-peer ./cmd/bench-peer
-	$(MVN) -pl java/bench -am package dependency:build-classpath -DskipTests -Dmdep.outputFile=$(abspath target/bench-classpath.txt) -Dmdep.includeScope=runtime
+	$(MVN) -pl java/bench -am compile dependency:build-classpath -Dmdep.outputFile=$(abspath target/bench-classpath.txt) -Dmdep.includeScope=runtime
 	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Mutate|Get' -benchmem -benchtime=$(if $(QUICK),200ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
 	java -XX:+UseSerialGC -cp java/bench/target/classes:$$(cat target/bench-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
 

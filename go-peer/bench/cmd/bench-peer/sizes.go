@@ -44,7 +44,7 @@ type sizeResult struct {
 func sizes(quick bool) (any, error) {
 	budget := 300 * time.Millisecond
 	if quick {
-		budget = 80 * time.Millisecond
+		budget = 50 * time.Millisecond
 	}
 	var results []sizeResult
 	for _, size := range sizeSteps {
@@ -207,14 +207,14 @@ func perOp(budget time.Duration, ops int, round func()) float64 {
 }
 
 // perRound runs round for a tenth of budget unmeasured, then for budget (at
-// least 7 rounds), and returns the median of what it returned.
+// least 5 rounds), and returns the median of what it returned.
 func perRound(budget time.Duration, round func() float64) float64 {
 	runtime.GC() // the garbage of the last measurement is not this one's
 	for warm := time.Now().Add(budget / 10); time.Now().Before(warm); {
 		round()
 	}
 	var samples []float64
-	for end := time.Now().Add(budget); len(samples) < 7 || time.Now().Before(end); {
+	for end := time.Now().Add(budget); len(samples) < 5 || time.Now().Before(end); {
 		samples = append(samples, round())
 	}
 	sort.Float64s(samples)

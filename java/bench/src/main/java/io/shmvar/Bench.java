@@ -305,8 +305,8 @@ public final class Bench {
      * client threads as the shared-memory contention has contenders (two) for the same duration.
      */
     private void grpcUds() throws Exception {
-        int n = quick ? 5_000 : 20_000;
-        double seconds = quick ? 1 : 3;
+        int n = quick ? 3_000 : 20_000;
+        double seconds = quick ? 0.5 : 3;
         Histogram all = histogram();
         double[] medians = new double[rounds], p99s = new double[rounds], rates = new double[rounds];
         Counter request = Counter.newBuilder().setLastWriter("java").build();
@@ -468,7 +468,7 @@ public final class Bench {
      * update latency.
      */
     private void readersScaling() throws Exception {
-        double seconds = quick ? 1 : 3;
+        double seconds = quick ? 0.6 : 3;
         int cores = Runtime.getRuntime().availableProcessors();
         for (int n = 0; n <= cores; n++) {
             try (Segment s = new Segment(WaitStrategy.SPIN_THEN_PARK)) {

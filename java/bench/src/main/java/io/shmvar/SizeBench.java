@@ -31,7 +31,7 @@ final class SizeBench {
     private long sink;
 
     SizeBench(boolean quick) {
-        this.budgetNanos = (quick ? 80 : 300) * 1_000_000L;
+        this.budgetNanos = (quick ? 50 : 300) * 1_000_000L;
     }
 
     /**
@@ -179,7 +179,7 @@ final class SizeBench {
 
     /**
      * Runs {@code round} for a quarter of the budget unmeasured (the JIT compiles it meanwhile), then for the budget
-     * (at least 7 rounds), and returns the median of what it returned.
+     * (at least 5 rounds), and returns the median of what it returned.
      */
     private double perRound(java.util.function.DoubleSupplier round) {
         System.gc(); // the garbage of the last measurement is not this one's
@@ -188,7 +188,7 @@ final class SizeBench {
         }
         double[] samples = new double[16];
         int n = 0;
-        for (long end = System.nanoTime() + budgetNanos; n < 7 || System.nanoTime() - end < 0; ) {
+        for (long end = System.nanoTime() + budgetNanos; n < 5 || System.nanoTime() - end < 0; ) {
             if (n == samples.length) {
                 samples = Arrays.copyOf(samples, 2 * n);
             }
