@@ -28,13 +28,15 @@ java-build:
 	$(MVN) package -DskipTests
 
 # Java tests (cross-language ones start bin/go-peer), then Go tests
-# (cross-language ones start bin/java-peer), then a check that no System V
+# (cross-language ones start bin/java-peer; go-peer/bench, the bench's own
+# module, checks its generated code and its gRPC owner), then a check that no System V
 # segment or semaphore set was left behind.
 test:
 	@mkdir -p target && ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
 	$(MAKE) go-build
 	mvn -B --no-transfer-progress -Pcross-language verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
 	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
+	cd go-peer/bench && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./shmvar
 	@ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
 	  left=$$(comm -13 target/ipcs-before.txt target/ipcs-after.txt); \
@@ -78,7 +80,7 @@ demo: build
 # (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports):
 # the library's in go-peer/shmvarpb, the bench's (and its gRPC service) in go-peer/bench/benchpb.
 generate:
-	$(MVN) generate-sources
+	$(MVN) -N generate-sources
 	chmod +x $(PROTOC)
 	cd go-peer && $(GO) build -o ../target/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer \

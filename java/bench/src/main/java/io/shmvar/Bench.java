@@ -452,7 +452,9 @@ public final class Bench {
             for (String k : List.of("update", "get_uncached", "floor", "mutate", "encode", "parse")) {
                 row.put("go_" + k + "_ns", round3(Double.parseDouble(go.get(k + "_ns"))));
             }
-            row.put("go_encoded_bytes", Integer.parseInt(go.get("encoded_bytes")));
+            if (!go.get("encoded_bytes").equals(row.get("encoded_bytes").toString())) {
+                throw new IllegalStateException("bench-peer sizes: " + go + " is not the size of Java's " + row);
+            }
         }
         if (sizes.stream().anyMatch(r -> !r.containsKey("go_update_ns"))) {
             throw new IllegalStateException("bench-peer sizes gave fewer rows than Java: " + out);
