@@ -100,12 +100,12 @@ final class SizeBench {
         int readerCount = size <= 4 << 10 ? 16 : 4; // each reader's cache goes stale at every commit
         @SuppressWarnings("unchecked")
         T prototype = (T) initial.getDefaultInstanceForType();
-        SharedVariable<T> w = create(prototype, encoded.length + 4096);
-        List<SharedVariable<T>> readers = new ArrayList<>();
+        SharedMemoryVariable<T> w = create(prototype, encoded.length + 4096);
+        List<SharedMemoryVariable<T>> readers = new ArrayList<>();
         try {
             w.set(initial);
             for (int i = 0; i < readerCount; i++) {
-                readers.add(SharedVariable.open(w.key(), prototype, SharedVariable.Options.defaults().withReadOnly(true)));
+                readers.add(SharedVariable.open(w.key(), prototype, Options.defaults().withReadOnly(true)));
             }
             int ops = Math.max(1, (16 << 10) / size);
             byte[] dst = new byte[encoded.length];
@@ -126,7 +126,7 @@ final class SizeBench {
             row.put("java_get_uncached_ns", perRound(() -> {
                 w.update(bump); // every reader's cached value is now stale
                 long start = System.nanoTime();
-                for (SharedVariable<T> r : readers) {
+                for (SharedMemoryVariable<T> r : readers) {
                     sink += r.get() == null ? 1 : 0;
                 }
                 return (double) (System.nanoTime() - start) / readers.size();
@@ -160,7 +160,7 @@ final class SizeBench {
             }
             row.put("readers", readerCount);
         } finally {
-            for (SharedVariable<T> r : readers) {
+            for (SharedMemoryVariable<T> r : readers) {
                 r.close();
             }
             w.remove();
@@ -199,11 +199,11 @@ final class SizeBench {
     }
 
     /** A variable of {@code prototype}'s type with room for {@code capacity} bytes under a free 0x5c...... key. */
-    private static <T extends Message> SharedVariable<T> create(T prototype, int capacity) {
+    private static <T extends Message> SharedMemoryVariable<T> create(T prototype, int capacity) {
         while (true) {
             try {
                 return SharedVariable.create(0x5c000000 | ThreadLocalRandom.current().nextInt(0x1000000), prototype,
-                    SharedVariable.Options.defaults().withCapacity(capacity));
+                    Options.defaults().withCapacity(capacity));
             } catch (ShmException e) {
                 if (e.errno() != Native.EEXIST) {
                     throw e;
