@@ -33,6 +33,7 @@ type sizeResult struct {
 	Floor         float64 `json:"floor_ns"`
 	Encode        float64 `json:"encode_ns"`
 	Parse         float64 `json:"parse_ns"`
+	Clone         float64 `json:"clone_ns"`
 	UncachedReads int     `json:"readers"`
 }
 
@@ -40,7 +41,7 @@ type sizeResult struct {
 // a Get right after another attachment's commit (the value cache stale:
 // copy, CRC32C and decode), and beside them the floor, copying the encoded
 // bytes once and computing their CRC32C, and protobuf-go's own encode (into
-// a reused buffer, as a commit does) and decode of the same message.
+// a reused buffer, as a commit does), decode and copy of the same message.
 func sizes(quick bool) (any, error) {
 	budget := 300 * time.Millisecond
 	if quick {
@@ -182,6 +183,13 @@ func measureSize[T proto.Message](value T, bump func(T), shape string, size int,
 			if err := proto.Unmarshal(encoded, m); err != nil {
 				failed = err
 			}
+		}
+	})
+	// Update hands the caller the value it committed and keeps a copy as
+	// the Var's cached value: that copy, alone.
+	r.Clone = perOp(budget, ops, func() {
+		for range ops {
+			sink += uint64(len(proto.Clone(value).ProtoReflect().GetUnknown()))
 		}
 	})
 	if failed != nil {

@@ -449,7 +449,7 @@ public final class Bench {
             if (!go.get("bytes").equals(row.get("bytes").toString()) || !go.get("shape").equals(row.get("shape"))) {
                 throw new IllegalStateException("bench-peer sizes: row " + i + " is " + go + ", Java's is " + row);
             }
-            for (String k : List.of("update", "get_uncached", "floor", "mutate", "encode", "parse")) {
+            for (String k : List.of("update", "get_uncached", "floor", "mutate", "encode", "parse", "clone")) {
                 row.put("go_" + k + "_ns", round3(Double.parseDouble(go.get(k + "_ns"))));
             }
             if (!go.get("encoded_bytes").equals(row.get("encoded_bytes").toString())) {
@@ -642,9 +642,12 @@ public final class Bench {
                 double up = d(fields, lang + "_update_ns"), get = d(fields, lang + "_get_uncached_ns");
                 double enc = d(fields, lang + "_encode_ns"), parse = d(fields, lang + "_parse_ns");
                 row(t, String.format("4 MiB fields, %s update", name), ns(up), String.format(
-                    "protobuf encode in memory %s (%.0f%%)%s", ns(enc), 100 * enc / up, lang.equals("go")
-                    ? String.format("; Mutate %s, the rest of Update is its copy for the cache",
-                    ns(d(fields, "go_mutate_ns"))) : ""));
+                    "protobuf encode in memory %s (%.0f%%)", ns(enc), 100 * enc / up) + (lang.equals("go")
+                    ? String.format(", copy kept for the cache (proto.Clone) %s (%.0f%%); Mutate, which keeps no "
+                    + "copy: %s", ns(d(fields, "go_clone_ns")), 100 * d(fields, "go_clone_ns") / up,
+                    ns(d(fields, "go_mutate_ns")))
+                    : String.format(", unpaired-surrogate check of its strings %s (%.0f%%)",
+                    ns(d(fields, "java_string_check_ns")), 100 * d(fields, "java_string_check_ns") / up)));
                 row(t, String.format("4 MiB fields, %s get uncached", name), ns(get), String.format(
                     "protobuf parse in memory %s (%.0f%%)", ns(parse), 100 * parse / get));
             }
