@@ -468,53 +468,66 @@ public final class Bench {
     /**
      * One writer (this thread) commits 1,000 times a second while N bench-peer read processes, N from 0 to the core
      * count, get the value as fast as they can over the same window: their total gets per second, and the writer's
-     * update latency.
+     * update latency. Each round takes every N in turn, so that a machine whose load drifts weighs on each N alike;
+     * the figures are medians of the rounds.
      */
     private void readersScaling() throws Exception {
-        double seconds = quick ? 0.6 : 3;
+        double seconds = quick ? 0.4 : 1;
         int cores = Runtime.getRuntime().availableProcessors();
+        List<List<double[]>> byN = new ArrayList<>(); // per N, per round: gets/s, writer p50, writer p99, commits/s
         for (int n = 0; n <= cores; n++) {
-            try (Segment s = new Segment(WaitStrategy.SPIN_THEN_PARK)) {
-                long startWall = System.currentTimeMillis() + 300; // the readers attach meanwhile
-                List<Process> procs = new ArrayList<>();
-                for (int i = 0; i < n; i++) {
-                    procs.add(start(bench(), "read", "--key", s.k(), "--start", Long.toString(startWall * 1_000_000L),
-                        "--duration", (long) (seconds * 1000) + "ms"));
-                }
-                long start = System.nanoTime() + (startWall - System.currentTimeMillis()) * 1_000_000L;
-                Histogram h = histogram();
-                int commits = (int) (seconds * 1000);
-                for (int i = 0; i < commits; i++) {
-                    long due = start + i * 1_000_000L;
-                    while (due - System.nanoTime() > 100_000) {
-                        LockSupport.parkNanos(due - System.nanoTime() - 50_000);
-                    }
-                    while (System.nanoTime() - due < 0) {
-                        Thread.onSpinWait();
-                    }
-                    long t0 = System.nanoTime();
-                    s.v.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
-                    h.recordValue(System.nanoTime() - t0);
-                }
-                double elapsed = (System.nanoTime() - start) / 1e9;
-                double gets = 0;
-                List<Double> each = new ArrayList<>();
-                for (Process p : procs) {
-                    double rate = Double.parseDouble(json(finish(p)).get("gets_per_s"));
-                    each.add(Math.rint(rate));
-                    gets += rate;
-                }
-                Map<String, Object> row = new LinkedHashMap<>();
-                row.put("readers", n);
-                row.put("gets_per_s", Math.rint(gets));
-                row.put("gets_per_s_each", each);
-                row.put("writer_update_p50_ns", (double) h.getValueAtPercentile(50));
-                row.put("writer_update_p99_ns", (double) h.getValueAtPercentile(99));
-                row.put("writer_commits_per_s", Math.rint(commits / elapsed));
-                readers.add(row);
+            byN.add(new ArrayList<>());
+        }
+        for (int r = 0; r < rounds; r++) {
+            for (int n = 0; n <= cores; n++) {
+                byN.get(n).add(readersRound(n, seconds));
             }
         }
+        for (int n = 0; n <= cores; n++) {
+            List<double[]> results = byN.get(n);
+            Map<String, Object> row = new LinkedHashMap<>();
+            row.put("readers", n);
+            row.put("gets_per_s", Math.rint(median(results.stream().mapToDouble(x -> x[0]).toArray())));
+            row.put("gets_per_s_rounds", results.stream().map(x -> Math.rint(x[0])).toList());
+            row.put("writer_update_p50_ns", median(results.stream().mapToDouble(x -> x[1]).toArray()));
+            row.put("writer_update_p99_ns", median(results.stream().mapToDouble(x -> x[2]).toArray()));
+            row.put("writer_commits_per_s", Math.rint(median(results.stream().mapToDouble(x -> x[3]).toArray())));
+            readers.add(row);
+        }
         figures.put("readers_scaling", readers);
+    }
+
+    /** One window of {@code n} readers beside the writer: total gets/s, the writer's p50 and p99, its commits/s. */
+    private double[] readersRound(int n, double seconds) throws Exception {
+        try (Segment s = new Segment(WaitStrategy.SPIN_THEN_PARK)) {
+            long startWall = System.currentTimeMillis() + 200; // the readers attach meanwhile
+            List<Process> procs = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                procs.add(start(bench(), "read", "--key", s.k(), "--start", Long.toString(startWall * 1_000_000L),
+                    "--duration", (long) (seconds * 1000) + "ms"));
+            }
+            long start = System.nanoTime() + (startWall - System.currentTimeMillis()) * 1_000_000L;
+            Histogram h = histogram();
+            int commits = (int) (seconds * 1000);
+            for (int i = 0; i < commits; i++) {
+                long due = start + i * 1_000_000L;
+                while (due - System.nanoTime() > 100_000) {
+                    LockSupport.parkNanos(due - System.nanoTime() - 50_000);
+                }
+                while (System.nanoTime() - due < 0) {
+                    Thread.onSpinWait();
+                }
+                long t0 = System.nanoTime();
+                s.v.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+                h.recordValue(System.nanoTime() - t0);
+            }
+            double elapsed = (System.nanoTime() - start) / 1e9;
+            double gets = 0;
+            for (Process p : procs) {
+                gets += Double.parseDouble(json(finish(p)).get("gets_per_s"));
+            }
+            return new double[] {gets, h.getValueAtPercentile(50), h.getValueAtPercentile(99), commits / elapsed};
+        }
     }
 
     // ---- 8: CPU of a parked waiter ----------------------------------------------------------------------------
