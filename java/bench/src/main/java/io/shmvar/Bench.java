@@ -472,7 +472,7 @@ public final class Bench {
      * the figures are medians of the rounds.
      */
     private void readersScaling() throws Exception {
-        double seconds = quick ? 0.4 : 1;
+        double seconds = quick ? 0.3 : 1;
         int cores = Runtime.getRuntime().availableProcessors();
         List<List<double[]>> byN = new ArrayList<>(); // per N, per round: gets/s, writer p50, writer p99, commits/s
         for (int n = 0; n <= cores; n++) {
