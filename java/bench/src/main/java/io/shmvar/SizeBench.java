@@ -158,7 +158,7 @@ final class SizeBench {
             // A commit of a value with strings over 4 KiB also looks for unpaired surrogates, string by string
             row.put("java_string_check_ns", perOp(ops, () -> {
                 for (int i = 0; i < ops; i++) {
-                    sink += SharedMemoryVariable.invalidUtf8Field(value[0]) == null ? 1 : 0;
+                    sink += SharedVariable.invalidUtf8Field(value[0]) == null ? 1 : 0;
                 }
             }));
             if (!readers.get(0).get().equals(w.get())) {
