@@ -29,8 +29,8 @@ java-build:
 
 # Java tests (cross-language ones start bin/go-peer), then Go tests
 # (cross-language ones start bin/java-peer; go-peer/bench, the bench's own
-# module, checks its generated code and its gRPC owner), then a check that no System V
-# segment or semaphore set was left behind.
+# module, checks its generated code and its gRPC owner), then a check that
+# no System V segment or semaphore set was left behind.
 test:
 	@mkdir -p target && ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
 	$(MAKE) go-build
