@@ -50,9 +50,11 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * make bench: Java against the Go process it starts, side by side, on one machine. Prints a table, writes
- * target/bench.json and draws target/bench-latency.svg. {@code --quick} gives the same keys within a minute.
- * Each figure is the median of several rounds; the output says how many.
+ * make bench: Java against the Go processes it starts (bench-peer, go-peer), side by side, on one machine: the
+ * shared variable against a raw Unix-socket echo and against gRPC over a Unix socket, its cost against the value's
+ * size, and readers beside a writer. Prints a table, writes target/bench.json and draws target/bench-latency.svg and
+ * target/bench-size.svg. {@code --quick} gives the same keys sooner. Each figure is the median of several rounds;
+ * the output says how many.
  */
 public final class Bench {
     private final boolean quick;
