@@ -64,7 +64,7 @@ func readDelimited(r io.Reader, m proto.Message) error {
 // conformanceReaders open a file typed, by the type a request asks for, or
 // with the stored schema ("").
 var conformanceReaders = map[string]func(string, shmvar.Options) (string, []byte, error){
-	"":                   readConformance[proto.Message],
+	"":                            readConformance[proto.Message],
 	"shmvar.examples.v1.Counter":  readConformance[*examplespb.Counter],
 	"shmvar.examples.v1.AllTypes": readConformance[*examplespb.AllTypes],
 }
