@@ -138,7 +138,7 @@ _shmvar_peer() {
     return
   fi
   local cmd=${words[2]}
-  words=(${words[2,-1]})
+  words=("${(@)words[2,-1]}")
   (( CURRENT-- ))
   case $cmd in
     help) _describe -t commands command commands ;;

@@ -126,6 +126,7 @@ func TestCanonicalFloats(t *testing.T) {
 		{0.000001, false, "0.000001"}, {1e-7, false, "1e-7"}, {-1.7976931348623157e+308, false, "-1.7976931348623157e+308"},
 		{float64(float32(3.4028235e+38)), true, "3.4028235e+38"}, {float64(float32(0.1)), true, "0.1"}, {float64(float32(0.1)), false, "0.10000000149011612"},
 		{math.Copysign(0, -1), false, "-0"}, {5e-324, false, "5e-324"}, {0.30000000000000004, false, "0.30000000000000004"}, {123456789012, false, "123456789012"},
+		{2.82879384806159e17, false, "282879384806159000"}, {2.82879384806159e22, false, "2.82879384806159e+22"},
 	} {
 		if got := canonFloat(c.f, c.single); got != c.want {
 			t.Errorf("canonFloat(%v, %v) = %q; want %q", c.f, c.single, got, c.want)
