@@ -10,10 +10,10 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.TextFormat;
 import com.google.protobuf.util.JsonFormat;
-import io.shmvar.LayoutDescriptor;
+import io.shmvar.Options;
+import io.shmvar.SharedMemoryVariable;
 import io.shmvar.ShmException;
 import io.shmvar.SharedVariable;
-import io.shmvar.SpinLock;
 import io.shmvar.WaitStrategy;
 import io.shmvar.cli.Spec.Parsed;
 import io.shmvar.cli.Spec.UsageException;
@@ -200,17 +200,17 @@ public final class JavaPeer {
             return file != null ? "file=" + file : "key=" + ShmException.formatKey(key);
         }
 
-        <T extends Message> SharedVariable<T> create(T prototype, SharedVariable.Options options) {
+        <T extends Message> SharedMemoryVariable<T> create(T prototype, Options options) {
             return file != null ? SharedVariable.createFile(file, prototype, options)
                 : SharedVariable.create(key, prototype, options);
         }
 
-        <T extends Message> SharedVariable<T> open(T prototype, SharedVariable.Options options) {
+        <T extends Message> SharedMemoryVariable<T> open(T prototype, Options options) {
             return file != null ? SharedVariable.openFile(file, prototype, options)
                 : SharedVariable.open(key, prototype, options);
         }
 
-        SharedVariable<DynamicMessage> openAny(String type, SharedVariable.Options options) {
+        SharedMemoryVariable<DynamicMessage> openAny(String type, Options options) {
             return file != null ? SharedVariable.openDynamicFile(file, options.withType(type))
                 : SharedVariable.openDynamic(key, options.withType(type));
         }
@@ -232,13 +232,13 @@ public final class JavaPeer {
      * The Options of a command that writes (--any-owner, --any-mode, --wait): the owner and mode checks apply unless
      * the user accepts them. Commands that only read attach read-only and accept any owner and mode.
      */
-    static SharedVariable.Options writer(Parsed p) {
-        return SharedVariable.Options.defaults().withAnyOwner(p.on("any-owner")).withAnyMode(p.on("any-mode"))
+    static Options writer(Parsed p) {
+        return Options.defaults().withAnyOwner(p.on("any-owner")).withAnyMode(p.on("any-mode"))
             .withWait(p.str("wait").equals("spin") ? WaitStrategy.SPIN : WaitStrategy.SPIN_THEN_PARK);
     }
 
-    static final SharedVariable.Options READER =
-        SharedVariable.Options.defaults().withReadOnly(true).withAnyOwner(true).withAnyMode(true);
+    static final Options READER =
+        Options.defaults().withReadOnly(true).withAnyOwner(true).withAnyMode(true);
 
     static int create(Parsed p, PrintStream out) {
         Target t = Target.of(p);
@@ -249,12 +249,12 @@ public final class JavaPeer {
             throw new UsageException("--type " + type + ": unknown message type (known: "
                 + String.join(", ", new java.util.TreeSet<>(TYPES.keySet())) + ")");
         }
-        if (t.file() == null && "1".equals(io.shmvar.Native.kernelLimit("shm_rmid_forced"))) {
+        if (t.file() == null && "1".equals(SharedMemoryVariable.kernelLimit("shm_rmid_forced"))) {
             throw new CommandFailed("create key=" + ShmException.formatKey(t.key()) + ": "
                 + ShmException.Reason.INVALID_ARGUMENT.text() + ": " + RMID_FORCED);
         }
-        try (SharedVariable<Message> v = t.create(prototype,
-            SharedVariable.Options.defaults().withCapacity(capacity).withMode((int) p.integer("mode")))) {
+        try (SharedMemoryVariable<Message> v = t.create(prototype,
+            Options.defaults().withCapacity(capacity).withMode((int) p.integer("mode")))) {
             print(out, "created " + t.name() + " type=" + type + " capacity=" + capacity + "\n");
         }
         return 0;
@@ -268,7 +268,7 @@ public final class JavaPeer {
     static int get(Parsed p, PrintStream out) {
         Target t = Target.of(p);
         String format = p.str("format");
-        try (SharedVariable<DynamicMessage> v = t.openAny(p.has("type") ? p.str("type") : null, READER)) {
+        try (SharedMemoryVariable<DynamicMessage> v = t.openAny(p.has("type") ? p.str("type") : null, READER)) {
             if (format.equals("binary")) { // the payload as stored, not re-encoded
                 out.writeBytes(v.getEncoded());
             } else {
@@ -291,7 +291,7 @@ public final class JavaPeer {
         if (p.args.isEmpty() && !p.has("value-file")) {
             throw new UsageException("VALUE (or - to read stdin, or --value-file PATH) is required");
         }
-        try (SharedVariable<DynamicMessage> v = t.openAny(null, writer(p))) {
+        try (SharedMemoryVariable<DynamicMessage> v = t.openAny(null, writer(p))) {
             byte[] input;
             if (p.has("value-file")) {
                 try {
@@ -333,7 +333,7 @@ public final class JavaPeer {
     }
 
     /** Reads the value as text format, JSON or the encoded payload; without --format, JSON if it starts with '{'. */
-    static DynamicMessage parseValue(SharedVariable<DynamicMessage> v, byte[] input, String format) {
+    static DynamicMessage parseValue(SharedMemoryVariable<DynamicMessage> v, byte[] input, String format) {
         String text = new String(input, StandardCharsets.UTF_8);
         if (format == null) {
             format = text.strip().startsWith("{") ? "json" : "text";
@@ -341,13 +341,13 @@ public final class JavaPeer {
         DynamicMessage.Builder builder = DynamicMessage.newBuilder(v.messageDescriptor());
         try {
             switch (format) {
-                case "text" -> TextFormat.Parser.newBuilder().setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH).build()
+                case "text" -> TextFormat.Parser.newBuilder().setRecursionLimit(SharedMemoryVariable.MAX_NESTING_DEPTH).build()
                     .merge(text, builder);
                 // JsonFormat's limit, 100, cannot be set from here: it counts as MAX_NESTING_DEPTH does (a test pins it)
                 case "json" -> JsonFormat.parser().merge(text, builder);
                 default -> {
                     com.google.protobuf.CodedInputStream in = com.google.protobuf.CodedInputStream.newInstance(input);
-                    in.setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH);
+                    in.setRecursionLimit(SharedMemoryVariable.MAX_NESTING_DEPTH);
                     builder.mergeFrom(in);
                     in.checkLastTagWas(0);
                 }
@@ -372,7 +372,7 @@ public final class JavaPeer {
      * or null. TextFormat turns such bytes (written as escapes such as \xff) into U+FFFD without a word; so the text
      * is parsed again into a copy of the schema whose strings are bytes, and those bytes are re-read strictly.
      */
-    static String invalidUtf8InText(SharedVariable<DynamicMessage> v, String text) {
+    static String invalidUtf8InText(SharedMemoryVariable<DynamicMessage> v, String text) {
         Descriptors.Descriptor mirror;
         try {
             Map<String, Descriptors.FileDescriptor> built = new java.util.HashMap<>();
@@ -398,7 +398,7 @@ public final class JavaPeer {
         }
         DynamicMessage.Builder raw = DynamicMessage.newBuilder(mirror);
         try {
-            TextFormat.Parser.newBuilder().setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH).build().merge(text, raw);
+            TextFormat.Parser.newBuilder().setRecursionLimit(SharedMemoryVariable.MAX_NESTING_DEPTH).build().merge(text, raw);
         } catch (TextFormat.ParseException | RuntimeException e) {
             return null;
         }
@@ -447,7 +447,7 @@ public final class JavaPeer {
             }
         });
         Runtime.getRuntime().addShutdownHook(hook);
-        try (SharedVariable<Counter> v = t.open(Counter.getDefaultInstance(), writer(p))) {
+        try (SharedMemoryVariable<Counter> v = t.open(Counter.getDefaultInstance(), writer(p))) {
             long start = System.nanoTime();
             Counter last = null;
             for (long i = 1; i <= count; i++) {
@@ -534,7 +534,7 @@ public final class JavaPeer {
         boolean json = p.str("format").equals("json");
         // A watcher announces itself in the segment so that commits wake it: it writes, so the writers' owner and
         // mode checks apply.
-        try (SharedVariable<DynamicMessage> v = t.openAny(null, writer(p))) {
+        try (SharedMemoryVariable<DynamicMessage> v = t.openAny(null, writer(p))) {
             long g = v.generation();
             for (long seen = 0; count == 0 || seen < count; ) {
                 try {
@@ -563,7 +563,7 @@ public final class JavaPeer {
         Target t = Target.of(p);
         long rounds = p.integer("rounds");
         Duration timeout = Duration.ofNanos(p.nanos("timeout"));
-        try (SharedVariable<Counter> v = t.open(Counter.getDefaultInstance(), writer(p))) {
+        try (SharedMemoryVariable<Counter> v = t.open(Counter.getDefaultInstance(), writer(p))) {
             long g = p.has("after") ? p.integer("after") : v.generation(); // after: answer a commit made before we started
             long start = System.nanoTime();
             for (long i = 0; i < rounds; i++) {
@@ -624,7 +624,7 @@ public final class JavaPeer {
         }
     }
 
-    static String lockJson(SpinLock.State lock) {
+    static String lockJson(io.shmvar.LockState lock) {
         JsonObject o = new JsonObject().bool("held", lock.word() != 0);
         if (lock.word() != 0) {
             o.str("word", String.format("0x%016x", lock.word())).str("holder", lock.holder()).str("liveness", lock.holderLiveness());
@@ -669,12 +669,12 @@ public final class JavaPeer {
      */
     static int inspect(Parsed p, PrintStream out) {
         Target t = Target.of(p);
-        try (SharedVariable<DynamicMessage> v = t.openAny(null, READER)) {
-            io.shmvar.Native.SegmentInfo info = v.stat();
+        try (SharedMemoryVariable<DynamicMessage> v = t.openAny(null, READER)) {
+            io.shmvar.SegmentInfo info = v.stat();
             SegmentDescriptor d = v.descriptor();
-            SpinLock.State lock = v.lockState();
+            io.shmvar.LockState lock = v.lockState();
             long gen = v.generation();
-            List<SharedVariable.Attachment> attachments = lock.livenessKnown() ? v.attachments() : List.of();
+            List<SharedMemoryVariable.Attachment> attachments = lock.livenessKnown() ? v.attachments() : List.of();
             DynamicMessage value = null;
             String valueError = null;
             try {
@@ -696,14 +696,14 @@ public final class JavaPeer {
                 if (t.file() == null) {
                     o.num("attached", info.attached());
                 }
-                o.str("layoutVersion", LayoutDescriptor.formatVersion(d.getLayoutVersion())).str("type", d.getMessageType())
+                o.str("layoutVersion", SharedMemoryVariable.formatVersion(d.getLayoutVersion())).str("type", d.getMessageType())
                     .num("capacity", v.capacity())
                     .raw("created", new JsonObject().str("time", created).str("creator", d.getCreator()).num("pid", d.getCreatorPid()).end())
                     .unum("generation", gen).raw("lock", lockJson(lock)).unum("contended", lock.contended())
                     .unum("takeovers", lock.takeovers());
                 if (lock.livenessKnown()) {
                     List<String> list = new ArrayList<>();
-                    for (SharedVariable.Attachment a : attachments) {
+                    for (SharedMemoryVariable.Attachment a : attachments) {
                         list.add(new JsonObject().num("index", a.index()).num("pid", a.pid()).bool("otherNamespace", a.inOtherNamespace()).end());
                     }
                     o.raw("attachments", "[" + String.join(",", list) + "]");
@@ -732,7 +732,7 @@ public final class JavaPeer {
             if (t.file() == null) {
                 line(o, "attached", info.attached() + " process(es)");
             }
-            line(o, "layout version", LayoutDescriptor.formatVersion(d.getLayoutVersion()));
+            line(o, "layout version", SharedMemoryVariable.formatVersion(d.getLayoutVersion()));
             line(o, "type", d.getMessageType());
             line(o, "capacity", v.capacity() + " bytes");
             line(o, "created", created + " by " + d.getCreator() + " pid " + d.getCreatorPid());
@@ -742,8 +742,8 @@ public final class JavaPeer {
             line(o, "contended", Long.toUnsignedString(lock.contended()));
             line(o, "takeovers", Long.toUnsignedString(lock.takeovers()));
             if (lock.livenessKnown()) {
-                line(o, "attachments", attachments.size() + " of " + LayoutDescriptor.ATTACHMENT_COUNT + " in use");
-                for (SharedVariable.Attachment a : attachments) {
+                line(o, "attachments", attachments.size() + " of " + SharedMemoryVariable.ATTACHMENT_COUNT + " in use");
+                for (SharedMemoryVariable.Attachment a : attachments) {
                     line(o, "attachment " + a.index(), a.describe());
                 }
             } else {
@@ -780,7 +780,7 @@ public final class JavaPeer {
         long done = 0, ok = 0, opens = 0, refused = 0;
         Map<String, Long> kinds = new TreeMap<>();
         ShmException first = null;
-        SharedVariable<DynamicMessage> v = null;
+        SharedMemoryVariable<DynamicMessage> v = null;
         long deadline = System.nanoTime() + p.nanos("duration");
         try {
             while (forDuration ? System.nanoTime() - deadline < 0 : done < reads) {
@@ -872,16 +872,16 @@ public final class JavaPeer {
             dirs.add(Path.of(d));
         }
         boolean json = p.str("format").equals("json");
-        SharedVariable.Options options = READER.withInitWait(Duration.ofNanos(1));
+        Options options = READER.withInitWait(Duration.ofNanos(1));
         List<String[]> rows = new ArrayList<>();
         rows.add(new String[] {"SEGMENT", "TYPE", "CAPACITY", "GENERATION", "LOCK", "ATTACHED", "OWNER"});
         List<String> lines = procLines("/proc/sysvipc/shm");
         for (String l : lines.subList(1, lines.size())) {
             String[] f = l.trim().split("\\s+");
-            if (f.length < 7 || f[0].equals("0") || Long.parseLong(f[3]) < LayoutDescriptor.HEADER_LENGTH) {
+            if (f.length < 7 || f[0].equals("0") || Long.parseLong(f[3]) < io.shmvar.proto.SegmentLayout.HEADER_LENGTH_VALUE) {
                 continue;
             }
-            try (SharedVariable<DynamicMessage> v = SharedVariable.openDynamic((int) Long.parseLong(f[0]), options)) {
+            try (SharedMemoryVariable<DynamicMessage> v = SharedVariable.openDynamic((int) Long.parseLong(f[0]), options)) {
                 row(out, json, rows, "key", ShmException.formatKey(v.key()), v, f[6]);
             } catch (ShmException notOurs) {
                 // another format, or gone meanwhile
@@ -903,7 +903,7 @@ public final class JavaPeer {
                 if (!Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS) || !hasMagic(f)) {
                     continue;
                 }
-                try (SharedVariable<DynamicMessage> v = SharedVariable.openDynamicFile(f, options)) {
+                try (SharedMemoryVariable<DynamicMessage> v = SharedVariable.openDynamicFile(f, options)) {
                     row(out, json, rows, "file", f.toString(), v, "-");
                 } catch (ShmException notOurs) {
                     // another format that happens to start with our magic, or unreadable
@@ -934,9 +934,9 @@ public final class JavaPeer {
     }
 
     private static void row(PrintStream out, boolean json, List<String[]> rows, String kind, String id,
-                            SharedVariable<DynamicMessage> v, String attached) {
-        io.shmvar.Native.SegmentInfo info = v.stat();
-        SpinLock.State lock = v.lockState();
+                            SharedMemoryVariable<DynamicMessage> v, String attached) {
+        io.shmvar.SegmentInfo info = v.stat();
+        io.shmvar.LockState lock = v.lockState();
         String mode = String.format("%04o", info.mode());
         if (json) {
             JsonObject o = new JsonObject().str(kind, id).str("type", v.descriptor().getMessageType()).num("capacity", v.capacity())
@@ -955,7 +955,7 @@ public final class JavaPeer {
         try (var in = Files.newInputStream(p)) {
             byte[] b = in.readNBytes(4);
             return b.length == 4 && java.nio.ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).getInt()
-                == LayoutDescriptor.MAGIC;
+                == io.shmvar.proto.SegmentLayout.MAGIC_VALUE;
         } catch (IOException e) {
             return false;
         }
@@ -966,7 +966,7 @@ public final class JavaPeer {
         if (p.on("force")) {
             t.removeForce();
         } else {
-            SharedVariable<DynamicMessage> v;
+            SharedMemoryVariable<DynamicMessage> v;
             try {
                 v = t.openAny(null, writer(p).withReadOnly(true));
             } catch (ShmException e) {

@@ -1,7 +1,7 @@
 package io.shmvar.cli;
 
 import com.google.protobuf.util.JsonFormat;
-import io.shmvar.LayoutDescriptor;
+import io.shmvar.SharedMemoryVariable;
 import io.shmvar.cli.spec.Command;
 import io.shmvar.cli.spec.CommandLine;
 import io.shmvar.cli.spec.Flag;
@@ -541,7 +541,7 @@ final class Spec {
 
     /** What --version prints. */
     static String versionLine(String program) {
-        return program + " " + SPEC.getVersion() + " (layout " + LayoutDescriptor.formatVersion(LayoutDescriptor.LAYOUT_VERSION)
+        return program + " " + SPEC.getVersion() + " (layout " + SharedMemoryVariable.formatVersion(SharedMemoryVariable.LAYOUT_VERSION)
             + ")\n";
     }
 }
