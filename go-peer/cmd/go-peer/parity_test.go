@@ -76,7 +76,7 @@ func parityCases() []parityCase {
 		{name: "help unknown command", args: []string{"help", "frobnicate"}, code: 2, want: `unknown command "frobnicate"`},
 		{name: "help two commands", args: []string{"help", "get", "set"}, code: 2, want: `unexpected argument "set"`},
 		{name: "option before the command", args: []string{"--key", "1", "get"}, code: 2, want: `unknown option "--key": give a COMMAND first`},
-		{name: "demo is go-peer's", args: []string{"help", "demo"}, want: "Only PEER has this command"},
+		{name: "demo is go-peer's", args: []string{"demo", "--help"}, want: "Only PEER has this command"},
 
 		// the grammar: options, values, positional arguments
 		{name: "target required", args: []string{"get"}, code: 2, want: "--key K or --file PATH is required"},
@@ -164,9 +164,8 @@ func parityCases() []parityCase {
 		if c.GetHidden() {
 			continue
 		}
-		cases = append(cases,
-			parityCase{name: c.GetName() + " --help", args: []string{c.GetName(), "--help"}, want: "usage: PEER " + c.GetName()},
-			parityCase{name: "help " + c.GetName(), args: []string{"help", c.GetName()}, want: "\noptions:\n"})
+		// COMMAND --help prints what help COMMAND does (each language's unit tests check both)
+		cases = append(cases, parityCase{name: "help " + c.GetName(), args: []string{"help", c.GetName()}, want: "usage: PEER " + c.GetName()})
 	}
 	return cases
 }
