@@ -51,6 +51,7 @@ type parityCase struct {
 	// to {fresh}, commits a value ("commit") or sends a signal ("SIGINT",
 	// "SIGTERM").
 	during string
+	env    []string // added to the environment of both programs
 }
 
 // columns is the space between ls's columns, whose widths follow every segment of the machine.
@@ -147,6 +148,7 @@ func parityCases() []parityCase {
 		// not get --format binary: each language's encoder orders the fields its own way
 		{name: "set binary from stdin", fresh: true, args: []string{"set", "--file", "{fresh}", "--format", "binary", "-"}, stdin: "{binary}", want: "generation=1", then: []string{"get", "--file", "{fresh}", "--format", "json"}},
 		{name: "set an argument after the options", fresh: true, args: []string{"set", "f_int32: -5 r_string: \"a\\tb\"", "--file", "{fresh}", "--timeout", "1s"}, want: "generation=1", then: []string{"get", "--file", "{fresh}"}},
+		{name: "set non-ASCII in the C locale", fresh: true, env: []string{"LC_ALL=C", "LANG=C"}, args: []string{"set", "--file", "{fresh}", `f_string: "héllo 共享"`}, want: "generation=1", then: []string{"get", "--file", "{fresh}"}},
 		{name: "set json special floats", fresh: true, args: []string{"set", "--file", "{fresh}", `{"fDouble": "NaN", "fFloat": "-Infinity", "fBytes": "AAE=", "fString": "a\u0001\"\\"}`}, want: "generation=1", then: []string{"get", "--file", "{fresh}", "--format", "json"}},
 		{name: "set an unknown field", fresh: true, args: []string{"set", "--file", "{fresh}", "no_such_field: 1"}, code: 2, want: "VALUE is not a valid shmvar.examples.v1.AllTypes in text format: "},
 		{name: "set bad json", fresh: true, args: []string{"set", "--file", "{fresh}", `{"fInt32": "x"`}, code: 2, want: "VALUE is not a valid shmvar.examples.v1.AllTypes in json format: "},
@@ -237,9 +239,9 @@ func TestBothCommandsBehaveAlike(t *testing.T) {
 					must(t, err)
 					v.Close()
 				}
-				r := runPeerCase(t, name, bin, expand(c.args), subst.Replace(c.stdin), c.during, fresh)
+				r := runPeerCase(t, name, bin, expand(c.args), subst.Replace(c.stdin), c.during, fresh, c.env)
 				if c.then != nil {
-					then := runPeerCase(t, name, bin, expand(c.then), "", "", "")
+					then := runPeerCase(t, name, bin, expand(c.then), "", "", "", c.env)
 					r.stdout += "\n--- then ---\n" + then.stdout
 					r.stderr += then.stderr
 					if then.code != 0 {
@@ -327,12 +329,13 @@ func canonicalOutput(s string, c parityCase) string {
 }
 
 // runPeerCase runs one program from a directory outside the repository.
-func runPeerCase(t *testing.T, name, bin string, args []string, stdin, during, fresh string) peerResult {
+func runPeerCase(t *testing.T, name, bin string, args []string, stdin, during, fresh string, env []string) peerResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
