@@ -54,6 +54,25 @@ type parityCase struct {
 	env    []string // added to the environment of both programs
 }
 
+// edgeValue has what the canonical printers could disagree on: -0, a float
+// that is not a short double, enum numbers the schema does not name, bytes
+// and control characters to escape, empty messages, an explicit zero, map
+// keys out of order and the largest unsigned numbers.
+const edgeValue = `f_double: -0 f_float: 0.1 f_enum: 7 r_enum: [COLOUR_RED, 9] f_bytes: "\x00\x7f\x80\xff\"\\" ` +
+	`f_string: "a\x01\x1f\x7f\t\n\r\"\\z" f_message {} f_optional: 0 child { child { f_double: 1e300 f_float: 1e-45 } } ` +
+	`m_int32_point { key: 3 value { x: 1 } } m_int32_point { key: -7 } m_string_int64 { key: "b" value: 1 } m_string_int64 { key: "B" value: 2 } ` +
+	`m_string_int64 { key: "é" value: 3 } f_uint64: 18446744073709551615 f_fixed32: 4294967295 c_blob: ""`
+
+// edgeText and edgeJSON are edgeValue as both commands must print it.
+const edgeText = `f_double: -0 f_float: 0.1 f_uint64: 18446744073709551615 f_fixed32: 4294967295 f_string: "a\001\037\177\t\n\r\"\\z" ` +
+	`f_bytes: "\000\177\200\377\"\\" f_enum: 7 f_message {} f_optional: 0 r_enum: COLOUR_RED r_enum: 9 ` +
+	`m_string_int64 { key: "B" value: 2 } m_string_int64 { key: "b" value: 1 } m_string_int64 { key: "é" value: 3 } ` +
+	`m_int32_point { key: -7 value {} } m_int32_point { key: 3 value { x: 1 } } c_blob: "" child { child { f_double: 1e+300 f_float: 1e-45 } }` + "\n"
+
+const edgeJSON = `{"fDouble":-0,"fFloat":0.1,"fUint64":"18446744073709551615","fFixed32":4294967295,"fString":"a\u0001\u001f` + "\x7f" +
+	`\t\n\r\"\\z","fBytes":"AH+A/yJc","fEnum":7,"fMessage":{},"fOptional":0,"rEnum":["COLOUR_RED",9],"mStringInt64":{"B":"2","b":"1","é":"3"},` +
+	`"mInt32Point":{"-7":{},"3":{"x":1}},"cBlob":"","child":{"child":{"fDouble":1e+300,"fFloat":1e-45}}}` + "\n"
+
 // columns is the space between ls's columns, whose widths follow every segment of the machine.
 var columns = regexp.MustCompile(` {2,}`)
 
@@ -148,6 +167,8 @@ func parityCases() []parityCase {
 		// not get --format binary: each language's encoder orders the fields its own way
 		{name: "set binary from stdin", fresh: true, args: []string{"set", "--file", "{fresh}", "--format", "binary", "-"}, stdin: "{binary}", want: "generation=1", then: []string{"get", "--file", "{fresh}", "--format", "json"}},
 		{name: "set an argument after the options", fresh: true, args: []string{"set", "f_int32: -5 r_string: \"a\\tb\"", "--file", "{fresh}", "--timeout", "1s"}, want: "generation=1", then: []string{"get", "--file", "{fresh}"}},
+		{name: "edge values in text", fresh: true, args: []string{"set", "--file", "{fresh}", edgeValue}, want: edgeText, then: []string{"get", "--file", "{fresh}"}},
+		{name: "edge values in json", fresh: true, args: []string{"set", "--file", "{fresh}", edgeValue}, want: edgeJSON, then: []string{"get", "--file", "{fresh}", "--format", "json"}},
 		{name: "set non-ASCII in the C locale", fresh: true, env: []string{"LC_ALL=C", "LANG=C"}, args: []string{"set", "--file", "{fresh}", `f_string: "héllo 共享"`}, want: "generation=1", then: []string{"get", "--file", "{fresh}"}},
 		{name: "set json special floats", fresh: true, args: []string{"set", "--file", "{fresh}", `{"fDouble": "NaN", "fFloat": "-Infinity", "fBytes": "AAE=", "fString": "a\u0001\"\\"}`}, want: "generation=1", then: []string{"get", "--file", "{fresh}", "--format", "json"}},
 		{name: "set an unknown field", fresh: true, args: []string{"set", "--file", "{fresh}", "no_such_field: 1"}, code: 2, want: "VALUE is not a valid shmvar.examples.v1.AllTypes in text format: "},
