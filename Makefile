@@ -13,8 +13,10 @@ FUZZTIME ?= 10s
 KILLS   ?= 1000
 DIFF_CASES ?= 100000
 DIFF_SEED  ?= random
+PREFIX  ?= /usr/local
+BUILD   ?= build
 
-.PHONY: build test stress fuzz-diff bench demo generate clean go-build java-build
+.PHONY: build test stress fuzz-diff bench demo generate clean go-build java-build install
 
 build: go-build java-build
 
@@ -26,6 +28,19 @@ go-build:
 # packages target/java-peer.jar, which bin/java-peer runs.
 java-build:
 	$(MVN) package -DskipTests
+	chmod +x $(PROTOC)
+
+# Installs both commands under $(PREFIX) (default /usr/local; PREFIX=$$HOME/.local
+# needs no root): bin/go-peer, bin/java-peer and the jar it runs
+# (share/shmvar/java-peer.jar), and bash and zsh completion for both. Builds
+# first; BUILD= installs what is already built.
+install: $(BUILD)
+	install -d $(PREFIX)/bin $(PREFIX)/share/shmvar $(PREFIX)/share/bash-completion/completions $(PREFIX)/share/zsh/site-functions
+	install -m 755 bin/go-peer bin/java-peer $(PREFIX)/bin/
+	install -m 644 target/java-peer.jar $(PREFIX)/share/shmvar/java-peer.jar
+	install -m 644 proto/cli/completion/shmvar-peer.bash $(PREFIX)/share/bash-completion/completions/go-peer
+	install -m 644 proto/cli/completion/shmvar-peer.bash $(PREFIX)/share/bash-completion/completions/java-peer
+	install -m 644 proto/cli/completion/_shmvar-peer $(PREFIX)/share/zsh/site-functions/_shmvar-peer
 
 # Java tests (cross-language ones start bin/go-peer), then Go tests
 # (cross-language ones start bin/java-peer; go-peer/bench, the bench's own
@@ -84,7 +99,9 @@ generate:
 	chmod +x $(PROTOC)
 	cd go-peer && $(GO) build -o ../target/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer \
-	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto -Itarget/tools/include proto/shmvar/v1/*.proto proto/shmvar/examples/v1/*.proto
+	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto -Itarget/tools/include proto/shmvar/v1/*.proto proto/shmvar/examples/v1/*.proto proto/shmvar/cli/v1/*.proto
+	cp proto/cli/commands.json go-peer/cmd/go-peer/commands.json
+	cd go-peer && $(GO) test -count=1 -run TestCompletionScriptsAreFresh ./cmd/go-peer -update
 	cd go-peer/bench && $(GO) build -o ../../target/tools/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --plugin=protoc-gen-go-grpc=target/tools/protoc-gen-go-grpc \
 	  --go_out=go-peer/bench --go_opt=module=github.com/shmvar/shmvar/go-peer/bench \

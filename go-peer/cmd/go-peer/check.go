@@ -12,24 +12,25 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// cmdCheck reads the value over and over for a while, opening the segment
-// afresh every 100 reads, and reports how many reads validated: a health
-// check for a segment that a buggy or hostile process may be scribbling on.
-func cmdCheck(args []string, stdout io.Writer) error {
-	fs := newFlags("check")
-	t := targetFlags(fs)
-	duration := fs.Duration("duration", time.Second, "")
-	if err := t.parse(fs, args, 0); err != nil {
-		return err
-	}
-	if *duration <= 0 {
-		return usageError{"--duration must be positive"}
+// checkKinds are the failure kinds check counts, in the order it prints them.
+var checkKinds = []string{"busy", "corrupt", "layout-version", "not-initialised", "not-shmvar", "other"}
+
+// cmdCheck reads and validates the value --reads times, --interval apart
+// (or for --duration), opening the segment afresh every 100 reads, and
+// reports how many reads validated: a health check for a segment that a
+// buggy or hostile process may be scribbling on. The default, 3 reads 100 ms
+// apart, costs a probe next to nothing.
+func cmdCheck(p *parsed, stdout io.Writer) error {
+	t := newTarget(p)
+	reads, interval, duration := p.int("reads"), time.Duration(p.int("interval")), time.Duration(p.int("duration"))
+	if p.has("duration") && !p.has("interval") {
+		interval = 0 // a stress check reads back to back
 	}
 	var (
-		reads, ok, opens, refused int
-		kinds                     = map[string]int{}
-		first                     error
-		v                         *shmvar.Var[proto.Message]
+		done, ok, opens, refused int64
+		kinds                    = map[string]int64{}
+		first                    error
+		v                        *shmvar.Var[proto.Message]
 	)
 	note := func(err error) {
 		kinds[kindOf(err)]++
@@ -37,8 +38,18 @@ func cmdCheck(args []string, stdout io.Writer) error {
 			first = err
 		}
 	}
-	for deadline := time.Now().Add(*duration); time.Now().Before(deadline); {
-		if v == nil || reads%100 == 0 {
+	deadline := time.Now().Add(duration)
+	more := func() bool {
+		if p.has("duration") {
+			return time.Now().Before(deadline)
+		}
+		return done < reads
+	}
+	for more() {
+		if done > 0 && interval > 0 {
+			time.Sleep(interval)
+		}
+		if v == nil || done%100 == 0 {
 			if v != nil {
 				v.Close()
 			}
@@ -51,11 +62,11 @@ func cmdCheck(args []string, stdout io.Writer) error {
 				refused++
 				note(err)
 				v = nil
-				reads++
+				done++
 				continue
 			}
 		}
-		reads++
+		done++
 		if _, err := v.GetEncoded(); err != nil { // re-reads and re-checks the slot every time, unlike Get
 			note(err)
 			continue
@@ -65,15 +76,29 @@ func cmdCheck(args []string, stdout io.Writer) error {
 	if v != nil {
 		v.Close()
 	}
-	fmt.Fprintf(stdout, "check: reads=%d ok=%d opens=%d refused-opens=%d", reads, ok, opens, refused)
-	for _, k := range []string{"busy", "corrupt", "layout-version", "not-initialised", "not-shmvar", "other"} {
-		if kinds[k] > 0 {
-			fmt.Fprintf(stdout, " %s=%d", k, kinds[k])
+	if p.str("format") == "json" {
+		failed := &jsonObject{}
+		for _, k := range checkKinds {
+			if kinds[k] > 0 {
+				failed.num(k, kinds[k])
+			}
 		}
+		o := (&jsonObject{}).num("reads", done).num("ok", ok).num("opens", opens).num("refusedOpens", refused).raw("failed", failed.end())
+		if first != nil {
+			o.str("firstError", first.Error())
+		}
+		fmt.Fprintln(stdout, o.end())
+	} else {
+		fmt.Fprintf(stdout, "check: reads=%d ok=%d opens=%d refused-opens=%d", done, ok, opens, refused)
+		for _, k := range checkKinds {
+			if kinds[k] > 0 {
+				fmt.Fprintf(stdout, " %s=%d", k, kinds[k])
+			}
+		}
+		fmt.Fprintln(stdout)
 	}
-	fmt.Fprintln(stdout)
 	if first != nil {
-		return fmt.Errorf("%d of %d reads failed validation; first: %w", reads-ok, reads, first)
+		return fmt.Errorf("%d of %d reads failed validation; first: %w", done-ok, done, first)
 	}
 	return nil
 }

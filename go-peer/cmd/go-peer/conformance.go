@@ -23,11 +23,10 @@ import (
 // length-prefixed ConformanceRequests on stdin until EOF and answers each with
 // a ConformanceResponse on stdout, opening each image as a mapped file in
 // --dir with the library's real open and read.
-func cmdConformance(args []string, stdout io.Writer) error {
-	fs := newFlags("conformance")
-	dir := fs.String("dir", os.TempDir(), "")
-	if err := parse(fs, args, 0); err != nil {
-		return err
+func cmdConformance(p *parsed, stdout io.Writer) error {
+	dir := p.str("dir")
+	if dir == "" {
+		dir = os.TempDir()
 	}
 	in, out := bufio.NewReader(os.Stdin), bufio.NewWriter(stdout)
 	for n := 0; ; n++ {
@@ -37,7 +36,7 @@ func cmdConformance(args []string, stdout io.Writer) error {
 		} else if err != nil {
 			return err
 		}
-		resp := conformanceCase(filepath.Join(*dir, fmt.Sprintf("conformance-%d-%d", os.Getpid(), n)), &req)
+		resp := conformanceCase(filepath.Join(dir, fmt.Sprintf("conformance-%d-%d", os.Getpid(), n)), &req)
 		b, err := proto.Marshal(resp)
 		if err != nil {
 			return err
@@ -65,7 +64,7 @@ func readDelimited(r io.Reader, m proto.Message) error {
 // conformanceReaders open a file typed, by the type a request asks for, or
 // with the stored schema ("").
 var conformanceReaders = map[string]func(string, shmvar.Options) (string, []byte, error){
-	"":                   readConformance[proto.Message],
+	"":                            readConformance[proto.Message],
 	"shmvar.examples.v1.Counter":  readConformance[*examplespb.Counter],
 	"shmvar.examples.v1.AllTypes": readConformance[*examplespb.AllTypes],
 }

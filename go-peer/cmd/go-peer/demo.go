@@ -54,22 +54,12 @@ func stoppedBy(s os.Signal) error {
 // cmdDemo creates a Counter, increments it from this process and from a Java
 // process at the same time with a live progress line, checks the final value
 // is exactly the sum, and removes the segment, also when interrupted.
-func cmdDemo(args []string, stdout io.Writer) error {
-	fs := newFlags("demo")
-	var key keyFlag
-	fs.Var(&key, "key", "")
-	count := fs.Int64("count", 1000000, "")
-	javaPeer := fs.String("java", "bin/java-peer", "")
-	if err := parse(fs, args, 0); err != nil {
-		return err
+func cmdDemo(p *parsed, stdout io.Writer) error {
+	key, count, javaPeer := p.key("key"), p.int("count"), p.str("java")
+	if !p.has("key") {
+		key = int32(0x5e000000 | rand.Int31n(0xffffff))
 	}
-	if *count < 1 {
-		return usageError{"--count must be at least 1"}
-	}
-	if !key.set {
-		key.key = int32(0x5e000000 | rand.Int31n(0xffffff))
-	}
-	v, err := shmvar.Create[*examplespb.Counter](key.key, shmvar.Options{})
+	v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		return err
 	}
@@ -79,15 +69,15 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
 
-	k := shmvar.FormatKey(key.key)
-	fmt.Fprintf(stdout, "demo: key=%s, Go and Java each add %d to one shmvar.examples.v1.Counter\n", k, *count)
+	k := shmvar.FormatKey(key)
+	fmt.Fprintf(stdout, "demo: key=%s, Go and Java each add %d to one shmvar.examples.v1.Counter\n", k, count)
 	var javaOut bytes.Buffer
-	java := exec.Command(*javaPeer, "incr", "--key", k, "--count", strconv.FormatInt(*count, 10), "--quiet")
+	java := exec.Command(javaPeer, "incr", "--key", k, "--count", strconv.FormatInt(count, 10), "--quiet")
 	java.Stdout = &javaOut
 	java.Stderr = &javaOut
 	java.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C is ours to forward
 	if err := java.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w (run make build first)", *javaPeer, err)
+		return fmt.Errorf("starting %s: %w (run make build first)", javaPeer, err)
 	}
 	javaDone := make(chan error, 1)
 	go func() { javaDone <- java.Wait() }()
@@ -114,7 +104,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		defer wg.Done()
 		me := fmt.Sprintf("go:%d", os.Getpid())
 		start := time.Now()
-		for i := int64(0); i < *count; i++ {
+		for i := int64(0); i < count; i++ {
 			select {
 			case <-stop:
 				goErr = errInterrupted
@@ -131,7 +121,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 			}
 		}
 		elapsed := time.Since(start)
-		goResult = fmt.Sprintf("incr: count=%d elapsed=%s rate=%.0f/s", *count, elapsed.Round(time.Millisecond), float64(*count)/elapsed.Seconds())
+		goResult = fmt.Sprintf("incr: count=%d elapsed=%s rate=%.0f/s", count, elapsed.Round(time.Millisecond), float64(count)/elapsed.Seconds())
 	}()
 
 	tty := isTerminal(os.Stdout)
@@ -153,7 +143,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		case <-ticker.C:
 			if tty {
 				if c, err := v.Get(); err == nil {
-					fmt.Fprintf(stdout, "\r  value=%-10d %5.1f%%  last writer %-12s", c.GetValue(), 100*float64(c.GetValue())/float64(2**count), c.GetLastWriter())
+					fmt.Fprintf(stdout, "\r  value=%-10d %5.1f%%  last writer %-12s", c.GetValue(), 100*float64(c.GetValue())/float64(2*count), c.GetLastWriter())
 				}
 			}
 		}
@@ -182,9 +172,9 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		javaLine = sc.Text()
 	}
 	fmt.Fprintf(stdout, "  go:   %s\n  java: %s\n", goResult, javaLine)
-	fmt.Fprintf(stdout, "final value=%d (expected %d), generation=%d, contended acquisitions=%d\n", final.GetValue(), 2**count, gen, lock.Contended)
-	if final.GetValue() != 2**count {
-		return fmt.Errorf("final value %d != %d: increments were lost", final.GetValue(), 2**count)
+	fmt.Fprintf(stdout, "final value=%d (expected %d), generation=%d, contended acquisitions=%d\n", final.GetValue(), 2*count, gen, lock.Contended)
+	if final.GetValue() != 2*count {
+		return fmt.Errorf("final value %d != %d: increments were lost", final.GetValue(), 2*count)
 	}
 	fmt.Fprintf(stdout, "demo: OK, segment %s removed\n", k)
 	return nil

@@ -16,29 +16,41 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// stringsFlag collects a repeated flag.
-type stringsFlag []string
-
-func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
-func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
-
 // cmdLs lists every System V segment (from /proc/sysvipc/shm) and every file
 // under /dev/shm and the --dir directories that is a valid shmvar segment
 // this user can read. Segments of other formats are not listed.
-func cmdLs(args []string, stdout io.Writer) error {
-	fs := newFlags("ls")
-	var dirs stringsFlag
-	fs.Var(&dirs, "dir", "")
-	if err := parse(fs, args, 0); err != nil {
-		return err
+// With --format json it writes JSON Lines, one object per segment or file.
+func cmdLs(p *parsed, stdout io.Writer) error {
+	dirs := p.list("dir")
+	for _, dir := range dirs {
+		if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+			return fmt.Errorf("--dir %s is not a directory this user can read", dir)
+		}
 	}
+	jsonLines := p.str("format") == "json"
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "SEGMENT\tTYPE\tCAPACITY\tGENERATION\tLOCK\tATTACHED\tOWNER")
+	if !jsonLines {
+		fmt.Fprintln(w, "SEGMENT\tTYPE\tCAPACITY\tGENERATION\tLOCK\tATTACHED\tOWNER")
+	}
 	row := func(name string, v *shmvar.Var[proto.Message], attached string) {
 		defer v.Close()
 		info, _ := v.Stat()
 		g, _ := v.Generation()
 		lock, _ := v.Lock()
+		if jsonLines {
+			o := &jsonObject{}
+			kind, id, _ := strings.Cut(name, "=")
+			o.str(kind, id)
+			o.str("type", v.Descriptor().GetMessageType()).num("capacity", int64(v.Capacity())).unum("generation", g).raw("lock", lockJSON(lock))
+			if n, err := strconv.ParseInt(attached, 10, 64); err == nil {
+				o.num("attached", n)
+			} else {
+				o.raw("attached", "null")
+			}
+			o.raw("owner", (&jsonObject{}).num("uid", int64(info.UID)).str("mode", fmt.Sprintf("%04o", info.Mode)).end())
+			fmt.Fprintln(stdout, o.end())
+			return
+		}
 		holder := "free"
 		if lock.Word != 0 {
 			holder = fmt.Sprintf("%s (%s)", lock.HolderString(), lock.HolderLiveness())
@@ -60,7 +72,7 @@ func cmdLs(args []string, stdout io.Writer) error {
 			if dir == "/dev/shm" {
 				continue
 			}
-			return fmt.Errorf("--dir %s: %w", dir, err)
+			return fmt.Errorf("--dir %s is not a directory this user can read", dir)
 		}
 		for _, e := range entries {
 			if !e.Type().IsRegular() {

@@ -1,19 +1,22 @@
 //go:build linux && (amd64 || arm64)
 
 // Command go-peer creates, reads, updates, inspects and removes shmvar
-// segments. It takes the same subcommands as bin/java-peer.
+// segments. It is one command with bin/java-peer: both follow
+// proto/cli/commands.json (flags, help, grammar, exit statuses) and print
+// the same bytes (canon.go).
 package main
 
 import (
+	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/examplespb"
@@ -25,31 +28,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-const usage = `usage: go-peer COMMAND [OPTIONS]
-
-commands:
-  create  --key K [--capacity BYTES] [--type FULL.NAME] [--mode OCTAL]
-  get     --key K [--format text|json|binary] [--type FULL.NAME]
-  set     --key K [--format text|json] [--sync] [--any-owner] [--any-mode] VALUE
-  incr    --key K --count N [--timeout DURATION] [--hold DURATION] [--print-each] [--wait spin|park] [--sync] [--quiet] [--any-owner] [--any-mode]
-  watch   --key K [--count N] [--format text|json] [--wait spin|park] [--any-owner] [--any-mode]
-  pong    --key K --rounds N [--after G] [--wait spin|park] [--timeout DURATION]
-  inspect --key K
-  check   --key K [--duration DURATION]
-  rm      --key K [--force] [--any-owner] [--any-mode]
-  ls      [--dir DIR]...
-  demo    [--key K] [--count N] [--java PATH]
-
-Every command but demo takes --file PATH, a mapped file (under /dev/shm, or
-a regular file that outlives a reboot), in place of --key K. K is decimal
-without a leading zero, or 0x-hex, in 1..0xffffffff; DURATION is like 500ms, 2s or 1m. Commands that
-write refuse a segment owned by another user (--any-owner accepts it) or
-writable by any user (--any-mode); get, inspect and check attach read-only
-and accept any. watch prints each value as it is committed. incr --hold keeps the lock that long in each increment, to
-try out contention, timeouts and crashes; --print-each prints a line after
-each commit, so a test that kills the process knows what it committed.
---sync flushes a file to disk after each commit. ls lists the segments and
-files of this format (files under /dev/shm, and under each --dir).`
+// program is the command's name in its messages and help.
+const program = "go-peer"
 
 // usageError is a mistake in the command line: exit status 2.
 type usageError struct{ msg string }
@@ -60,25 +40,69 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// commands maps each command of proto/cli/commands.json to its function.
+var commands = map[string]func(*parsed, io.Writer) error{
+	"create": cmdCreate, "get": cmdGet, "set": cmdSet, "incr": cmdIncr,
+	"inspect": cmdInspect, "check": cmdCheck, "watch": cmdWatch, "pong": cmdPong, "ls": cmdLs, "rm": cmdRm, "demo": cmdDemo,
+	"conformance": cmdConformance, // hidden: the conformance corpus's testee
+}
+
+// run is the command line as proto/cli/commands.json specifies it; java-peer
+// does the same (JavaPeer.run).
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stderr, usage)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	fail := func(where string, code int, msg string) int {
+		fmt.Fprintf(stderr, "%s: %s\n", where, oneLine(msg))
+		return code
 	}
-	cmds := map[string]func([]string, io.Writer) error{
-		"create": cmdCreate, "get": cmdGet, "set": cmdSet, "incr": cmdIncr,
-		"inspect": cmdInspect, "check": cmdCheck, "watch": cmdWatch, "pong": cmdPong, "ls": cmdLs, "rm": cmdRm, "demo": cmdDemo,
-		"conformance": cmdConformance, // hidden: the conformance corpus's testee
-	}
-	cmd, ok := cmds[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "go-peer: unknown command %q (want create, get, set, incr, watch, pong, inspect, check, rm, ls or demo)\n", args[0])
+	if len(args) == 0 {
+		fmt.Fprint(stderr, commandList())
 		return 2
 	}
-	err := cmd(args[1:], stdout)
+	switch args[0] {
+	case "-h", "--help":
+		fmt.Fprint(stdout, commandList())
+		return 0
+	case "--version":
+		if len(args) > 1 {
+			return fail(program, 2, fmt.Sprintf("unexpected argument %q", args[1]))
+		}
+		fmt.Fprint(stdout, versionLine())
+		return 0
+	case "help":
+		if len(args) == 1 {
+			fmt.Fprint(stdout, commandList())
+			return 0
+		}
+		if len(args) > 2 {
+			return fail(program+" help", 2, fmt.Sprintf("unexpected argument %q", args[2]))
+		}
+		c := findCommand(args[1])
+		if c == nil {
+			return fail(program+" help", 2, unknownCommand(args[1]))
+		}
+		fmt.Fprint(stdout, commandHelp(c))
+		return 0
+	}
+	c := findCommand(args[0])
+	if c == nil {
+		if strings.HasPrefix(args[0], "-") {
+			return fail(program, 2, fmt.Sprintf("unknown option %q: give a COMMAND first (%s help)", args[0], program))
+		}
+		return fail(program, 2, unknownCommand(args[0]))
+	}
+	where := program + " " + c.GetName()
+	p, err := parseArgs(c, args[1:])
+	if err == errHelp {
+		fmt.Fprint(stdout, commandHelp(c))
+		return 0
+	}
+	if err != nil {
+		return fail(where, 2, err.Error())
+	}
+	if len(c.GetOnly()) > 0 && !contains(c.GetOnly(), program) {
+		return fail(where, 2, "only "+strings.Join(c.GetOnly(), ", ")+" has this command")
+	}
+	err = commands[c.GetName()](p, stdout)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -88,106 +112,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, errTerminated):
 		return 143
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "go-peer %s: %s\n", args[0], ue.msg)
-		return 2
+		return fail(where, 2, ue.msg)
 	default:
-		fmt.Fprintf(stderr, "go-peer %s: %v\n", args[0], err)
-		return 1
+		return fail(where, 1, err.Error())
 	}
 }
 
-// flags wraps a FlagSet whose errors become usage errors.
-func newFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs
+// oneLine keeps a message on one line: a parser's multi-line error, for one.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }
 
-func parse(fs *flag.FlagSet, args []string, positional int) error {
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
-	}
-	if fs.NArg() != positional {
-		if positional == 0 {
-			return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+func unknownCommand(name string) string {
+	var names []string
+	for _, c := range spec.GetCommands() {
+		if !c.GetHidden() {
+			names = append(names, c.GetName())
 		}
-		return usageError{fmt.Sprintf("want %d argument(s), got %d", positional, fs.NArg())}
 	}
-	return nil
+	return fmt.Sprintf("unknown command %q (want %s)", name, orList(names))
 }
 
-// keyFlag parses K as decimal or 0x-hex into a key_t.
-type keyFlag struct {
-	key int32
-	set bool
-}
-
-func (k *keyFlag) String() string { return shmvar.FormatKey(k.key) }
-
-func (k *keyFlag) Set(s string) error {
-	key, err := parseKey(s)
+func cmdCreate(p *parsed, stdout io.Writer) error {
+	t := newTarget(p)
+	capacity := int(p.int("capacity"))
+	typeName := p.str("type")
+	mt, err := lookupType(typeName)
 	if err != nil {
-		return err
-	}
-	k.key, k.set = key, true
-	return nil
-}
-
-// parseKey reads K by the grammar both commands share (README, "Commands"):
-// decimal without a leading zero, or 0x/0X and hex digits, in 1..0xffffffff.
-// Anything else (010, 0o12, 0b1010, 1_0, +1, spaces) is refused: 010 would be
-// octal to some readers and decimal to others.
-func parseKey(s string) (int32, error) {
-	digits, base := s, 10
-	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
-		digits, base = s[2:], 16
-	} else if len(s) > 1 && s[0] == '0' {
-		digits = "" // a leading zero: refused as ambiguous
-	}
-	valid := digits != ""
-	for _, c := range digits {
-		valid = valid && (c >= '0' && c <= '9' || base == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'))
-	}
-	var n uint64
-	var err error
-	if valid {
-		n, err = strconv.ParseUint(digits, base, 32)
-	}
-	if !valid || err != nil || n == 0 {
-		return 0, fmt.Errorf("key %q is not a number in 1..0xffffffff: write it in decimal without a leading zero (1..4294967295) or as 0x-hex (0x1..0xffffffff)", s)
-	}
-	return int32(uint32(n)), nil
-}
-
-func cmdCreate(args []string, stdout io.Writer) error {
-	fs := newFlags("create")
-	t := targetFlags(fs)
-	capacity := fs.Int("capacity", shmvar.DefaultCapacity, "")
-	typeName := fs.String("type", "shmvar.examples.v1.Counter", "")
-	mode := fs.String("mode", "0600", "")
-	if err := t.parse(fs, args, 0); err != nil {
-		return err
-	}
-	if *capacity < 1 || *capacity > shmvar.MaxCapacity {
-		return usageError{fmt.Sprintf("--capacity %d outside 1..%d", *capacity, shmvar.MaxCapacity)}
-	}
-	perm, err := strconv.ParseUint(*mode, 8, 32)
-	if err != nil || perm == 0 || perm > 0o777 {
-		return usageError{fmt.Sprintf("--mode %q is not octal permission bits such as 0600", *mode)}
-	}
-	mt, err := lookupType(*typeName)
-	if err != nil {
-		return usageError{fmt.Sprintf("--type %s: unknown message type (known: %s)", *typeName, strings.Join(knownTypes(), ", "))}
+		return usageError{fmt.Sprintf("--type %s: unknown message type (known: %s)", typeName, strings.Join(knownTypes(), ", "))}
 	}
 	if t.file == "" && shmvar.KernelLimit("shm_rmid_forced") == "1" {
 		return t.errorf("create", shmvar.ErrInvalidArgument, rmidForced)
 	}
-	v, err := t.create(mt, shmvar.Options{Capacity: *capacity, Mode: os.FileMode(perm)})
+	v, err := t.create(mt, shmvar.Options{Capacity: capacity, Mode: os.FileMode(p.int("mode"))})
 	if err != nil {
 		return err
 	}
 	defer v.Close()
-	fmt.Fprintf(stdout, "created %s type=%s capacity=%d\n", t, mt.Descriptor().FullName(), *capacity)
+	fmt.Fprintf(stdout, "created %s type=%s capacity=%d\n", t, mt.Descriptor().FullName(), capacity)
 	return nil
 }
 
@@ -197,23 +159,14 @@ const rmidForced = "kernel.shm_rmid_forced=1 destroys a segment as soon as no pr
 	"so it would be gone when this command exits; create it from the program that uses it, " +
 	"use --file, or set kernel.shm_rmid_forced=0"
 
-// trust holds the flags of commands that write (Java's WriterCommand):
-// --any-owner, --any-mode and --wait.
-type trust struct {
-	anyOwner, anyMode *bool
-	wait              *waitFlag
-}
-
-func trustFlags(fs *flag.FlagSet) trust {
-	t := trust{anyOwner: fs.Bool("any-owner", false, ""), anyMode: fs.Bool("any-mode", false, ""), wait: &waitFlag{}}
-	fs.Var(t.wait, "wait", "")
-	return t
-}
-
-// writer is the Options of a command that writes: the owner and mode checks
-// apply unless the user accepts them.
-func (t trust) writer() shmvar.Options {
-	return shmvar.Options{AnyOwner: *t.anyOwner, AnyMode: *t.anyMode, Wait: t.wait.strategy}
+// writer is the Options of a command that writes (--any-owner, --any-mode,
+// --wait): the owner and mode checks apply unless the user accepts them.
+func writer(p *parsed) shmvar.Options {
+	wait := shmvar.SpinThenPark
+	if p.str("wait") == "spin" {
+		wait = shmvar.Spin
+	}
+	return shmvar.Options{AnyOwner: p.on("any-owner"), AnyMode: p.on("any-mode"), Wait: wait}
 }
 
 // reader is the Options of a command that only reads: it attaches read-only
@@ -232,23 +185,15 @@ func openAny(t *target, typeName string, opts shmvar.Options) (*shmvar.Var[proto
 	return v, nil
 }
 
-func cmdGet(args []string, stdout io.Writer) error {
-	fs := newFlags("get")
-	t := targetFlags(fs)
-	format := fs.String("format", "text", "")
-	typeName := fs.String("type", "", "")
-	if err := t.parse(fs, args, 0); err != nil {
-		return err
-	}
-	if *format != "text" && *format != "json" && *format != "binary" {
-		return usageError{fmt.Sprintf("--format %q: want text, json or binary", *format)}
-	}
-	v, err := openAny(t, *typeName, reader)
+func cmdGet(p *parsed, stdout io.Writer) error {
+	t := newTarget(p)
+	format := p.str("format")
+	v, err := openAny(t, p.str("type"), reader)
 	if err != nil {
 		return err
 	}
 	defer v.Close()
-	if *format == "binary" { // the payload as stored, not re-encoded
+	if format == "binary" { // the payload as stored, not re-encoded
 		raw, err := v.GetEncoded()
 		if err != nil {
 			return err
@@ -260,51 +205,52 @@ func cmdGet(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	out, err := formatValue(value, *format)
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(out)
+	_, err = io.WriteString(stdout, formatValue(value, format)+"\n")
 	return err
 }
 
-// formatValueLine formats m as text format on one line.
-func formatValueLine(m proto.Message) ([]byte, error) {
-	return prototext.MarshalOptions{}.Marshal(m)
+// formatValue is the canonical one-line rendering of m (canon.go).
+func formatValue(m proto.Message, format string) string {
+	if format == "json" {
+		return canonJSON(m.ProtoReflect())
+	}
+	return canonText(m.ProtoReflect())
 }
 
-func formatValue(m proto.Message, format string) ([]byte, error) {
-	switch format {
-	case "json":
-		b, err := protojson.MarshalOptions{Multiline: true}.Marshal(m)
-		return append(b, '\n'), err
-	default:
-		return prototext.MarshalOptions{Multiline: true}.Marshal(m)
+func cmdSet(p *parsed, stdout io.Writer) error {
+	t := newTarget(p)
+	switch {
+	case len(p.args) == 1 && p.has("value-file"):
+		return usageError{"give VALUE or --value-file, not both"}
+	case len(p.args) == 0 && !p.has("value-file"):
+		return usageError{"VALUE (or - to read stdin, or --value-file PATH) is required"}
 	}
-}
-
-func cmdSet(args []string, stdout io.Writer) error {
-	fs := newFlags("set")
-	t := targetFlags(fs)
-	format := fs.String("format", "", "")
-	syncFile := fs.Bool("sync", false, "")
-	trusted := trustFlags(fs)
-	if err := t.parse(fs, args, 1); err != nil {
-		return err
-	}
-	v, err := openAny(t, "", trusted.writer())
+	v, err := openAny(t, "", writer(p))
 	if err != nil {
 		return err
 	}
 	defer v.Close()
-	value, err := parseValue(v.MessageType(), fs.Arg(0), *format)
+	var input []byte
+	switch {
+	case p.has("value-file"):
+		if input, err = os.ReadFile(p.str("value-file")); err != nil {
+			return fmt.Errorf("cannot read --value-file %q: %s", p.str("value-file"), ioReason(err))
+		}
+	case p.args[0] == "-":
+		if input, err = io.ReadAll(os.Stdin); err != nil {
+			return fmt.Errorf("cannot read stdin: %s", ioReason(err))
+		}
+	default:
+		input = []byte(p.args[0])
+	}
+	value, err := parseValue(v.MessageType(), input, p.str("format"))
 	if err != nil {
 		return err
 	}
-	if err := v.Set(value); err != nil {
+	if _, err := v.TryUpdate(time.Duration(p.int("timeout")), func(proto.Message) (proto.Message, error) { return value, nil }); err != nil {
 		return err
 	}
-	if *syncFile {
+	if p.on("sync") {
 		if err := v.Sync(); err != nil {
 			return err
 		}
@@ -314,24 +260,37 @@ func cmdSet(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// parseValue reads VALUE as protobuf text format, or JSON when it starts
-// with '{' or --format json says so.
-func parseValue(mt protoreflect.MessageType, s, format string) (proto.Message, error) {
+// ioReason names why a file could not be read in the words java-peer uses.
+func ioReason(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.Is(err, syscall.EISDIR):
+		return "is a directory"
+	}
+	return err.Error()
+}
+
+// parseValue reads the value as protobuf text format, JSON or the encoded
+// payload; without --format, as JSON when it starts with '{', else as text.
+func parseValue(mt protoreflect.MessageType, input []byte, format string) (proto.Message, error) {
 	m := mt.New().Interface()
 	if format == "" {
 		format = "text"
-		if strings.HasPrefix(strings.TrimSpace(s), "{") {
+		if bytes.HasPrefix(bytes.TrimSpace(input), []byte("{")) {
 			format = "json"
 		}
 	}
 	var err error
-	switch format {
-	case "text": // the limits count the top-level message: one more than MaxNestingDepth
-		err = prototext.UnmarshalOptions{RecursionLimit: shmvar.MaxNestingDepth + 1}.Unmarshal([]byte(s), m)
+	switch format { // the limits count the top-level message: one more than MaxNestingDepth
+	case "text":
+		err = prototext.UnmarshalOptions{RecursionLimit: shmvar.MaxNestingDepth + 1}.Unmarshal(input, m)
 	case "json":
-		err = protojson.UnmarshalOptions{RecursionLimit: shmvar.MaxNestingDepth + 1}.Unmarshal([]byte(s), m)
-	default:
-		return nil, usageError{fmt.Sprintf("--format %q: want text or json", format)}
+		err = protojson.UnmarshalOptions{RecursionLimit: shmvar.MaxNestingDepth + 1}.Unmarshal(input, m)
+	case "binary":
+		err = proto.UnmarshalOptions{RecursionLimit: shmvar.MaxNestingDepth + 1}.Unmarshal(input, m)
 	}
 	if err != nil {
 		return nil, usageError{fmt.Sprintf("VALUE is not a valid %s in %s format: %v", mt.Descriptor().FullName(), format, err)}
@@ -339,33 +298,18 @@ func parseValue(mt protoreflect.MessageType, s, format string) (proto.Message, e
 	return m, nil
 }
 
-func cmdIncr(args []string, stdout io.Writer) error {
-	fs := newFlags("incr")
-	t := targetFlags(fs)
-	count := fs.Int64("count", 0, "")
-	timeout := fs.Duration("timeout", 10*time.Second, "")
-	quiet := fs.Bool("quiet", false, "")
-	hold := fs.Duration("hold", 0, "")
-	printEach := fs.Bool("print-each", false, "")
-	syncFile := fs.Bool("sync", false, "")
-	trusted := trustFlags(fs)
-	if err := t.parse(fs, args, 0); err != nil {
-		return err
-	}
-	if *count < 1 {
-		return usageError{"--count must be at least 1"}
-	}
-	if *timeout <= 0 {
-		return usageError{"--timeout must be positive"}
-	}
-	opts := trusted.writer()
+func cmdIncr(p *parsed, stdout io.Writer) error {
+	t := newTarget(p)
+	count, timeout, hold := p.int("count"), time.Duration(p.int("timeout")), time.Duration(p.int("hold"))
+	quiet, printEach, syncFile := p.on("quiet"), p.on("print-each"), p.on("sync")
+	opts := writer(p)
 	v, err := t.openCounter(opts)
 	if err != nil {
 		return err
 	}
 	defer v.Close()
 	me := fmt.Sprintf("go:%d", os.Getpid())
-	progress := !*quiet && isTerminal(os.Stderr)
+	progress := !quiet && isTerminal(os.Stderr)
 	// Ctrl-C or SIGTERM ends the run between increments, abandons the
 	// increment in its hold, or, by closing the variable, stops its wait for
 	// the lock: never while holding the lock.
@@ -383,18 +327,18 @@ func cmdIncr(args []string, stdout io.Writer) error {
 		v.Close() // wakes a wait for the lock; returns once the increment in flight ended
 	}()
 	interrupted := func(done int64) error {
-		fmt.Fprintf(os.Stderr, "go-peer incr: interrupted after %d of %d increments\n", done, *count)
+		fmt.Fprintf(os.Stderr, "go-peer incr: interrupted after %d of %d increments\n", done, count)
 		return stoppedBy(stopped.Load().(os.Signal))
 	}
 	start := time.Now()
 	var last int64
-	for i := int64(1); i <= *count; i++ {
+	for i := int64(1); i <= count; i++ {
 		if stopped.Load() != nil {
 			return interrupted(i - 1)
 		}
-		err = v.TryMutate(*timeout, func(c *examplespb.Counter) error {
-			if *hold > 0 {
-				t := time.NewTimer(*hold)
+		err = v.TryMutate(timeout, func(c *examplespb.Counter) error {
+			if hold > 0 {
+				t := time.NewTimer(hold)
 				defer t.Stop()
 				select {
 				case <-t.C:
@@ -411,18 +355,18 @@ func cmdIncr(args []string, stdout io.Writer) error {
 			return interrupted(i - 1)
 		}
 		if err != nil {
-			return fmt.Errorf("after %d of %d increments: %w", i-1, *count, err)
+			return fmt.Errorf("after %d of %d increments: %w", i-1, count, err)
 		}
-		if *syncFile {
+		if syncFile {
 			if err := v.Sync(); err != nil {
 				return err
 			}
 		}
-		if *printEach {
+		if printEach {
 			fmt.Fprintf(stdout, "committed %d\n", last)
 		}
 		if progress && i%10000 == 0 {
-			fmt.Fprintf(os.Stderr, "\r%d/%d increments", i, *count)
+			fmt.Fprintf(os.Stderr, "\r%d/%d increments", i, count)
 		}
 	}
 	elapsed := time.Since(start)
@@ -430,27 +374,21 @@ func cmdIncr(args []string, stdout io.Writer) error {
 		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 	fmt.Fprintf(stdout, "incr: count=%d elapsed=%s rate=%.0f/s value=%d\n",
-		*count, elapsed.Round(time.Millisecond), float64(*count)/elapsed.Seconds(), last)
+		count, elapsed.Round(time.Millisecond), float64(count)/elapsed.Seconds(), last)
 	if s, ok := stopped.Load().(os.Signal); ok { // a signal during the last increment: its status, as a JVM
 		return stoppedBy(s)
 	}
 	return nil
 }
 
-func cmdRm(args []string, stdout io.Writer) error {
-	fs := newFlags("rm")
-	t := targetFlags(fs)
-	force := fs.Bool("force", false, "")
-	trusted := trustFlags(fs)
-	if err := t.parse(fs, args, 0); err != nil {
-		return err
-	}
-	if *force {
+func cmdRm(p *parsed, stdout io.Writer) error {
+	t := newTarget(p)
+	if p.on("force") {
 		if err := t.removeForce(); err != nil {
 			return err
 		}
 	} else {
-		opts := trusted.writer()
+		opts := writer(p)
 		opts.ReadOnly = true
 		v, err := t.openAny(opts)
 		if err != nil {

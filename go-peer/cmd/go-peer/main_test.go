@@ -25,11 +25,12 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 		{[]string{"get", "--key", "zz"}, `key "zz" is not a number in 1..0xffffffff`},
 		{[]string{"get", "--key", "0x100000000"}, "is not a number in 1..0xffffffff"},
 		{[]string{"get", "--key", "1", "--format", "xml"}, `--format "xml": want text, json or binary`},
-		{[]string{"incr", "--key", "1", "--count", "0"}, "--count must be at least 1"},
-		{[]string{"incr", "--key", "1", "--count", "5", "--wait", "sleepy"}, "want spin or park"},
+		{[]string{"incr", "--key", "1", "--count", "0"}, `--count "0": want a whole number in 1..9223372036854775807`},
+		{[]string{"incr", "--key", "1", "--count", "5", "--wait", "sleepy"}, `--wait "sleepy": want spin or park`},
+		{[]string{"incr", "--key", "1", "--count", "5", "--timeout", "5 parsecs"}, `--timeout "5 parsecs": want a duration such as 500ms`},
 		{[]string{"create", "--key", "1", "--mode", "9"}, `--mode "9" is not octal permission bits`},
 		{[]string{"create", "--key", "1", "--type", "no.Such"}, "unknown message type (known: shmvar.examples.v1.AllTypes, shmvar.examples.v1.Counter, shmvar.examples.v1.Point)"},
-		{[]string{"set", "--key", "1"}, "want 1 argument(s), got 0"},
+		{[]string{"set", "--key", "1"}, "VALUE (or - to read stdin, or --value-file PATH) is required"},
 	}
 	for _, c := range cases {
 		var stdout, stderr bytes.Buffer

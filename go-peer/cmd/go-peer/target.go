@@ -3,7 +3,6 @@
 package main
 
 import (
-	"flag"
 	"sort"
 
 	"github.com/shmvar/shmvar/go-peer/examplespb"
@@ -17,61 +16,41 @@ import (
 // target is what a command works on: a System V segment (--key K) or a
 // mapped file (--file PATH).
 type target struct {
-	key  keyFlag
+	key  int32
 	file string
 }
 
-func targetFlags(fs *flag.FlagSet) *target {
-	t := &target{}
-	fs.Var(&t.key, "key", "")
-	fs.StringVar(&t.file, "file", "", "")
-	return t
-}
-
-// parse parses the command line and requires exactly one of --key and --file.
-func (t *target) parse(fs *flag.FlagSet, args []string, positional int) error {
-	if err := parse(fs, args, positional); err != nil {
-		return err
-	}
-	return t.require()
-}
-
-func (t *target) require() error {
-	switch {
-	case t.key.set && t.file != "":
-		return usageError{"give --key or --file, not both"}
-	case !t.key.set && t.file == "":
-		return usageError{"--key K or --file PATH is required"}
-	}
-	return nil
+// newTarget is the --key or --file the parser checked exactly one of.
+func newTarget(p *parsed) *target {
+	return &target{key: p.key("key"), file: p.str("file")}
 }
 
 func (t *target) String() string {
 	if t.file != "" {
 		return "file=" + t.file
 	}
-	return "key=" + shmvar.FormatKey(t.key.key)
+	return "key=" + shmvar.FormatKey(t.key)
 }
 
 func (t *target) openAny(opts shmvar.Options) (*shmvar.Var[proto.Message], error) {
 	if t.file != "" {
 		return shmvar.OpenAnyFile(t.file, opts)
 	}
-	return shmvar.OpenAny(t.key.key, opts)
+	return shmvar.OpenAny(t.key, opts)
 }
 
 func (t *target) openCounter(opts shmvar.Options) (*shmvar.Var[*examplespb.Counter], error) {
 	if t.file != "" {
 		return shmvar.OpenFile[*examplespb.Counter](t.file, opts)
 	}
-	return shmvar.Open[*examplespb.Counter](t.key.key, opts)
+	return shmvar.Open[*examplespb.Counter](t.key, opts)
 }
 
 func (t *target) create(mt protoreflect.MessageType, opts shmvar.Options) (*shmvar.Var[proto.Message], error) {
 	if t.file != "" {
 		return shmvar.CreateFileOf(t.file, mt, opts)
 	}
-	return shmvar.CreateOf(t.key.key, mt, opts)
+	return shmvar.CreateOf(t.key, mt, opts)
 }
 
 // removeForce removes the segment or file without validating it.
@@ -82,11 +61,11 @@ func (t *target) removeForce() error {
 		}
 		return nil
 	}
-	return shmvar.RemoveKey(t.key.key)
+	return shmvar.RemoveKey(t.key)
 }
 
 func (t *target) errorf(op string, err error, detail string) *shmvar.Error {
-	return &shmvar.Error{Op: op, Key: t.key.key, Path: t.file, Err: err, Detail: detail}
+	return &shmvar.Error{Op: op, Key: t.key, Path: t.file, Err: err, Detail: detail}
 }
 
 // lookupType finds a payload type compiled into this command by full name.

@@ -10,44 +10,17 @@ import (
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// waitFlag parses --wait spin|park.
-type waitFlag struct{ strategy shmvar.WaitStrategy }
-
-func (w *waitFlag) String() string { return w.strategy.String() }
-
-func (w *waitFlag) Set(s string) error {
-	switch s {
-	case "park":
-		w.strategy = shmvar.SpinThenPark
-	case "spin":
-		w.strategy = shmvar.Spin
-	default:
-		return fmt.Errorf("want spin or park, not %q", s)
-	}
-	return nil
-}
-
 // cmdWatch prints each new value as it is committed, until --count values
-// or Ctrl-C; a watcher parks on the generation futex between commits.
-func cmdWatch(args []string, stdout io.Writer) error {
-	fs := newFlags("watch")
-	t := targetFlags(fs)
-	count := fs.Int64("count", 0, "")
-	format := fs.String("format", "text", "")
-	trusted := trustFlags(fs)
-	if err := t.parse(fs, args, 0); err != nil {
-		return err
-	}
-	if *format != "text" && *format != "json" {
-		return usageError{fmt.Sprintf("--format %q: want text or json", *format)}
-	}
+// or Ctrl-C (exit 130) or SIGTERM (143); a watcher parks on the generation
+// futex between commits. --format json writes JSON Lines.
+func cmdWatch(p *parsed, stdout io.Writer) error {
+	t := newTarget(p)
+	count, format := p.int("count"), p.str("format")
 	// A watcher announces itself in the segment so that commits wake it: it
 	// writes, so the writers' owner and mode checks apply.
-	opts := trusted.writer()
-	v, err := openAny(t, "", opts)
+	v, err := openAny(t, "", writer(p))
 	if err != nil {
 		return err
 	}
@@ -58,7 +31,7 @@ func cmdWatch(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for seen := int64(0); *count == 0 || seen < *count; {
+	for seen := int64(0); count == 0 || seen < count; {
 		select {
 		case s := <-signals:
 			return stoppedBy(s)
@@ -79,16 +52,11 @@ func cmdWatch(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		var text []byte
-		if *format == "json" {
-			text, err = protojson.Marshal(value)
+		if format == "json" { // JSON Lines: one object per commit
+			fmt.Fprintf(stdout, "{\"generation\":%d,\"value\":%s}\n", g, canonJSON(value.ProtoReflect()))
 		} else {
-			text, err = formatValueLine(value)
+			fmt.Fprintf(stdout, "generation=%d %s\n", g, canonText(value.ProtoReflect()))
 		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "generation=%d %s\n", g, text)
 		seen++
 	}
 	return nil

@@ -9,8 +9,6 @@ import io.shmvar.proto.ConformanceRefusal;
 import io.shmvar.proto.ConformanceRequest;
 import io.shmvar.proto.ConformanceResponse;
 import io.shmvar.proto.ConformanceValue;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
@@ -27,7 +25,6 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.Callable;
 
 /**
  * The hidden {@code conformance} subcommand: the testee of the conformance corpus
@@ -35,13 +32,12 @@ import java.util.concurrent.Callable;
  * EOF and answers each with a {@code ConformanceResponse} on stdout, opening each image as a mapped file in
  * {@code --dir} with the library's real open and read. Go's twin is {@code go-peer/cmd/go-peer/conformance.go}.
  */
-@Command(name = "conformance", hidden = true)
-final class Conformance implements Callable<Integer> {
-    @Option(names = "--dir", defaultValue = "${java.io.tmpdir}")
-    Path dir;
+final class Conformance {
+    private Conformance() {
+    }
 
-    @Override
-    public Integer call() throws IOException {
+    static int run(Spec.Parsed p) throws IOException {
+        Path dir = Path.of(p.has("dir") ? p.str("dir") : System.getProperty("java.io.tmpdir"));
         DataInputStream in = new DataInputStream(new BufferedInputStream(new FileInputStream(FileDescriptor.in)));
         OutputStream out = new BufferedOutputStream(new FileOutputStream(FileDescriptor.out));
         long pid = ProcessHandle.current().pid();
