@@ -145,7 +145,8 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 	if err != nil {
 		return fail("mmap", err)
 	}
-	initialise(mem, geo, raw)
+	fillHeader(mem, geo, raw)
+	signalReady(mem)
 	m := &fileMapping{path, fd, mem}
 	v := wrap[T](m, 0, geo, desc, codecOf[T](mt), opts)
 	v.lk.keeper = m.keeper()

@@ -90,7 +90,8 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 		semRemove(key, semID)
 		return nil, err
 	}
-	initialise(mem, geo, raw)
+	fillHeader(mem, geo, raw)
+	signalReady(mem)
 	m := &sysvMapping{key: key, id: id, semID: semID, mem: mem}
 	v := wrap[T](m, key, geo, desc, codecOf[T](mt), opts)
 	v.lk.keeper = m.keeper()
