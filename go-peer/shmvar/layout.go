@@ -124,7 +124,7 @@ var MaxSegmentLength = newGeometry(uint64(MaxCapacity), uint64(MaxDescriptorLeng
 // checkSegmentSize is step 1 of opening (PROTOCOL.md): the real size of a
 // segment or file must hold the lines before the attachment table and be no
 // larger than MaxSegmentLength.
-func checkSegmentSize(key int32, size uint64) error {
+func checkSegmentSize(key uint32, size uint64) error {
 	if size < uint64(AttachmentTableOffset) {
 		return newError("open", key, ErrCorrupt, "segment too small: size=%d, header needs %d", size, AttachmentTableOffset)
 	}
@@ -135,7 +135,7 @@ func checkSegmentSize(key int32, size uint64) error {
 }
 
 // describe builds the descriptor of a new segment and its geometry.
-func describe(key int32, mt protoreflect.MessageType, capacity int) (*shmvarpb.SegmentDescriptor, []byte, geometry, error) {
+func describe(key uint32, mt protoreflect.MessageType, capacity int) (*shmvarpb.SegmentDescriptor, []byte, geometry, error) {
 	schema, err := schemaOf(mt.Descriptor())
 	if err != nil {
 		return nil, nil, geometry{}, newError("create", key, ErrInvalidArgument, "schema of %s: %v", mt.Descriptor().FullName(), err)
@@ -199,7 +199,7 @@ func FormatVersion(v uint32) string { return fmt.Sprintf("%d.%d", v>>16, v&0xfff
 // the version. The caller has checked that mem holds the identity line
 // (checkSegmentSize). As Aeron's CncFileDescriptor.checkVersion, a refusal
 // shows both versions: app=2.0 segment=1.0.
-func checkVersion(key int32, mem []byte, initWait time.Duration) (uint32, error) {
+func checkVersion(key uint32, mem []byte, initWait time.Duration) (uint32, error) {
 	fail := func(err error, format string, args ...any) (uint32, error) {
 		return 0, newError("open", key, err, format, args...)
 	}
@@ -233,7 +233,7 @@ func checkVersion(key int32, mem []byte, initWait time.Duration) (uint32, error)
 // len(mem) as IPC_STAT reports it, and returns the regions. Every offset and
 // length is read once and checked with arithmetic that cannot overflow:
 // each value is bounded by len(mem) or MaxCapacity before it is added.
-func readGeometry(key int32, mem []byte) (geometry, error) {
+func readGeometry(key uint32, mem []byte) (geometry, error) {
 	fail := func(err error, format string, args ...any) (geometry, error) {
 		return geometry{}, newError("open", key, err, format, args...)
 	}
@@ -278,7 +278,7 @@ func readGeometry(key int32, mem []byte) (geometry, error) {
 
 // readDescriptor copies, decodes and checks the SegmentDescriptor, then
 // resolves the payload's message type from the stored schema.
-func readDescriptor(key int32, mem []byte, g geometry, version uint32) (*shmvarpb.SegmentDescriptor, protoreflect.MessageType, error) {
+func readDescriptor(key uint32, mem []byte, g geometry, version uint32) (*shmvarpb.SegmentDescriptor, protoreflect.MessageType, error) {
 	raw := append([]byte(nil), mem[g.descriptorOffset:g.descriptorOffset+g.descriptorLength]...)
 	if want := le.Uint32(mem[DescriptorCrcOffset:]); crc32c(raw) != want {
 		return nil, nil, newError("open", key, ErrCorrupt, "descriptor CRC32C mismatch")

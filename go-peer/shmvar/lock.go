@@ -20,7 +20,7 @@ import (
 
 // locker is one attachment's side of the lock.
 type locker struct {
-	key    int32
+	key    uint32
 	keeper keeper // nil when liveness cannot be asked (a read-only attachment without the semaphore set)
 	index  int    // the claimed entry, or -1 (read-only attachments claim none)
 	me     uint64 // the lock word while this attachment holds it; 0 if it claimed no entry

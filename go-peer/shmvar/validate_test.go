@@ -16,7 +16,7 @@ import (
 var le = binary.LittleEndian
 
 // snapshot copies a segment's bytes, to prove a refused open left them alone.
-func snapshot(t testing.TB, key int32) []byte {
+func snapshot(t testing.TB, key uint32) []byte {
 	var out []byte
 	poke(t, key, func(mem []byte) { out = append(out, mem...) })
 	return out
@@ -27,7 +27,7 @@ func snapshot(t testing.TB, key int32) []byte {
 // check refuses which image is the conformance corpus's business
 // (conformance_test.go), which both languages run.
 func TestShouldRefuseHostileSegmentsWithTheCheckThatFailed(t *testing.T) {
-	valid := func(t *testing.T) int32 {
+	valid := func(t *testing.T) uint32 {
 		key := testKey(t)
 		v := mustCreateCounter(t, key)
 		v.Close()
@@ -35,22 +35,22 @@ func TestShouldRefuseHostileSegmentsWithTheCheckThatFailed(t *testing.T) {
 	}
 	cases := []struct {
 		name    string
-		segment func(t *testing.T) int32
+		segment func(t *testing.T) uint32
 		want    error
 		message string
 	}{
-		{"too small", func(t *testing.T) int32 { return rawSegment(t, 100, nil) }, shmvar.ErrCorrupt, "segment too small: size=100"},
-		{"all zeros", func(t *testing.T) int32 { return rawSegment(t, 8192, nil) }, shmvar.ErrNotInitialised, "magic and version are zero"},
-		{"random bytes", func(t *testing.T) int32 {
+		{"too small", func(t *testing.T) uint32 { return rawSegment(t, 100, nil) }, shmvar.ErrCorrupt, "segment too small: size=100"},
+		{"all zeros", func(t *testing.T) uint32 { return rawSegment(t, 8192, nil) }, shmvar.ErrNotInitialised, "magic and version are zero"},
+		{"random bytes", func(t *testing.T) uint32 {
 			return rawSegment(t, 8192, func(mem []byte) { rand.New(rand.NewSource(1)).Read(mem) })
 		}, shmvar.ErrNotShmvar, "magic=0x"},
-		{"small version 1 segment", func(t *testing.T) int32 {
+		{"small version 1 segment", func(t *testing.T) uint32 {
 			return rawSegment(t, 1024, func(mem []byte) {
 				le.PutUint32(mem[shmvar.MagicOffset:], shmvar.Magic)
 				le.PutUint32(mem[shmvar.LayoutVersionOffset:], 1<<16)
 			})
 		}, shmvar.ErrLayoutVersion, "app=2.0 segment=1.0"},
-		{"garbled descriptor", func(t *testing.T) int32 {
+		{"garbled descriptor", func(t *testing.T) uint32 {
 			key := valid(t)
 			poke(t, key, func(mem []byte) {
 				for i := shmvar.HeaderLength; i < shmvar.HeaderLength+16; i++ {

@@ -2,9 +2,11 @@ package shmvar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
@@ -16,7 +18,7 @@ import (
 // methods are safe for concurrent use by several goroutines. The Java twin
 // is io.shmvar.SharedVariable.
 type Var[T proto.Message] struct {
-	key int32   // the System V segment's key, which errors name; 0 for other backings
+	key uint32  // the System V segment's key, which errors name; 0 for other backings
 	m   mapping // where the memory comes from: a segment, a file (mapping.go)
 	// faults: the mapping can fault (a file that shrinks), so operations
 	// guard their accesses; decided once, so that the others pay nothing.
@@ -42,21 +44,69 @@ type Var[T proto.Message] struct {
 
 // Create makes a new segment under key holding the empty value of T. It
 // fails with unix.EEXIST if the key is taken.
-func Create[T proto.Message](key int32, opts Options) (*Var[T], error) {
+func Create[T proto.Message](key uint32, opts Options) (*Var[T], error) {
 	var zero T
 	return create[T](key, zero.ProtoReflect().Type(), opts)
 }
 
 // CreateOf is Create for a type chosen at run time, such as one found by
 // name in protoregistry.GlobalTypes.
-func CreateOf(key int32, mt protoreflect.MessageType, opts Options) (*Var[proto.Message], error) {
+func CreateOf(key uint32, mt protoreflect.MessageType, opts Options) (*Var[proto.Message], error) {
 	return create[proto.Message](key, mt, opts)
 }
 
 // Open attaches to the segment under key, validates it and checks that it
 // holds values of type T.
-func Open[T proto.Message](key int32, opts Options) (*Var[T], error) {
+func Open[T proto.Message](key uint32, opts Options) (*Var[T], error) {
 	return typed(open[T](key, opts))
+}
+
+// OpenOrCreate attaches to the segment under key if there is one holding T,
+// as Open does, or else creates it holding the empty value of T, as Create
+// does; created says which. Concurrent callers, in any processes, agree: one
+// creates and the others open what it created (Create is exclusive; Open
+// waits up to InitWait for a creator that has not finished). If the segment
+// vanishes between the two, it tries again, a few times. It refuses
+// ReadOnly, since it may have to create. The Java twin is
+// SharedVariable.openOrCreate.
+func OpenOrCreate[T proto.Message](key uint32, opts Options) (v *Var[T], created bool, err error) {
+	return openOrCreate(opts, func() (*Var[T], error) { return Create[T](key, opts) },
+		func() (*Var[T], error) { return Open[T](key, opts) },
+		func(format string) error { return newError("open", key, ErrInvalidArgument, format, "OpenOrCreate") })
+}
+
+// openOrCreateAttempts bounds how often OpenOrCreate goes round when what
+// it could not create was gone by the time it opened.
+const openOrCreateAttempts = 8
+
+// openOrCreate is OpenOrCreate and OpenOrCreateFile: create, and on EEXIST
+// open; retried while the open finds nothing (the segment or file was
+// removed in between).
+func openOrCreate[T proto.Message](opts Options, create, open func() (*Var[T], error), invalid func(string) error) (*Var[T], bool, error) {
+	if opts.ReadOnly {
+		return nil, false, invalid("%s may create, which a ReadOnly attachment cannot")
+	}
+	var err error
+	for attempt := 0; attempt < openOrCreateAttempts; attempt++ {
+		v, cerr := create()
+		if cerr == nil {
+			return v, true, nil
+		}
+		if !errors.Is(cerr, syscall.EEXIST) {
+			return nil, false, cerr
+		}
+		v, err = open()
+		if err == nil {
+			return v, false, nil
+		}
+		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.EIDRM) && !errors.Is(err, syscall.EINVAL) {
+			return nil, false, err
+		}
+		// Gone between the two, or (a leftover semaphore set in use) never
+		// there to open: the creation's error says more.
+		err = cerr
+	}
+	return nil, false, err
 }
 
 // typed switches a freshly opened v, which newVar checked holds T, from the
@@ -72,21 +122,21 @@ func typed[T proto.Message](v *Var[T], err error) (*Var[T], error) {
 
 // OpenAny attaches to the segment under key and decodes values with the
 // schema stored in it, as dynamicpb messages.
-func OpenAny(key int32, opts Options) (*Var[proto.Message], error) {
+func OpenAny(key uint32, opts Options) (*Var[proto.Message], error) {
 	return open[proto.Message](key, opts)
 }
 
 // wrap makes a Var over m, whose memory holds a segment of geometry geo and
 // descriptor desc, attached for writing; errors name key. Its locker has no
 // keeper yet: the caller sets m's once m knows it, and claims an entry.
-func wrap[T proto.Message](m mapping, key int32, geo geometry, desc *shmvarpb.SegmentDescriptor, c codec, opts Options) *Var[T] {
+func wrap[T proto.Message](m mapping, key uint32, geo geometry, desc *shmvarpb.SegmentDescriptor, c codec, opts Options) *Var[T] {
 	_, faults := m.(*fileMapping)
 	return &Var[T]{key: key, m: m, faults: faults, geo: geo, desc: desc, codec: c, mem: m.memory(), wait: opts.Wait, lk: locker{key: key, index: -1}, closer: newCloser()}
 }
 
 // newVar validates m's memory, an attached segment or any image of one, and
 // wraps it.
-func newVar[T proto.Message](m mapping, key int32, opts Options) (*Var[T], error) {
+func newVar[T proto.Message](m mapping, key uint32, opts Options) (*Var[T], error) {
 	mem := m.memory()
 	// The lines before the attachment table are enough to tell the version:
 	// a version-1 segment may be smaller than a version-2 header.
@@ -119,7 +169,7 @@ func newVar[T proto.Message](m mapping, key int32, opts Options) (*Var[T], error
 }
 
 // Key returns the segment's key.
-func (v *Var[T]) Key() int32 { return v.key }
+func (v *Var[T]) Key() uint32 { return v.key }
 
 // Descriptor returns the descriptor stored in the segment at creation.
 func (v *Var[T]) Descriptor() *shmvarpb.SegmentDescriptor { return v.desc }
@@ -242,6 +292,43 @@ func (v *Var[T]) TryMutate(timeout time.Duration, fn func(m T) error) error {
 	return v.tag(err)
 }
 
+// Stats are the counters of a variable, for metrics (shmvarprom, in the
+// metrics module, exports them to Prometheus). Generation,
+// ContendedAcquisitions and Takeovers are the segment's, counted by every
+// attachment of every process; Commits and LockWait are this Var's. The
+// Java twin is SharedVariable.stats().
+type Stats struct {
+	// Generation is the number of values committed since creation.
+	Generation uint64
+	// Commits is the number of values this Var committed.
+	Commits uint64
+	// ContendedAcquisitions is the number of lock acquisitions that had to wait.
+	ContendedAcquisitions uint64
+	// Takeovers is the number of lock acquisitions taken over from a dead holder.
+	Takeovers uint64
+	// LockWait is how long this Var's updates waited for the lock, in all.
+	LockWait time.Duration
+}
+
+// Stats returns the variable's counters. It takes no lock and does not
+// fail: once the Var is closed, or when the segment cannot be read (a file
+// truncated under it), the segment's counters read 0.
+func (v *Var[T]) Stats() (s Stats) {
+	s = Stats{Commits: v.commits.Load(), LockWait: time.Duration(v.lockWait.Load())}
+	mem, err := v.use("stats")
+	if err != nil {
+		return s
+	}
+	defer v.done()
+	if v.faults {
+		var ignored error
+		defer v.recoverFault("stats", v.m.guard(), &ignored)
+	}
+	g, contended, takeovers := load64(mem, GenerationOffset), load64(mem, ContendedCountOffset), load64(mem, TakeoverCountOffset)
+	s.Generation, s.ContendedAcquisitions, s.Takeovers = g, contended, takeovers
+	return s
+}
+
 // LockState describes the lock word and its counters.
 type LockState struct {
 	Word uint64
@@ -328,9 +415,6 @@ func (v *Var[T]) Attachments() (_ []Attachment, err error) {
 // Identity returns this attachment's lock word: what the lock word holds
 // while it holds the lock. It is 0 for a read-only attachment.
 func (v *Var[T]) Identity() uint64 { return v.lk.me }
-
-// SegmentInfo is what the kernel says about the segment (IPC_STAT).
-type SegmentInfo = segmentInfo
 
 // Stat asks the kernel about the segment or file.
 func (v *Var[T]) Stat() (SegmentInfo, error) { return v.m.stat() }

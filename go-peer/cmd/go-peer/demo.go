@@ -67,7 +67,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 		return usageError{"--count must be at least 1"}
 	}
 	if !key.set {
-		key.key = int32(0x5e000000 | rand.Int31n(0xffffff))
+		key.key = uint32(0x5e000000 | rand.Int31n(0xffffff))
 	}
 	v, err := shmvar.Create[*examplespb.Counter](key.key, shmvar.Options{})
 	if err != nil {

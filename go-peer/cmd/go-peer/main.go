@@ -118,45 +118,19 @@ func parse(fs *flag.FlagSet, args []string, positional int) error {
 
 // keyFlag parses K as decimal or 0x-hex into a key_t.
 type keyFlag struct {
-	key int32
+	key uint32
 	set bool
 }
 
 func (k *keyFlag) String() string { return shmvar.FormatKey(k.key) }
 
 func (k *keyFlag) Set(s string) error {
-	key, err := parseKey(s)
+	key, err := shmvar.ParseKey(s)
 	if err != nil {
 		return err
 	}
 	k.key, k.set = key, true
 	return nil
-}
-
-// parseKey reads K by the grammar both commands share (README, "Commands"):
-// decimal without a leading zero, or 0x/0X and hex digits, in 1..0xffffffff.
-// Anything else (010, 0o12, 0b1010, 1_0, +1, spaces) is refused: 010 would be
-// octal to some readers and decimal to others.
-func parseKey(s string) (int32, error) {
-	digits, base := s, 10
-	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
-		digits, base = s[2:], 16
-	} else if len(s) > 1 && s[0] == '0' {
-		digits = "" // a leading zero: refused as ambiguous
-	}
-	valid := digits != ""
-	for _, c := range digits {
-		valid = valid && (c >= '0' && c <= '9' || base == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'))
-	}
-	var n uint64
-	var err error
-	if valid {
-		n, err = strconv.ParseUint(digits, base, 32)
-	}
-	if !valid || err != nil || n == 0 {
-		return 0, fmt.Errorf("key %q is not a number in 1..0xffffffff: write it in decimal without a leading zero (1..4294967295) or as 0x-hex (0x1..0xffffffff)", s)
-	}
-	return int32(uint32(n)), nil
 }
 
 func cmdCreate(args []string, stdout io.Writer) error {
