@@ -34,6 +34,8 @@ test:
 	$(MAKE) go-build
 	mvn -B --no-transfer-progress verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
 	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
+	cd go-peer/metrics && $(GO) test $(GOFLAGS_TEST) ./...
+	cd go-peer/consumer && $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./shmvar
 	@ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
 	  left=$$(comm -13 target/ipcs-before.txt target/ipcs-after.txt); \
@@ -72,13 +74,18 @@ demo: build
 	bin/go-peer demo --count $(COUNT) --java bin/java-peer
 
 # Regenerates the committed Go code from proto/ with the same protoc Maven uses
-# (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports).
+# (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports),
+# and the Go consumer's (go-peer/consumer, which imports timestamp.proto, taken
+# from the same protobuf-java jar).
 generate:
 	$(MVN) generate-sources
 	chmod +x $(PROTOC)
 	cd go-peer && $(GO) build -o ../target/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer \
 	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto -Itarget/tools/include proto/shmvar/v1/*.proto proto/shmvar/examples/v1/*.proto
+	cd target/tools/include && unzip -o -q $$(ls $(HOME)/.m2/repository/com/google/protobuf/protobuf-java/*/protobuf-java-[0-9]*.jar | sort -V | tail -1) google/protobuf/timestamp.proto
+	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer/consumer --go_opt=module=example.com/acme/inventory \
+	  -Igo-peer/consumer/proto -Itarget/tools/include go-peer/consumer/proto/acme/inventory/v1/*.proto
 
 clean:
 	rm -rf target bin/go-peer bin/bench-peer
