@@ -21,6 +21,8 @@ type valueCache struct {
 	val  proto.Message // nil when empty; never handed out while cached
 	seen uint64
 	buf  []byte // copies of the slot, for whoever holds mu
+	// commits counts this Var's commits made while holding mu (Stats).
+	commits uint64
 }
 
 // lookup returns the cached value if it is the one committed at generation

@@ -99,7 +99,7 @@ func (l *locker) acquire(mem []byte, deadline time.Time, strategy WaitStrategy, 
 			if !deadline.IsZero() && deadline.Sub(now) < d {
 				d = max(deadline.Sub(now), time.Microsecond)
 			}
-			lockParker.park(mem, d, func() bool { return load64(mem, LockWordOffset) != 0 })
+			lockParker().park(mem, d, func() bool { return load64(mem, LockWordOffset) != 0 })
 		}
 		if err := stop(); err != nil {
 			return since(start), err
@@ -135,7 +135,7 @@ func (l *locker) release(mem []byte) error {
 	if !cas64(mem, LockWordOffset, l.me, 0) {
 		return newError("unlock", l.key, ErrLockLost, "lock word 0x%016x is not ours (0x%016x)", load64(mem, LockWordOffset), l.me)
 	}
-	lockParker.unpark(mem, 1)
+	lockParker().unpark(mem, 1)
 	return nil
 }
 

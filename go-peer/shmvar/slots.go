@@ -262,6 +262,6 @@ func (v *Var[T]) commit(mem []byte, g uint64, value T, op string) error {
 	if !cas64(mem, GenerationOffset, g, next) {
 		return newError(op, v.key, ErrLockLost, "generation moved from %d under the lock holder; nothing was committed", g)
 	}
-	changeParker.unpark(mem, math.MaxInt32)
+	changeParker().unpark(mem, math.MaxInt32)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,9 +38,13 @@ type Var[T proto.Message] struct {
 
 	cache valueCache // the last value committed or decoded (cache.go)
 
-	// This Var's share of Stats: commits, and time spent waiting for the lock.
-	commits  atomic.Uint64
-	lockWait atomic.Int64
+	// This Var's share of Stats: time spent waiting for the lock, and
+	// commits made without the cache (another goroutine had it; those made
+	// with it are cache.commits, which costs no atomic operation), and
+	// cache.commits as Stats last read it.
+	lockWait      atomic.Int64
+	commits       atomic.Uint64
+	cachedCommits atomic.Uint64
 }
 
 // Create makes a new segment under key holding the empty value of T. It
@@ -254,7 +259,7 @@ func (v *Var[T]) get() (_ T, err error) {
 
 // Set commits value, waiting for the lock as long as it takes.
 func (v *Var[T]) Set(value T) error {
-	_, err := v.update(nil, time.Time{}, "set", func(T) (T, error) { return value, nil }, replace)
+	_, err := v.update(nil, time.Time{}, "set", replace, func(T) (T, error) { return value, nil }, nil)
 	return v.tag(err)
 }
 
@@ -262,14 +267,14 @@ func (v *Var[T]) Set(value T) error {
 // copy of the current value and may modify and return it. When fn returns an
 // error or panics, nothing is committed and the lock is released.
 func (v *Var[T]) Update(fn func(current T) (T, error)) (T, error) {
-	value, err := v.update(nil, time.Time{}, "update", fn, copied)
+	value, err := v.update(nil, time.Time{}, "update", copied, fn, nil)
 	return value, v.tag(err)
 }
 
 // TryUpdate is Update that gives up with ErrTimeout if the lock is not free
 // within timeout; the error names the holder's pid.
 func (v *Var[T]) TryUpdate(timeout time.Duration, fn func(current T) (T, error)) (T, error) {
-	value, err := v.update(nil, time.Now().Add(timeout), "update", fn, copied)
+	value, err := v.update(nil, time.Now().Add(timeout), "update", copied, fn, nil)
 	return value, v.tag(err)
 }
 
@@ -281,14 +286,14 @@ func (v *Var[T]) TryUpdate(timeout time.Duration, fn func(current T) (T, error))
 // variant that hands out values the caller owns. While another goroutine
 // uses the Var's message, Mutate works on a fresh copy, like Update.
 func (v *Var[T]) Mutate(fn func(m T) error) error {
-	_, err := v.update(nil, time.Time{}, "update", func(m T) (T, error) { return m, fn(m) }, inPlace)
+	_, err := v.update(nil, time.Time{}, "update", inPlace, nil, fn)
 	return v.tag(err)
 }
 
 // TryMutate is Mutate that gives up with ErrTimeout if the lock is not free
 // within timeout; the error names the holder's pid.
 func (v *Var[T]) TryMutate(timeout time.Duration, fn func(m T) error) error {
-	_, err := v.update(nil, time.Now().Add(timeout), "update", func(m T) (T, error) { return m, fn(m) }, inPlace)
+	_, err := v.update(nil, time.Now().Add(timeout), "update", inPlace, nil, fn)
 	return v.tag(err)
 }
 
@@ -314,7 +319,7 @@ type Stats struct {
 // fail: once the Var is closed, or when the segment cannot be read (a file
 // truncated under it), the segment's counters read 0.
 func (v *Var[T]) Stats() (s Stats) {
-	s = Stats{Commits: v.commits.Load(), LockWait: time.Duration(v.lockWait.Load())}
+	s = Stats{Commits: v.commits.Load() + v.readCachedCommits(), LockWait: time.Duration(v.lockWait.Load())}
 	mem, err := v.use("stats")
 	if err != nil {
 		return s
@@ -327,6 +332,30 @@ func (v *Var[T]) Stats() (s Stats) {
 	g, contended, takeovers := load64(mem, GenerationOffset), load64(mem, ContendedCountOffset), load64(mem, TakeoverCountOffset)
 	s.Generation, s.ContendedAcquisitions, s.Takeovers = g, contended, takeovers
 	return s
+}
+
+// readCachedCommits returns cache.commits, read under the cache's mutex. An
+// update holds that mutex for its whole length, lock wait included, so when
+// it stays busy this returns what the last call read: never less.
+func (v *Var[T]) readCachedCommits() uint64 {
+	n := uint64(0)
+	for i := 0; i < 1000; i++ {
+		if v.cache.mu.TryLock() {
+			n = v.cache.commits
+			v.cache.mu.Unlock()
+			break
+		}
+		runtime.Gosched()
+	}
+	for {
+		last := v.cachedCommits.Load()
+		if n <= last {
+			return last
+		}
+		if v.cachedCommits.CompareAndSwap(last, n) {
+			return n
+		}
+	}
 }
 
 // LockState describes the lock word and its counters.
@@ -487,9 +516,10 @@ const (
 )
 
 // update is the one locked path of Set, Update and Mutate and their
-// variants: it commits fn(current) under the lock, waiting until deadline
-// (zero: forever) or until ctx (nil: none) is done.
-func (v *Var[T]) update(ctx context.Context, deadline time.Time, op string, fn func(T) (T, error), kind updateKind) (_ T, err error) {
+// variants: under the lock, it commits fn(current), or current as mutate
+// (Mutate's function, for kind inPlace; nil otherwise) changed it, waiting
+// until deadline (zero: forever) or until ctx (nil: none) is done.
+func (v *Var[T]) update(ctx context.Context, deadline time.Time, op string, kind updateKind, fn func(T) (T, error), mutate func(T) error) (_ T, err error) {
 	var zero T
 	mem, err := v.use(op)
 	if err != nil {
@@ -507,20 +537,24 @@ func (v *Var[T]) update(ctx context.Context, deadline time.Time, op string, fn f
 	if cached {
 		defer v.cache.mu.Unlock()
 	}
-	next, g, keep, err := v.locked(ctx, mem, deadline, op, fn, kind, cached)
+	next, g, keep, err := v.locked(ctx, mem, deadline, op, kind, fn, mutate, cached)
 	if err != nil {
 		return zero, err
 	}
 	if cached {
 		// After the release: the pair stays right even if another commit follows.
 		v.remember(g, next, keep, kind == inPlace)
+		v.cache.commits++
+	} else {
+		v.commits.Add(1)
 	}
 	return next, nil
 }
 
-// locked commits fn(current) under the lock, which it releases even when fn
-// panics, and returns the value with the generation it was committed at.
-func (v *Var[T]) locked(ctx context.Context, mem []byte, deadline time.Time, op string, fn func(T) (T, error), kind updateKind, cached bool) (next T, g uint64, keep bool, err error) {
+// locked commits fn(current), or current changed by mutate, under the lock,
+// which it releases even when they panic, and returns the value with the
+// generation it was committed at.
+func (v *Var[T]) locked(ctx context.Context, mem []byte, deadline time.Time, op string, kind updateKind, fn func(T) (T, error), mutate func(T) error, cached bool) (next T, g uint64, keep bool, err error) {
 	waited, err := v.lk.acquire(mem, deadline, v.wait, v.stopper(ctx, op))
 	if waited != 0 {
 		v.lockWait.Add(int64(waited))
@@ -552,13 +586,17 @@ func (v *Var[T]) locked(ctx context.Context, mem []byte, deadline time.Time, op 
 	if err != nil {
 		return next, 0, false, err
 	}
-	if next, err = fn(current); err != nil {
+	if mutate != nil {
+		next, err = current, mutate(current)
+	} else {
+		next, err = fn(current)
+	}
+	if err != nil {
 		return next, 0, false, err
 	}
 	if err = v.commit(mem, g, next, op); err != nil {
 		return next, 0, false, err
 	}
-	v.commits.Add(1)
 	return next, g + 1, keep, nil
 }
 

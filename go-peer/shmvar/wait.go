@@ -107,19 +107,19 @@ func (v *Var[T]) stopper(ctx context.Context, op string) func() error {
 // UpdateContext is Update that gives up waiting for the lock when ctx is
 // done, with an error that wraps ctx.Err() (errors.Is(err, context.Canceled)).
 func (v *Var[T]) UpdateContext(ctx context.Context, fn func(current T) (T, error)) (T, error) {
-	value, err := v.update(ctx, deadlineOf(ctx), "update", fn, copied)
+	value, err := v.update(ctx, deadlineOf(ctx), "update", copied, fn, nil)
 	return value, v.tag(err)
 }
 
 // MutateContext is Mutate that gives up waiting for the lock when ctx is done.
 func (v *Var[T]) MutateContext(ctx context.Context, fn func(m T) error) error {
-	_, err := v.update(ctx, deadlineOf(ctx), "update", func(m T) (T, error) { return m, fn(m) }, inPlace)
+	_, err := v.update(ctx, deadlineOf(ctx), "update", inPlace, nil, fn)
 	return v.tag(err)
 }
 
 // SetContext is Set that gives up waiting for the lock when ctx is done.
 func (v *Var[T]) SetContext(ctx context.Context, value T) error {
-	_, err := v.update(ctx, deadlineOf(ctx), "set", func(T) (T, error) { return value, nil }, replace)
+	_, err := v.update(ctx, deadlineOf(ctx), "set", replace, func(T) (T, error) { return value, nil }, nil)
 	return v.tag(err)
 }
 
@@ -166,10 +166,11 @@ func (v *Var[T]) AwaitChangeContext(ctx context.Context, after uint64) (_ uint64
 // word and wakes. One of the two always sees the other: no wake-up is lost.
 type parker struct{ futex, waiters int }
 
-var (
-	lockParker   = parker{LockFutexOffset, LockWaitersOffset}             // released locks
-	changeParker = parker{GenerationFutexOffset, GenerationWaitersOffset} // commits
-)
+// lockParker is where lock waiters sleep until a release; changeParker is
+// where change watchers sleep until a commit. (Functions, not variables, so
+// that the offsets are constants where they are used.)
+func lockParker() parker   { return parker{LockFutexOffset, LockWaitersOffset} }
+func changeParker() parker { return parker{GenerationFutexOffset, GenerationWaitersOffset} }
 
 // park sleeps on p for at most d unless blocked, asked after announcing
 // this sleeper, says the wait is over.
@@ -182,12 +183,17 @@ func (p parker) park(mem []byte, d time.Duration, blocked func() bool) {
 	add32(mem, p.waiters, -1)
 }
 
-// unpark wakes up to n sleepers on p, if any is announced.
+// unpark wakes up to n sleepers on p, if any is announced; it costs one
+// load when none is.
 func (p parker) unpark(mem []byte, n int) {
 	if load32(mem, p.waiters) != 0 {
-		add32(mem, p.futex, 1)
-		futexWakeUp(mem, p.futex, n)
+		p.wake(mem, n)
 	}
+}
+
+func (p parker) wake(mem []byte, n int) {
+	add32(mem, p.futex, 1)
+	futexWakeUp(mem, p.futex, n)
 }
 
 // isDone reports whether ch (nil: never) is closed.
@@ -289,7 +295,7 @@ func (v *Var[T]) sleep(mem []byte, after uint64, d time.Duration, cancelled <-ch
 		// Close and a cancelled context move the futex word after they mark
 		// their state: with the word read first (park), this either sees
 		// their mark or sleeps on a word that has moved or will be woken.
-		changeParker.park(mem, d, func() bool {
+		changeParker().park(mem, d, func() bool {
 			return load64(mem, GenerationOffset) == after && v.users.Load()&closedBit == 0 && !isDone(cancelled)
 		})
 	}
