@@ -73,3 +73,51 @@ func TestStatsCountCommitsWaitsAndTakeovers(t *testing.T) {
 
 // first drops a value, keeping the error.
 func first[T any](_ T, err error) error { return err }
+
+// TestStatsCountEveryCommitOfConcurrentGoroutines: goroutines of one Var
+// commit with and without its cache while Stats is read; Commits never goes
+// back and ends exact.
+func TestStatsCountEveryCommitOfConcurrentGoroutines(t *testing.T) {
+	const goroutines, each = 4, 500
+	v := mustCreateCounter(t, testKey(t))
+	done := make(chan struct{})
+	errs := make(chan error, goroutines)
+	for i := 0; i < goroutines; i++ {
+		go func() {
+			for j := 0; j < each; j++ {
+				var err error
+				if j%2 == 0 {
+					err = first(v.Update(incr))
+				} else {
+					err = v.Mutate(func(c *examplespb.Counter) error { c.Value++; return nil })
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	go func() {
+		defer close(done)
+		last := uint64(0)
+		for g, _ := v.Generation(); g < goroutines*each; g, _ = v.Generation() {
+			if c := v.Stats().Commits; c < last {
+				t.Errorf("Commits went back from %d to %d", last, c)
+				return
+			} else {
+				last = c
+			}
+		}
+	}()
+	for i := 0; i < goroutines; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if s := v.Stats(); s.Commits != goroutines*each || s.Generation != goroutines*each {
+		t.Fatalf("Stats = %+v; want %d commits and generation %d", s, goroutines*each, goroutines*each)
+	}
+}
