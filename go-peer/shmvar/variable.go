@@ -501,7 +501,8 @@ func (v *Var[T]) Remove() error {
 	return err
 }
 
-// updateKind is what a locked update hands fn and what the cache keeps.
+// updateKind is what a locked update hands its function and what the cache
+// keeps.
 type updateKind int
 
 const (
@@ -511,7 +512,8 @@ const (
 	// copied hands fn a value the caller owns (Update); the cache keeps a copy
 	// of what fn returns.
 	copied
-	// inPlace hands fn the Var's own message (Mutate), which the cache keeps.
+	// inPlace hands mutate the Var's own message (Mutate), which the cache
+	// keeps.
 	inPlace
 )
 
