@@ -52,6 +52,8 @@ test:
 	mvn -B --no-transfer-progress -Pcross-language verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
 	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer/bench && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
+	cd go-peer/metrics && $(GO) test $(GOFLAGS_TEST) ./...
+	cd go-peer/consumer && $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./shmvar
 	@ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
 	  left=$$(comm -13 target/ipcs-before.txt target/ipcs-after.txt); \
@@ -93,7 +95,9 @@ demo: build
 
 # Regenerates the committed Go code from proto/ with the same protoc Maven uses
 # (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports):
-# the library's in go-peer/shmvarpb, the bench's (and its gRPC service) in go-peer/bench/benchpb.
+# the library's in go-peer/shmvarpb, the bench's (and its gRPC service) in
+# go-peer/bench/benchpb, the Go consumer's in go-peer/consumer (which imports
+# timestamp.proto, from the same protobuf-java jar).
 generate:
 	$(MVN) -N generate-sources
 	chmod +x $(PROTOC)
@@ -106,6 +110,8 @@ generate:
 	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --plugin=protoc-gen-go-grpc=target/tools/protoc-gen-go-grpc \
 	  --go_out=go-peer/bench --go_opt=module=github.com/shmvar/shmvar/go-peer/bench \
 	  --go-grpc_out=go-peer/bench --go-grpc_opt=module=github.com/shmvar/shmvar/go-peer/bench -Iproto proto/bench/v1/*.proto
+	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer/consumer --go_opt=module=example.com/acme/inventory \
+	  -Igo-peer/consumer/proto -Itarget/tools/include go-peer/consumer/proto/acme/inventory/v1/*.proto
 
 clean:
 	rm -rf target bin/go-peer bin/bench-peer

@@ -1,7 +1,7 @@
 module github.com/shmvar/shmvar/go-peer
 
-go 1.26.0
+go 1.23.0
 
 require google.golang.org/protobuf v1.36.12
 
-require golang.org/x/sys v0.50.0
+require golang.org/x/sys v0.35.0

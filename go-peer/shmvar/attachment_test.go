@@ -22,7 +22,7 @@ import (
 )
 
 // semSetExists reports whether a semaphore set is under key.
-func semSetExists(t *testing.T, key int32) bool {
+func semSetExists(t *testing.T, key uint32) bool {
 	t.Helper()
 	_, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), 0, 0)
 	if errno != 0 && errno != unix.ENOENT {

@@ -50,7 +50,8 @@ func corpusImage(t testing.TB, describeAs proto.Message, edit func(*shmvarpb.Seg
 	}
 	geo := newGeometry(corpusCapacity, uint64(len(raw)))
 	mem := alignedCopy(make([]byte, geo.segmentLength))
-	initialise(mem, geo, raw)
+	fillHeader(mem, geo, raw)
+	signalReady(mem)
 	if len(values) > 0 {
 		v, err := newVar[proto.Message](memoryMapping{mem: mem}, 1, Options{})
 		if err != nil {

@@ -42,7 +42,7 @@ type victim struct {
 	stderr  bytes.Buffer
 }
 
-func startVictim(t *testing.T, key int32, inPidNamespace bool, extra ...string) *victim {
+func startVictim(t *testing.T, key uint32, inPidNamespace bool, extra ...string) *victim {
 	t.Helper()
 	args := append([]string{javaPeer(t), "incr", "--key", shmvar.FormatKey(key), "--count", "1000000000", "--print-each", "--quiet", "--timeout", "30s"}, extra...)
 	if inPidNamespace {

@@ -22,10 +22,14 @@
 // own message in place and allocates nothing, for hot loops. Each Var caches
 // the value it last committed or read while the generation stays put.
 //
-// The files mirror the Java classes: layout.go (LayoutDescriptor), lock.go
-// (SpinLock, WaitStrategy), variable.go (SharedVariable), file.go (the file
-// backing, SharedVariable.createFile/openFile), native*.go (Native) and
-// errors.go (ShmException).
+// The files mirror the Java classes: layout.go (LayoutDescriptor: the
+// offsets, and writing, signalling and checking the header), lock.go
+// (SpinLock, WaitStrategy), attachments.go (Attachments), variable.go
+// (SharedVariable: the API), options.go (its Options), slots.go (reading and
+// committing a slot), cache.go (the decoded-value cache), wait.go (Waiting:
+// the one parker, change notification, contexts, Close), mapping.go,
+// sysv.go, file.go and memory.go (Mapping and its backings), native*.go
+// (Native) and errors.go (ShmException).
 //
 // The protocol runs on Linux on amd64 and arm64 (native_linux.go). On any
 // other platform the package builds, with the same API, and everything that

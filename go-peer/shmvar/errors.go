@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -80,7 +81,7 @@ func KindText(kind shmvarpb.ErrorKind) string {
 // segment's key and Err is a syscall.Errno or one of the Err* sentinels.
 type Error struct {
 	Op     string
-	Key    int32
+	Key    uint32
 	Path   string // the mapped file, for file-backed variables
 	Err    error
 	Detail string // what a person can do about it, or what check failed
@@ -132,15 +133,43 @@ func Errno(err error) syscall.Errno {
 }
 
 // FormatKey formats a key the way ipcs prints it.
-func FormatKey(key int32) string { return fmt.Sprintf("0x%08x", uint32(key)) }
+func FormatKey(key uint32) string { return fmt.Sprintf("0x%08x", key) }
 
-func newError(op string, key int32, err error, format string, args ...any) *Error {
+// ParseKey reads a System V key the way both commands read --key K (README,
+// "Commands"): decimal digits without a leading zero (1..4294967295), or 0x
+// or 0X and hex digits in either case (0x1..0xffffffff). Anything else is
+// refused: 0 (IPC_PRIVATE), a leading zero such as 010 (octal to some
+// readers, decimal to others), 0o12, 0b1010, 1_0, a sign, spaces, or a
+// number above 0xffffffff. The Java twin is the commands' KeyConverter.
+func ParseKey(s string) (uint32, error) {
+	digits, base := s, 10
+	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		digits, base = s[2:], 16
+	} else if len(s) > 1 && s[0] == '0' {
+		digits = "" // a leading zero: refused as ambiguous
+	}
+	valid := digits != ""
+	for _, c := range digits {
+		valid = valid && (c >= '0' && c <= '9' || base == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'))
+	}
+	var n uint64
+	var err error
+	if valid {
+		n, err = strconv.ParseUint(digits, base, 32)
+	}
+	if !valid || err != nil || n == 0 {
+		return 0, fmt.Errorf("key %q is not a number in 1..0xffffffff: write it in decimal without a leading zero (1..4294967295) or as 0x-hex (0x1..0xffffffff)", s)
+	}
+	return uint32(n), nil
+}
+
+func newError(op string, key uint32, err error, format string, args ...any) *Error {
 	return &Error{Op: op, Key: key, Err: err, Detail: fmt.Sprintf(format, args...)}
 }
 
 // nativeError turns a failed libc call into an *Error with advice a person
 // can act on.
-func nativeError(op string, key int32, err error, creating bool, size uint64) *Error {
+func nativeError(op string, key uint32, err error, creating bool, size uint64) *Error {
 	errno, ok := err.(syscall.Errno)
 	if !ok {
 		return &Error{Op: op, Key: key, Err: err}

@@ -28,12 +28,12 @@ type fileMapping struct {
 func (m *fileMapping) memory() []byte { return m.mem }
 
 // stat is IPC_STAT's counterpart for a mapped file.
-func (m *fileMapping) stat() (segmentInfo, error) {
+func (m *fileMapping) stat() (SegmentInfo, error) {
 	st, err := stat(m.file)
 	if err != nil {
-		return segmentInfo{}, fileNativeError("stat", m.file, err)
+		return SegmentInfo{}, fileNativeError("stat", m.file, err)
 	}
-	return segmentInfo{ID: -1, Size: uint64(st.Size), UID: st.UID, GID: st.GID, Mode: st.Mode}, nil
+	return SegmentInfo{ID: -1, Size: uint64(st.Size), UID: st.UID, GID: st.GID, Mode: st.Mode}, nil
 }
 
 func (m *fileMapping) keeper() keeper { return fileLocks{m.file, m.fd} }
@@ -84,6 +84,16 @@ func CreateFileOf(path string, mt protoreflect.MessageType, opts Options) (*Var[
 // OpenFile maps the file at path, validates it and checks that it holds T.
 func OpenFile[T proto.Message](path string, opts Options) (*Var[T], error) {
 	return typed(openFile[T](path, opts))
+}
+
+// OpenOrCreateFile is OpenOrCreate for a mapped file: it maps the file at
+// path if it exists and holds T, or else creates it; created says which.
+func OpenOrCreateFile[T proto.Message](path string, opts Options) (v *Var[T], created bool, err error) {
+	return openOrCreate(opts, func() (*Var[T], error) { return CreateFile[T](path, opts) },
+		func() (*Var[T], error) { return OpenFile[T](path, opts) },
+		func(format string) error {
+			return fileError("open", path, ErrInvalidArgument, format, "OpenOrCreateFile")
+		})
 }
 
 // OpenAnyFile maps the file at path and decodes values with the stored schema.
@@ -145,7 +155,8 @@ func createFile[T proto.Message](path string, mt protoreflect.MessageType, opts 
 	if err != nil {
 		return fail("mmap", err)
 	}
-	initialise(mem, geo, raw)
+	fillHeader(mem, geo, raw)
+	signalReady(mem)
 	m := &fileMapping{path, fd, mem}
 	v := wrap[T](m, 0, geo, desc, codecOf[T](mt), opts)
 	v.lk.keeper = m.keeper()

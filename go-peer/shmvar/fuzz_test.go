@@ -17,7 +17,8 @@ func image(t testing.TB, value proto.Message) []byte {
 		t.Fatal(err)
 	}
 	mem := alignedCopy(make([]byte, geo.segmentLength))
-	initialise(mem, geo, raw)
+	fillHeader(mem, geo, raw)
+	signalReady(mem)
 	v, err := newVar[proto.Message](memoryMapping{mem: mem}, 1, Options{})
 	if err != nil {
 		t.Fatal(err)

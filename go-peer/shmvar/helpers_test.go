@@ -17,10 +17,10 @@ import (
 
 // testKey returns a key no segment uses and removes whatever segment and
 // semaphore set hold it when the test ends.
-func testKey(t testing.TB) int32 {
+func testKey(t testing.TB) uint32 {
 	t.Helper()
 	for {
-		key := int32(0x5b000000 | rand.Int31n(0xffffff))
+		key := uint32(0x5b000000 | rand.Int31n(0xffffff))
 		if _, err := unix.SysvShmGet(int(key), 0, 0); errors.Is(err, unix.ENOENT) {
 			t.Cleanup(func() { removeIfPresent(key) })
 			return key
@@ -29,11 +29,11 @@ func testKey(t testing.TB) int32 {
 }
 
 // removeIfPresent removes the segment under key and its semaphore set.
-func removeIfPresent(key int32) { shmvar.RemoveKey(key) }
+func removeIfPresent(key uint32) { shmvar.RemoveKey(key) }
 
 // poke attaches the segment under key raw and lets f change its bytes, as a
 // buggy or hostile peer would.
-func poke(t testing.TB, key int32, f func(mem []byte)) {
+func poke(t testing.TB, key uint32, f func(mem []byte)) {
 	t.Helper()
 	id, err := unix.SysvShmGet(int(key), 0, 0)
 	if err != nil {
@@ -48,7 +48,7 @@ func poke(t testing.TB, key int32, f func(mem []byte)) {
 }
 
 // rawSegment creates a segment of size bytes filled by fill, bypassing the library.
-func rawSegment(t testing.TB, size int, fill func(mem []byte)) int32 {
+func rawSegment(t testing.TB, size int, fill func(mem []byte)) uint32 {
 	t.Helper()
 	key := testKey(t)
 	id, err := unix.SysvShmGet(int(key), size, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
@@ -86,7 +86,7 @@ func allTypesSample(t testing.TB) (*examplespb.AllTypes, string) {
 	return m, string(text)
 }
 
-func mustCreateCounter(t testing.TB, key int32) *shmvar.Var[*examplespb.Counter] {
+func mustCreateCounter(t testing.TB, key uint32) *shmvar.Var[*examplespb.Counter] {
 	t.Helper()
 	v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
@@ -98,7 +98,7 @@ func mustCreateCounter(t testing.TB, key int32) *shmvar.Var[*examplespb.Counter]
 
 // mustCreateAllTypes creates an AllTypes segment under key holding the
 // shared sample, which it returns too.
-func mustCreateAllTypes(t testing.TB, key int32) (*shmvar.Var[*examplespb.AllTypes], *examplespb.AllTypes) {
+func mustCreateAllTypes(t testing.TB, key uint32) (*shmvar.Var[*examplespb.AllTypes], *examplespb.AllTypes) {
 	t.Helper()
 	sample, _ := allTypesSample(t)
 	v, err := shmvar.Create[*examplespb.AllTypes](key, shmvar.Options{})

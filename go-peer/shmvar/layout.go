@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"os"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
@@ -123,7 +124,7 @@ var MaxSegmentLength = newGeometry(uint64(MaxCapacity), uint64(MaxDescriptorLeng
 // checkSegmentSize is step 1 of opening (PROTOCOL.md): the real size of a
 // segment or file must hold the lines before the attachment table and be no
 // larger than MaxSegmentLength.
-func checkSegmentSize(key int32, size uint64) error {
+func checkSegmentSize(key uint32, size uint64) error {
 	if size < uint64(AttachmentTableOffset) {
 		return newError("open", key, ErrCorrupt, "segment too small: size=%d, header needs %d", size, AttachmentTableOffset)
 	}
@@ -131,6 +132,57 @@ func checkSegmentSize(key int32, size uint64) error {
 		return newError("open", key, ErrCorrupt, "segment size=%d is larger than any shmvar segment (at most %d bytes)", size, MaxSegmentLength)
 	}
 	return nil
+}
+
+// describe builds the descriptor of a new segment and its geometry.
+func describe(key uint32, mt protoreflect.MessageType, capacity int) (*shmvarpb.SegmentDescriptor, []byte, geometry, error) {
+	schema, err := schemaOf(mt.Descriptor())
+	if err != nil {
+		return nil, nil, geometry{}, newError("create", key, ErrInvalidArgument, "schema of %s: %v", mt.Descriptor().FullName(), err)
+	}
+	desc := &shmvarpb.SegmentDescriptor{
+		LayoutVersion:    LayoutVersion,
+		MessageType:      string(mt.Descriptor().FullName()),
+		Schema:           schema,
+		Capacity:         uint64(capacity),
+		CreatorPid:       int32(os.Getpid()),
+		CreatedUnixNanos: time.Now().UnixNano(),
+		Creator:          "go",
+	}
+	// Never create what openers refuse (a type that redefines a well-known type, say).
+	if _, err := messageTypeFromSchema(desc); err != nil {
+		return nil, nil, geometry{}, newError("create", key, ErrInvalidArgument, "%v", err)
+	}
+	raw, err := proto.MarshalOptions{Deterministic: true}.Marshal(desc)
+	if err != nil || len(raw) > MaxDescriptorLength {
+		return nil, nil, geometry{}, newError("create", key, ErrTooLarge, "descriptor of %d bytes exceeds %d", len(raw), MaxDescriptorLength)
+	}
+	return desc, raw, newGeometry(uint64(capacity), uint64(len(raw))), nil
+}
+
+// fillHeader writes a new segment's identity line, all but the version word,
+// and its descriptor and the descriptor's CRC32C into zeroed memory (Aeron's
+// CncFileDescriptor.fillMetaData). Slot 0 then holds the empty value (length
+// 0, CRC 0) for generation 0, as the kernel zero-fills new segments and a
+// new file reads as zeros. The segment is not valid until signalReady.
+func fillHeader(mem []byte, geo geometry, raw []byte) {
+	le.PutUint32(mem[MagicOffset:], Magic)
+	le.PutUint32(mem[HeaderLengthOffset:], uint32(HeaderLength))
+	le.PutUint64(mem[CapacityOffset:], geo.capacity)
+	le.PutUint64(mem[DescriptorOffsetOffset:], geo.descriptorOffset)
+	le.PutUint64(mem[DescriptorLengthOffset:], geo.descriptorLength)
+	le.PutUint64(mem[Slot0OffsetOffset:], geo.slot[0])
+	le.PutUint64(mem[Slot1OffsetOffset:], geo.slot[1])
+	le.PutUint64(mem[SegmentLengthOffset:], geo.segmentLength)
+	copy(mem[geo.descriptorOffset:], raw)
+	le.PutUint32(mem[DescriptorCrcOffset:], crc32c(raw))
+}
+
+// signalReady stores the version word, last and with release semantics
+// (Aeron's CncFileDescriptor.signalCncReady): from then on openers that wait
+// for it (checkVersion) see everything fillHeader wrote.
+func signalReady(mem []byte) {
+	store32(mem, LayoutVersionOffset, LayoutVersion)
 }
 
 // notInitialised says why a segment or file still empty after the wait is refused.
@@ -141,22 +193,16 @@ func notInitialised(wait time.Duration) string {
 // FormatVersion formats a layout version word as major.minor.
 func FormatVersion(v uint32) string { return fmt.Sprintf("%d.%d", v>>16, v&0xffff) }
 
-// readGeometry validates the identity line of mem, whose real size is
-// len(mem) as IPC_STAT reports it, and returns the regions. Every offset and
-// length is read once and checked with arithmetic that cannot overflow:
-// each value is bounded by len(mem) or MaxCapacity before it is added.
-func readGeometry(key int32, mem []byte, initWait time.Duration) (geometry, uint32, error) {
-	fail := func(err error, format string, args ...any) (geometry, uint32, error) {
-		return geometry{}, 0, newError("open", key, err, format, args...)
+// checkVersion is steps 2 and 3 of opening (PROTOCOL.md): it waits up to
+// initWait for the version word, which a creator stores last (signalReady),
+// then checks the magic, the major version and the feature flags, and returns
+// the version. The caller has checked that mem holds the identity line
+// (checkSegmentSize). As Aeron's CncFileDescriptor.checkVersion, a refusal
+// shows both versions: app=2.0 segment=1.0.
+func checkVersion(key uint32, mem []byte, initWait time.Duration) (uint32, error) {
+	fail := func(err error, format string, args ...any) (uint32, error) {
+		return 0, newError("open", key, err, format, args...)
 	}
-	size := uint64(len(mem))
-	// The lines before the attachment table are enough to tell the version:
-	// a version-1 segment may be smaller than a version-2 header.
-	if err := checkSegmentSize(key, size); err != nil {
-		return geometry{}, 0, err
-	}
-	// The creator stores the version word last; wait briefly for a segment
-	// that is still being created.
 	version := load32(mem, LayoutVersionOffset)
 	for deadline := time.Now().Add(initWait); version == 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
@@ -179,6 +225,19 @@ func readGeometry(key int32, mem []byte, initWait time.Duration) (geometry, uint
 		return fail(ErrLayoutVersion, "segment uses feature flags 0x%08x that this peer does not know (app=%s knows 0x%08x)",
 			unknown, FormatVersion(LayoutVersion), KnownFlags)
 	}
+	return version, nil
+}
+
+// readGeometry is step 4 of opening: it validates the rest of the identity
+// line of mem, whose version checkVersion accepted and whose real size is
+// len(mem) as IPC_STAT reports it, and returns the regions. Every offset and
+// length is read once and checked with arithmetic that cannot overflow:
+// each value is bounded by len(mem) or MaxCapacity before it is added.
+func readGeometry(key uint32, mem []byte) (geometry, error) {
+	fail := func(err error, format string, args ...any) (geometry, error) {
+		return geometry{}, newError("open", key, err, format, args...)
+	}
+	size := uint64(len(mem))
 	if h := le.Uint32(mem[HeaderLengthOffset:]); h != uint32(HeaderLength) {
 		return fail(ErrCorrupt, "header length=%d, want %d", h, HeaderLength)
 	}
@@ -214,12 +273,12 @@ func readGeometry(key int32, mem []byte, initWait time.Duration) (geometry, uint
 	if hi-lo < uint64(SlotHeaderLength)+g.capacity {
 		return fail(ErrCorrupt, "slots at %d and %d overlap (capacity=%d)", g.slot[0], g.slot[1], g.capacity)
 	}
-	return g, version, nil
+	return g, nil
 }
 
 // readDescriptor copies, decodes and checks the SegmentDescriptor, then
 // resolves the payload's message type from the stored schema.
-func readDescriptor(key int32, mem []byte, g geometry, version uint32) (*shmvarpb.SegmentDescriptor, protoreflect.MessageType, error) {
+func readDescriptor(key uint32, mem []byte, g geometry, version uint32) (*shmvarpb.SegmentDescriptor, protoreflect.MessageType, error) {
 	raw := append([]byte(nil), mem[g.descriptorOffset:g.descriptorOffset+g.descriptorLength]...)
 	if want := le.Uint32(mem[DescriptorCrcOffset:]); crc32c(raw) != want {
 		return nil, nil, newError("open", key, ErrCorrupt, "descriptor CRC32C mismatch")

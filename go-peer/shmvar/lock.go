@@ -20,7 +20,7 @@ import (
 
 // locker is one attachment's side of the lock.
 type locker struct {
-	key    int32
+	key    uint32
 	keeper keeper // nil when liveness cannot be asked (a read-only attachment without the semaphore set)
 	index  int    // the claimed entry, or -1 (read-only attachments claim none)
 	me     uint64 // the lock word while this attachment holds it; 0 if it claimed no entry
@@ -62,15 +62,15 @@ const (
 
 // acquire takes the lock, waiting until deadline (zero: forever) or until
 // stop, asked after every park or yield, returns an error (the variable was
-// closed, the caller's context is done). It reports whether the lock was
-// taken over from a dead holder.
-func (l *locker) acquire(mem []byte, deadline time.Time, strategy WaitStrategy, stop func() error) (tookOver bool, err error) {
+// closed, the caller's context is done). It returns how long it waited: 0
+// when the lock was free.
+func (l *locker) acquire(mem []byte, deadline time.Time, strategy WaitStrategy, stop func() error) (waited time.Duration, err error) {
 	me := l.me
 	if me == 0 {
-		return false, newError("lock", l.key, ErrInvalidArgument, "segment is attached read-only")
+		return 0, newError("lock", l.key, ErrInvalidArgument, "segment is attached read-only")
 	}
 	if cas64(mem, LockWordOffset, 0, me) {
-		return false, nil
+		return 0, nil
 	}
 	start := time.Now()
 	nextCheck := start.Add(checkEvery)
@@ -79,7 +79,7 @@ func (l *locker) acquire(mem []byte, deadline time.Time, strategy WaitStrategy, 
 		if w == 0 {
 			if cas64(mem, LockWordOffset, 0, me) {
 				add64(mem, ContendedCountOffset, 1)
-				return false, nil
+				return since(start), nil
 			}
 			continue
 		}
@@ -93,10 +93,16 @@ func (l *locker) acquire(mem []byte, deadline time.Time, strategy WaitStrategy, 
 		case strategy == Spin:
 			runtime.Gosched()
 		default:
-			park(mem, deadline, now)
+			// Parked until a release wakes it, at most parkFor, so that
+			// liveness checks go on.
+			d := parkFor
+			if !deadline.IsZero() && deadline.Sub(now) < d {
+				d = max(deadline.Sub(now), time.Microsecond)
+			}
+			lockParker().park(mem, d, func() bool { return load64(mem, LockWordOffset) != 0 })
 		}
 		if err := stop(); err != nil {
-			return false, err
+			return since(start), err
 		}
 		if now.Before(nextCheck) {
 			continue
@@ -106,34 +112,21 @@ func (l *locker) acquire(mem []byte, deadline time.Time, strategy WaitStrategy, 
 			if cas64(mem, LockWordOffset, w, me) {
 				add64(mem, TakeoverCountOffset, 1)
 				add64(mem, ContendedCountOffset, 1)
-				return true, nil
+				return since(start), nil
 			}
 			continue
 		}
 		if !deadline.IsZero() && now.After(deadline) {
 			who, pid := holder(mem, w)
-			return false, &Error{Op: "lock", Key: l.key, Err: ErrTimeout, Holder: pid,
+			return since(start), &Error{Op: "lock", Key: l.key, Err: ErrTimeout, Holder: pid,
 				Detail: "held by " + who + ", which is alive"}
 		}
 	}
 }
 
-// park sleeps on the lock futex until a release wakes it, at most parkFor.
-// Announcing the waiter before re-checking the lock word, against a releaser
-// that frees the word before reading the waiter count, means that one of the
-// two always sees the other: no wake-up is lost.
-func park(mem []byte, deadline, now time.Time) {
-	d := parkFor
-	if !deadline.IsZero() && deadline.Sub(now) < d {
-		d = max(deadline.Sub(now), time.Microsecond)
-	}
-	seq := load32(mem, LockFutexOffset)
-	add32(mem, LockWaitersOffset, 1)
-	if load64(mem, LockWordOffset) != 0 {
-		futexSleep(mem, LockFutexOffset, seq, d)
-	}
-	add32(mem, LockWaitersOffset, -1)
-}
+// since is how long ago start was, at least 1ns: a wait that happened is
+// never counted as none.
+func since(start time.Time) time.Duration { return max(time.Since(start), 1) }
 
 // release frees the lock, waking one parked waiter if there is one; it fails
 // with ErrLockLost if the word no longer holds our identity, which means the
@@ -142,10 +135,7 @@ func (l *locker) release(mem []byte) error {
 	if !cas64(mem, LockWordOffset, l.me, 0) {
 		return newError("unlock", l.key, ErrLockLost, "lock word 0x%016x is not ours (0x%016x)", load64(mem, LockWordOffset), l.me)
 	}
-	if load32(mem, LockWaitersOffset) != 0 {
-		add32(mem, LockFutexOffset, 1)
-		futexWakeUp(mem, LockFutexOffset, 1)
-	}
+	lockParker().unpark(mem, 1)
 	return nil
 }
 

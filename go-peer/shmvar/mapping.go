@@ -16,7 +16,7 @@ type mapping interface {
 	memory() []byte
 	// stat asks the kernel about the segment or file: its real size, owner,
 	// creator and mode.
-	stat() (segmentInfo, error)
+	stat() (SegmentInfo, error)
 	// keeper is what keeps the liveness of the attachment table's entries
 	// (semaphores, file locks), or nil when there is nothing to ask.
 	keeper() keeper

@@ -11,8 +11,8 @@ type memoryMapping struct {
 
 func (m memoryMapping) memory() []byte { return m.mem }
 
-func (m memoryMapping) stat() (segmentInfo, error) {
-	return segmentInfo{ID: -1, Size: uint64(len(m.mem))}, nil
+func (m memoryMapping) stat() (SegmentInfo, error) {
+	return SegmentInfo{ID: -1, Size: uint64(len(m.mem))}, nil
 }
 
 func (memoryMapping) keeper() keeper { return nil }

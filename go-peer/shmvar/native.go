@@ -19,18 +19,30 @@ import (
 // that a program importing this package builds anywhere; the rest of the
 // package is the same everywhere.
 
-// segmentInfo is what IPC_STAT says about a segment.
-type segmentInfo struct {
-	ID      int
-	Size    uint64
-	UID     uint32
-	GID     uint32
-	CUID    uint32 // the creator's uid, which keeps full access whoever the owner
-	Mode    uint32 // permission bits
-	Cpid    int32
-	Lpid    int32
+// SegmentInfo is what the kernel says about a segment (IPC_STAT) or a
+// mapped file (fstat), as Var.Stat returns it.
+type SegmentInfo struct {
+	// ID is the segment's System V id (shmid), or -1 for a file.
+	ID int
+	// Size is the real size in bytes, which validation goes by.
+	Size uint64
+	// UID and GID are the owner's user and group.
+	UID uint32
+	GID uint32
+	// CUID is the creator's uid, which keeps full access whoever the
+	// owner; 0 for a file.
+	CUID uint32
+	// Mode is the permission bits.
+	Mode uint32
+	// Cpid is the creator's pid and Lpid the pid of the last shmat or shmdt,
+	// in this process's PID namespace as the kernel reports them; 0 for a file.
+	Cpid int32
+	Lpid int32
+	// Nattach is how many attachments the segment has; 0 for a file.
 	Nattach uint64
-	Removed bool // marked for removal (SHM_DEST): it goes at the last detach
+	// Removed says the segment is marked for removal (SHM_DEST): it goes at
+	// the last detach.
+	Removed bool
 }
 
 // fileStat is what fstat(2) says about a mapped file.
@@ -65,7 +77,7 @@ type semInfo struct {
 	Count           uint64
 }
 
-func semError(op string, key int32, err error) *Error {
+func semError(op string, key uint32, err error) *Error {
 	e := &Error{Op: op, Key: key, Err: err}
 	k := FormatKey(key)
 	switch err {

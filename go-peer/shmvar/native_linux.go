@@ -15,7 +15,7 @@ import (
 // The system calls, on Linux (see native.go): System V shared memory and
 // semaphores, open-file-description locks, futexes and the mapped file.
 
-func shmGet(key int32, size uint64, flags int) (int, error) {
+func shmGet(key uint32, size uint64, flags int) (int, error) {
 	id, err := unix.SysvShmGet(int(key), int(size), flags)
 	if err != nil {
 		return 0, nativeError("shmget", key, err, flags&ipcCreat != 0, size)
@@ -23,19 +23,19 @@ func shmGet(key int32, size uint64, flags int) (int, error) {
 	return id, nil
 }
 
-func shmStat(key int32, id int) (segmentInfo, error) {
+func shmStat(key uint32, id int) (SegmentInfo, error) {
 	var desc unix.SysvShmDesc
 	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
-		return segmentInfo{}, nativeError("shmctl(IPC_STAT)", key, err, false, 0)
+		return SegmentInfo{}, nativeError("shmctl(IPC_STAT)", key, err, false, 0)
 	}
-	return segmentInfo{
+	return SegmentInfo{
 		ID: id, Size: desc.Segsz, UID: desc.Perm.Uid, GID: desc.Perm.Gid, CUID: desc.Perm.Cuid,
 		Mode: desc.Perm.Mode & 0o777, Cpid: desc.Cpid, Lpid: desc.Lpid, Nattach: desc.Nattch,
 		Removed: desc.Perm.Mode&shmDest != 0,
 	}, nil
 }
 
-func shmAttach(key int32, id int, readOnly bool) ([]byte, error) {
+func shmAttach(key uint32, id int, readOnly bool) ([]byte, error) {
 	flags := 0
 	if readOnly {
 		flags = unix.SHM_RDONLY
@@ -47,14 +47,14 @@ func shmAttach(key int32, id int, readOnly bool) ([]byte, error) {
 	return mem, nil
 }
 
-func shmDetach(key int32, mem []byte) error {
+func shmDetach(key uint32, mem []byte) error {
 	if err := unix.SysvShmDetach(mem); err != nil {
 		return nativeError("shmdt", key, err, false, 0)
 	}
 	return nil
 }
 
-func shmRemove(key int32, id int) error {
+func shmRemove(key uint32, id int) error {
 	if _, err := unix.SysvShmCtl(id, unix.IPC_RMID, nil); err != nil {
 		return nativeError("shmctl(IPC_RMID)", key, err, false, 0)
 	}
@@ -68,7 +68,7 @@ const shmDest = 0o1000
 // wrappers. semGetval is GETVAL from include/uapi/linux/sem.h.
 const semGetval = 12
 
-func semGet(key int32, nsems int, flags int) (int, error) {
+func semGet(key uint32, nsems int, flags int) (int, error) {
 	id, _, errno := unix.Syscall(unix.SYS_SEMGET, uintptr(key), uintptr(nsems), uintptr(flags))
 	if errno != 0 {
 		return -1, semError("semget", key, errno)
@@ -88,7 +88,7 @@ func semValue(id, n int) (int, syscall.Errno) {
 	return int(v), errno
 }
 
-func semStat(key int32, id int) (semInfo, error) {
+func semStat(key uint32, id int) (semInfo, error) {
 	// struct semid64_ds: ipc64_perm (uid@4, cuid@12, mode@20; 48 bytes), then
 	// the times, then sem_nsems, whose place differs between x86-64 and the
 	// asm-generic layout of arm64.
@@ -100,7 +100,7 @@ func semStat(key int32, id int) (semInfo, error) {
 		Count: le.Uint64(buf[semNsemsOffset:])}, nil
 }
 
-func semRemove(key int32, id int) error {
+func semRemove(key uint32, id int) error {
 	if _, _, errno := unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), 0, unix.IPC_RMID, 0, 0, 0); errno != 0 {
 		return semError("semctl(IPC_RMID)", key, errno)
 	}

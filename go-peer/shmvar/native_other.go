@@ -20,27 +20,27 @@ func unsupported() error {
 	return fmt.Errorf("%w: shmvar runs on linux/amd64 and linux/arm64, this is %s/%s", ErrUnsupportedPlatform, runtime.GOOS, runtime.GOARCH)
 }
 
-func shmGet(key int32, size uint64, flags int) (int, error) {
+func shmGet(key uint32, size uint64, flags int) (int, error) {
 	return 0, nativeError("shmget", key, unsupported(), false, 0)
 }
 
-func shmStat(key int32, id int) (segmentInfo, error) {
-	return segmentInfo{}, nativeError("shmctl(IPC_STAT)", key, unsupported(), false, 0)
+func shmStat(key uint32, id int) (SegmentInfo, error) {
+	return SegmentInfo{}, nativeError("shmctl(IPC_STAT)", key, unsupported(), false, 0)
 }
 
-func shmAttach(key int32, id int, readOnly bool) ([]byte, error) {
+func shmAttach(key uint32, id int, readOnly bool) ([]byte, error) {
 	return nil, nativeError("shmat", key, unsupported(), false, 0)
 }
 
-func shmDetach(key int32, mem []byte) error {
+func shmDetach(key uint32, mem []byte) error {
 	return nativeError("shmdt", key, unsupported(), false, 0)
 }
 
-func shmRemove(key int32, id int) error {
+func shmRemove(key uint32, id int) error {
 	return nativeError("shmctl(IPC_RMID)", key, unsupported(), false, 0)
 }
 
-func semGet(key int32, nsems int, flags int) (int, error) {
+func semGet(key uint32, nsems int, flags int) (int, error) {
 	return -1, semError("semget", key, unsupported())
 }
 
@@ -48,11 +48,11 @@ func semOp(id int, ops ...sembuf) syscall.Errno { return syscall.ENOSYS }
 
 func semValue(id, n int) (int, syscall.Errno) { return 0, syscall.ENOSYS }
 
-func semStat(key int32, id int) (semInfo, error) {
+func semStat(key uint32, id int) (semInfo, error) {
 	return semInfo{}, semError("semctl(IPC_STAT)", key, unsupported())
 }
 
-func semRemove(key int32, id int) error { return semError("semctl(IPC_RMID)", key, unsupported()) }
+func semRemove(key uint32, id int) error { return semError("semctl(IPC_RMID)", key, unsupported()) }
 
 func ofdLock(fd int, off int, lock bool) error { return unsupported() }
 

@@ -15,7 +15,7 @@ import (
 // sysvMapping is an attached System V segment.
 type sysvMapping struct {
 	unshrinkable // a segment cannot shrink under its attachments; errors carry its key
-	key          int32
+	key          uint32
 	id           int // the segment's id
 	semID        int // the segment's semaphore set, or -1 if not known
 	mem          []byte
@@ -23,7 +23,7 @@ type sysvMapping struct {
 
 func (m *sysvMapping) memory() []byte { return m.mem }
 
-func (m *sysvMapping) stat() (segmentInfo, error) { return shmStat(m.key, m.id) }
+func (m *sysvMapping) stat() (SegmentInfo, error) { return shmStat(m.key, m.id) }
 
 func (m *sysvMapping) keeper() keeper {
 	if m.semID < 0 {
@@ -63,7 +63,7 @@ func (m *sysvMapping) detach() error {
 	return err
 }
 
-func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Options) (*Var[T], error) {
+func create[T proto.Message](key uint32, mt protoreflect.MessageType, opts Options) (*Var[T], error) {
 	if key == ipcPrivate {
 		return nil, newError("create", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE, which no other process can open; pick a non-zero key")
 	}
@@ -90,7 +90,8 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 		semRemove(key, semID)
 		return nil, err
 	}
-	initialise(mem, geo, raw)
+	fillHeader(mem, geo, raw)
+	signalReady(mem)
 	m := &sysvMapping{key: key, id: id, semID: semID, mem: mem}
 	v := wrap[T](m, key, geo, desc, codecOf[T](mt), opts)
 	v.lk.keeper = m.keeper()
@@ -112,7 +113,7 @@ func create[T proto.Message](key int32, mt protoreflect.MessageType, opts Option
 // A set already there is left over from a removed segment (the caller has
 // just created the only segment under key): it is removed if no attachment
 // holds one of its entries.
-func createSemSet(key int32, mode uint32) (int, error) {
+func createSemSet(key uint32, mode uint32) (int, error) {
 	id, err := semGet(key, AttachmentCount, ipcCreat|ipcExcl|int(mode))
 	if !errors.Is(err, syscall.EEXIST) {
 		return id, err
@@ -138,7 +139,7 @@ func createSemSet(key int32, mode uint32) (int, error) {
 
 // openSemSet finds the attachment semaphores of the segment under key and
 // applies the segment's owner and mode checks to them.
-func openSemSet(key int32, opts Options) (int, error) {
+func openSemSet(key uint32, opts Options) (int, error) {
 	id, err := semGet(key, 0, 0)
 	if errors.Is(err, syscall.ENOENT) {
 		return -1, newError("open", key, ErrCorrupt, "no semaphore set under this key (it keeps the attachments' liveness)")
@@ -159,7 +160,7 @@ func openSemSet(key int32, opts Options) (int, error) {
 	return id, nil
 }
 
-func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
+func open[T proto.Message](key uint32, opts Options) (*Var[T], error) {
 	if key == ipcPrivate {
 		return nil, newError("open", key, ErrInvalidArgument, "key 0 is IPC_PRIVATE; pass the key the segment was created with")
 	}
@@ -215,7 +216,7 @@ func open[T proto.Message](key int32, opts Options) (*Var[T], error) {
 // validating them, for segments too damaged to open, and a semaphore set
 // left alone under a key. The kernel frees the segment at the last detach.
 // It fails with unix.ENOENT when there is neither.
-func RemoveKey(key int32) error {
+func RemoveKey(key uint32) error {
 	id, err := shmGet(key, 0, 0)
 	if err == nil {
 		err = shmRemove(key, id)
@@ -241,7 +242,7 @@ func RemoveKey(key int32) error {
 // under the segment's key is 1 while entry i is claimed, and SEM_UNDO makes
 // the kernel lower it when the claimer dies, however it dies.
 type semaphores struct {
-	key int32
+	key uint32
 	id  int
 }
 

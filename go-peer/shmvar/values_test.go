@@ -127,7 +127,7 @@ func runCommand(t testing.TB, bin string, args ...string) (string, string, int) 
 // shmvarImage writes a valid layout-2.0 segment by hand, bypassing the
 // library: desc as its descriptor and payload as the value of generation 0.
 // It has no semaphore set, which only read-only opens do without.
-func shmvarImage(t *testing.T, desc *shmvarpb.SegmentDescriptor, payload []byte) int32 {
+func shmvarImage(t *testing.T, desc *shmvarpb.SegmentDescriptor, payload []byte) uint32 {
 	t.Helper()
 	desc.LayoutVersion, desc.Capacity, desc.Creator = shmvar.LayoutVersion, 256, "go"
 	raw, err := proto.Marshal(desc)

@@ -107,18 +107,19 @@ func (v *Var[T]) stopper(ctx context.Context, op string) func() error {
 // UpdateContext is Update that gives up waiting for the lock when ctx is
 // done, with an error that wraps ctx.Err() (errors.Is(err, context.Canceled)).
 func (v *Var[T]) UpdateContext(ctx context.Context, fn func(current T) (T, error)) (T, error) {
-	value, err := v.update(ctx, deadlineOf(ctx), "update", fn, true)
+	value, err := v.update(ctx, deadlineOf(ctx), "update", copied, fn, nil)
 	return value, v.tag(err)
 }
 
 // MutateContext is Mutate that gives up waiting for the lock when ctx is done.
 func (v *Var[T]) MutateContext(ctx context.Context, fn func(m T) error) error {
-	return v.tag(v.mutateBy(ctx, deadlineOf(ctx), fn))
+	_, err := v.update(ctx, deadlineOf(ctx), "update", inPlace, nil, fn)
+	return v.tag(err)
 }
 
 // SetContext is Set that gives up waiting for the lock when ctx is done.
 func (v *Var[T]) SetContext(ctx context.Context, value T) error {
-	_, err := v.update(ctx, deadlineOf(ctx), "set", func(T) (T, error) { return value, nil }, false)
+	_, err := v.update(ctx, deadlineOf(ctx), "set", replace, func(T) (T, error) { return value, nil }, nil)
 	return v.tag(err)
 }
 
@@ -155,6 +156,44 @@ func (v *Var[T]) AwaitChangeContext(ctx context.Context, after uint64) (_ uint64
 	}
 	g, err := v.awaitChange(ctx, after, deadline, time.Until(deadline))
 	return g, v.tag(err)
+}
+
+// parker is a futex word of the segment and the count of its sleepers: the
+// one way a lock waiter and a change watcher sleep in the kernel and are
+// woken (PROTOCOL.md, "The lock" and "Change notification"). A sleeper reads
+// the word, announces itself, re-checks its condition and sleeps on the word
+// it read; a waker changes the state, then, if anyone is announced, moves the
+// word and wakes. One of the two always sees the other: no wake-up is lost.
+type parker struct{ futex, waiters int }
+
+// lockParker is where lock waiters sleep until a release; changeParker is
+// where change watchers sleep until a commit. (Functions, not variables, so
+// that the offsets are constants where they are used.)
+func lockParker() parker   { return parker{LockFutexOffset, LockWaitersOffset} }
+func changeParker() parker { return parker{GenerationFutexOffset, GenerationWaitersOffset} }
+
+// park sleeps on p for at most d unless blocked, asked after announcing
+// this sleeper, says the wait is over.
+func (p parker) park(mem []byte, d time.Duration, blocked func() bool) {
+	seq := load32(mem, p.futex)
+	add32(mem, p.waiters, 1)
+	if blocked() {
+		futexSleep(mem, p.futex, seq, d)
+	}
+	add32(mem, p.waiters, -1)
+}
+
+// unpark wakes up to n sleepers on p, if any is announced; it costs one
+// load when none is.
+func (p parker) unpark(mem []byte, n int) {
+	if load32(mem, p.waiters) != 0 {
+		p.wake(mem, n)
+	}
+}
+
+func (p parker) wake(mem []byte, n int) {
+	add32(mem, p.futex, 1)
+	futexWakeUp(mem, p.futex, n)
 }
 
 // isDone reports whether ch (nil: never) is closed.
@@ -253,14 +292,11 @@ func (v *Var[T]) sleep(mem []byte, after uint64, d time.Duration, cancelled <-ch
 		// it sleeps on the futex in short turns instead of until woken.
 		futexSleep(mem, GenerationFutexOffset, load32(mem, GenerationFutexOffset), min(d, readOnlyTurn))
 	} else {
-		seq := load32(mem, GenerationFutexOffset)
-		add32(mem, GenerationWaitersOffset, 1)
 		// Close and a cancelled context move the futex word after they mark
-		// their state: with seq read first, this either sees their mark or
-		// sleeps on a word that has moved or will be woken.
-		if load64(mem, GenerationOffset) == after && v.users.Load()&closedBit == 0 && !isDone(cancelled) {
-			futexSleep(mem, GenerationFutexOffset, seq, d)
-		}
-		add32(mem, GenerationWaitersOffset, -1)
+		// their state: with the word read first (park), this either sees
+		// their mark or sleeps on a word that has moved or will be woken.
+		changeParker().park(mem, d, func() bool {
+			return load64(mem, GenerationOffset) == after && v.users.Load()&closedBit == 0 && !isDone(cancelled)
+		})
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 // holdLock makes a second attachment of key hold the lock until the
 // returned function is called.
-func holdLock(t *testing.T, key int32) (release func()) {
+func holdLock(t *testing.T, key uint32) (release func()) {
 	t.Helper()
 	other, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {

@@ -57,7 +57,7 @@ func stoppedBy(s os.Signal) error {
 func cmdDemo(p *parsed, stdout io.Writer) error {
 	key, count, javaPeer := p.key("key"), p.int("count"), p.str("java")
 	if !p.has("key") {
-		key = int32(0x5e000000 | rand.Int31n(0xffffff))
+		key = uint32(0x5e000000 | rand.Int31n(0xffffff))
 	}
 	v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {

@@ -91,7 +91,7 @@ func cmdLs(p *parsed, stdout io.Writer) error {
 }
 
 type sysvKey struct {
-	key      int32
+	key      uint32
 	attached string
 }
 
@@ -115,7 +115,7 @@ func sysvKeys() ([]sysvKey, error) {
 		if err != nil || key == 0 || size < uint64(shmvar.AttachmentTableOffset) {
 			continue
 		}
-		keys = append(keys, sysvKey{key: int32(key), attached: fields[6]})
+		keys = append(keys, sysvKey{key: uint32(key), attached: fields[6]})
 	}
 	return keys, sc.Err()
 }

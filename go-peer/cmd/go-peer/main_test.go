@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shmvar/shmvar/go-peer/shmvar"
 )
 
 func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
@@ -45,9 +47,9 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 }
 
 func TestParseKeyAcceptsDecimalAndHex(t *testing.T) {
-	for in, want := range map[string]int32{"1": 1, "0x5eed": 0x5eed, "4294967295": -1, "0xffffffff": -1} {
-		if got, err := parseKey(in); err != nil || got != want {
-			t.Errorf("parseKey(%q) = %d, %v; want %d", in, got, err, want)
+	for in, want := range map[string]uint32{"1": 1, "0x5eed": 0x5eed, "4294967295": 0xffffffff, "0xffffffff": 0xffffffff} {
+		if got, err := shmvar.ParseKey(in); err != nil || got != want {
+			t.Errorf("shmvar.ParseKey(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 }
@@ -68,12 +70,12 @@ var keyGrammar = []struct {
 
 func TestParseKeyFollowsTheSharedGrammar(t *testing.T) {
 	for _, c := range keyGrammar {
-		got, err := parseKey(c.in)
+		got, err := shmvar.ParseKey(c.in)
 		if c.want == 0 && err == nil {
-			t.Errorf("parseKey(%q) = %#x; want it refused", c.in, uint32(got))
+			t.Errorf("shmvar.ParseKey(%q) = %#x; want it refused", c.in, got)
 		}
-		if c.want != 0 && (err != nil || uint32(got) != c.want) {
-			t.Errorf("parseKey(%q) = %#x, %v; want %#x", c.in, uint32(got), err, c.want)
+		if c.want != 0 && (err != nil || got != c.want) {
+			t.Errorf("shmvar.ParseKey(%q) = %#x, %v; want %#x", c.in, got, err, c.want)
 		}
 	}
 }

@@ -313,10 +313,10 @@ func must(t *testing.T, err error) {
 
 // parityKey is a System V key no segment uses (0x5f......), removed with
 // its semaphore set when the test ends.
-func parityKey(t *testing.T) int32 {
+func parityKey(t *testing.T) uint32 {
 	for {
-		key := int32(0x5f000000 | rand.Int31n(0xffffff))
-		if _, err := unix.SysvShmGet(int(key), 0, 0); errors.Is(err, unix.ENOENT) {
+		key := uint32(0x5f000000 | rand.Int31n(0xffffff))
+		if _, err := unix.SysvShmGet(int(int32(key)), 0, 0); errors.Is(err, unix.ENOENT) {
 			t.Cleanup(func() { shmvar.RemoveKey(key) })
 			return key
 		}

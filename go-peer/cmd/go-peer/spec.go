@@ -82,9 +82,9 @@ func (p *parsed) list(name string) []string {
 	l, _ := p.values[name].([]string)
 	return l
 }
-func (p *parsed) key(name string) int32 {
+func (p *parsed) key(name string) uint32 {
 	k, _ := p.values[name].(uint32)
-	return int32(k)
+	return k
 }
 
 // errHelp asks for the command's help: -h or --help among its options.
@@ -275,11 +275,12 @@ func convert(f *clipb.Flag, s string) (any, error) {
 		}
 		return s, nil
 	case clipb.Flag_KEY:
-		k, err := parseKey(s)
+		// the grammar both commands share (README, "Commands"): shmvar.ParseKey
+		k, err := shmvar.ParseKey(s)
 		if err != nil {
 			return nil, flagError(f, s, false)
 		}
-		return uint32(k), nil
+		return k, nil
 	case clipb.Flag_DURATION:
 		d, ok, inRange := parseDuration(s)
 		if !ok {
@@ -314,32 +315,6 @@ func convert(f *clipb.Flag, s string) (any, error) {
 		return int64(n), nil
 	}
 	panic("commands.json: --" + f.GetName() + " has no type")
-}
-
-// parseKey reads K by the grammar both commands share (README, "Commands"):
-// decimal without a leading zero, or 0x/0X and hex digits, in 1..0xffffffff.
-// Anything else (010, 0o12, 0b1010, 1_0, +1, spaces) is refused: 010 would be
-// octal to some readers and decimal to others.
-func parseKey(s string) (int32, error) {
-	digits, base := s, 10
-	if len(s) > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
-		digits, base = s[2:], 16
-	} else if len(s) > 1 && s[0] == '0' {
-		digits = "" // a leading zero: refused as ambiguous
-	}
-	valid := digits != ""
-	for _, c := range digits {
-		valid = valid && (c >= '0' && c <= '9' || base == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'))
-	}
-	var n uint64
-	var err error
-	if valid {
-		n, err = strconv.ParseUint(digits, base, 32)
-	}
-	if !valid || err != nil || n == 0 {
-		return 0, fmt.Errorf("key %q is not a number in 1..0xffffffff: write it in decimal without a leading zero (1..4294967295) or as 0x-hex (0x1..0xffffffff)", s)
-	}
-	return int32(uint32(n)), nil
 }
 
 var durationUnits = []struct {

@@ -16,7 +16,7 @@ import (
 // target is what a command works on: a System V segment (--key K) or a
 // mapped file (--file PATH).
 type target struct {
-	key  int32
+	key  uint32
 	file string
 }
 

@@ -51,13 +51,13 @@ func main() {
 	start := fs.Int64("start", 0, "")
 	quick := fs.Bool("quick", false, "")
 	fs.Parse(os.Args[2:])
-	var key int32
+	var key uint32
 	if *keyText != "" {
 		k, err := strconv.ParseInt(*keyText, 0, 64)
 		if err != nil {
 			fail(err)
 		}
-		key = int32(uint32(k))
+		key = uint32(k)
 	}
 	strategy := shmvar.SpinThenPark
 	if *wait == "spin" {
@@ -96,7 +96,7 @@ func fail(err error) {
 
 // floor answers a raw 64-bit word at offset 0 of a plain segment: it waits
 // for an odd value and stores the next even one. Both sides spin.
-func floor(key int32, rounds int) (any, error) {
+func floor(key uint32, rounds int) (any, error) {
 	id, err := unix.SysvShmGet(int(key), 0, 0)
 	if err != nil {
 		return nil, err
@@ -166,7 +166,7 @@ func serveUDS(path string) (any, error) {
 
 // contend increments the shared Counter for d, recording the acquire
 // latency: from calling Update until the update function runs.
-func contend(key int32, d time.Duration, strategy shmvar.WaitStrategy) (any, error) {
+func contend(key uint32, d time.Duration, strategy shmvar.WaitStrategy) (any, error) {
 	v, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{Wait: strategy})
 	if err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func contend(key int32, d time.Duration, strategy shmvar.WaitStrategy) (any, err
 
 // idle parks in AwaitChange for d while nothing is committed and reports
 // the CPU time this process used meanwhile, from getrusage.
-func idle(key int32, d time.Duration) (any, error) {
+func idle(key uint32, d time.Duration) (any, error) {
 	v, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		return nil, err
