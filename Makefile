@@ -16,7 +16,7 @@ DIFF_SEED  ?= random
 PREFIX  ?= /usr/local
 BUILD   ?= build
 
-.PHONY: build test stress fuzz-diff bench demo generate clean go-build java-build install
+.PHONY: consumers build test stress fuzz-diff bench demo generate clean go-build java-build install
 
 build: go-build java-build
 
@@ -29,6 +29,17 @@ go-build:
 java-build:
 	$(MVN) package -DskipTests
 	chmod +x $(PROTOC)
+
+# The consumer projects, built as a user's would be: the library installed in
+# the local Maven repository, java/consumer against it on protobuf 3.25 and
+# 4.x (target/consumer-pb3, -pb4), go-peer/consumer into bin/inventory.
+# java/tests' ConsumerTest runs them all at once on one variable.
+PROTOBUF4 := $(shell sed -n 's:.*<protobuf.version>\(.*\)</protobuf.version>.*:\1:p' pom.xml | head -1)
+consumers:
+	$(MVN) install -DskipTests -pl java/shmvar -am
+	$(MVN) -f java/consumer/pom.xml package -Dconsumer.build.directory=$(abspath target/consumer-pb3)
+	$(MVN) -f java/consumer/pom.xml package -Dprotobuf.version=$(PROTOBUF4) -Dconsumer.build.directory=$(abspath target/consumer-pb4)
+	cd go-peer/consumer && $(GO) build -o ../../bin/inventory .
 
 # Installs both commands under $(PREFIX) (default /usr/local; PREFIX=$$HOME/.local
 # needs no root): bin/go-peer, bin/java-peer and the jar it runs
@@ -48,7 +59,7 @@ install: $(BUILD)
 # no System V segment or semaphore set was left behind.
 test:
 	@mkdir -p target && ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
-	$(MAKE) go-build
+	$(MAKE) go-build consumers
 	mvn -B --no-transfer-progress -Pcross-language verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
 	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer/bench && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
