@@ -78,7 +78,7 @@ generate:
 	chmod +x $(PROTOC)
 	cd go-peer && $(GO) build -o ../target/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer \
-	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto -Itarget/tools/include proto/shmvar/v1/*.proto
+	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto -Itarget/tools/include proto/shmvar/v1/*.proto proto/shmvar/examples/v1/*.proto
 
 clean:
 	rm -rf target bin/go-peer bin/bench-peer

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,10 +34,10 @@ func semSetExists(t *testing.T, key int32) bool {
 func TestHolderThatLostTheLockNeverPublishes(t *testing.T) {
 	key := testKey(t)
 	v := mustCreateCounter(t, key)
-	if err := v.Set(&shmvarpb.Counter{Value: 1}); err != nil {
+	if err := v.Set(&examplespb.Counter{Value: 1}); err != nil {
 		t.Fatal(err)
 	}
-	robber, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	robber, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +45,9 @@ func TestHolderThatLostTheLockNeverPublishes(t *testing.T) {
 
 	// A protocol-breaking peer frees the lock under the holder and commits
 	// its own value before the holder's commit.
-	_, err = v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+	_, err = v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 		poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, 0) })
-		if err := robber.Set(&shmvarpb.Counter{Value: 42, LastWriter: "robber"}); err != nil {
+		if err := robber.Set(&examplespb.Counter{Value: 42, LastWriter: "robber"}); err != nil {
 			t.Fatal(err)
 		}
 		c.Value = 2
@@ -66,7 +66,7 @@ func TestHolderThatLostTheLockNeverPublishes(t *testing.T) {
 	}
 
 	// A robber that only takes the word: the holder neither writes nor publishes.
-	err = v.Mutate(func(c *shmvarpb.Counter) error {
+	err = v.Mutate(func(c *examplespb.Counter) error {
 		poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, robber.Identity()) })
 		c.Value = 3
 		return nil
@@ -81,7 +81,7 @@ func TestHolderThatLostTheLockNeverPublishes(t *testing.T) {
 		t.Fatalf("value after a lost lock: %v, %v; want 42", got, err)
 	}
 	poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, 0) })
-	if _, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { c.Value++; return c, nil }); err != nil {
+	if _, err := v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) { c.Value++; return c, nil }); err != nil {
 		t.Fatalf("update after the robber is gone: %v", err)
 	}
 }
@@ -89,7 +89,7 @@ func TestHolderThatLostTheLockNeverPublishes(t *testing.T) {
 func TestAttachmentTableFillsUpAndFreesEntries(t *testing.T) {
 	key := testKey(t)
 	v := mustCreateCounter(t, key)
-	var opened []*shmvar.Var[*shmvarpb.Counter]
+	var opened []*shmvar.Var[*examplespb.Counter]
 	defer func() {
 		for _, o := range opened {
 			o.Close()
@@ -97,7 +97,7 @@ func TestAttachmentTableFillsUpAndFreesEntries(t *testing.T) {
 	}()
 	seen := map[uint64]bool{v.Identity(): true}
 	for len(opened) < shmvar.AttachmentCount-1 {
-		o, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+		o, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 		if err != nil {
 			t.Fatalf("attachment %d: %v", len(opened)+2, err)
 		}
@@ -107,11 +107,11 @@ func TestAttachmentTableFillsUpAndFreesEntries(t *testing.T) {
 		seen[o.Identity()] = true
 		opened = append(opened, o)
 	}
-	_, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	_, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if !errors.Is(err, shmvar.ErrAttachmentsFull) || !strings.Contains(err.Error(), fmt.Sprintf("all %d attachment entries", shmvar.AttachmentCount)) {
 		t.Fatalf("attachment %d: %v; want ErrAttachmentsFull naming the limit", shmvar.AttachmentCount+1, err)
 	}
-	reader, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{ReadOnly: true})
+	reader, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatalf("a read-only attachment needs no entry: %v", err)
 	}
@@ -121,7 +121,7 @@ func TestAttachmentTableFillsUpAndFreesEntries(t *testing.T) {
 	}
 	freed := opened[10].Identity() >> 32
 	opened[10].Close()
-	again, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	again, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatalf("open after one closed: %v", err)
 	}
@@ -129,7 +129,7 @@ func TestAttachmentTableFillsUpAndFreesEntries(t *testing.T) {
 	if again.Identity()>>32 != freed || seen[again.Identity()] {
 		t.Fatalf("reopened as 0x%x; want entry %d under a new incarnation", again.Identity(), freed)
 	}
-	if _, err := again.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { c.Value++; return c, nil }); err != nil {
+	if _, err := again.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) { c.Value++; return c, nil }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -159,7 +159,7 @@ func TestCreatorUidCountsAsOwner(t *testing.T) {
 	if _, err := unix.SysvShmCtl(id, unix.IPC_SET, &desc); err != nil {
 		t.Fatal(err)
 	}
-	_, err = shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	_, err = shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if !errors.Is(err, shmvar.ErrPermission) || !strings.Contains(err.Error(), "owned by uid 0 (created by uid 65534)") {
 		t.Fatalf("open of a segment created by another user: %v; want a permission error naming the creator", err)
 	}
@@ -170,7 +170,7 @@ func TestCreatorUidCountsAsOwner(t *testing.T) {
 			t.Fatalf("%s incr on a spoofed owner: %v: %q; want one line naming the creator", peer[0], err, out)
 		}
 	}
-	v, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{AnyOwner: true})
+	v, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{AnyOwner: true})
 	if err != nil {
 		t.Fatalf("with AnyOwner: %v", err)
 	}
@@ -179,7 +179,7 @@ func TestCreatorUidCountsAsOwner(t *testing.T) {
 
 func TestSemaphoreSetGoesWithItsSegment(t *testing.T) {
 	key := testKey(t)
-	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestSemaphoreSetGoesWithItsSegment(t *testing.T) {
 	}
 
 	// An ephemeral segment's set goes with its last attachment.
-	e, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Ephemeral: true})
+	e, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestSemaphoreSetGoesWithItsSegment(t *testing.T) {
 	if errno != 0 {
 		t.Fatal(errno)
 	}
-	c, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	c, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatalf("create over a left-over semaphore set: %v", err)
 	}
@@ -238,12 +238,12 @@ func TestSemaphoreSetGoesWithItsSegment(t *testing.T) {
 // on its entry of a mapped file, and a waiter takes over.
 func TestKilledFileHolderIsTakenOver(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "counter.svar")
-	v, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{})
+	v, err := shmvar.CreateFile[*examplespb.Counter](path, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	other, err := shmvar.OpenFile[*shmvarpb.Counter](path, shmvar.Options{})
+	other, err := shmvar.OpenFile[*examplespb.Counter](path, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,12 +269,12 @@ func TestKilledFileHolderIsTakenOver(t *testing.T) {
 			t.Fatalf("go-peer never took the lock: %s", out.String())
 		}
 	}
-	if _, err := v.TryUpdate(100*time.Millisecond, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil }); !errors.Is(err, shmvar.ErrTimeout) {
+	if _, err := v.TryUpdate(100*time.Millisecond, func(c *examplespb.Counter) (*examplespb.Counter, error) { return c, nil }); !errors.Is(err, shmvar.ErrTimeout) {
 		t.Fatalf("against a live file holder: %v; want a timeout", err)
 	}
 	holder.Process.Signal(syscall.SIGKILL)
 	holder.Wait()
-	if _, err := v.TryUpdate(5*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { c.Value++; return c, nil }); err != nil {
+	if _, err := v.TryUpdate(5*time.Second, func(c *examplespb.Counter) (*examplespb.Counter, error) { c.Value++; return c, nil }); err != nil {
 		t.Fatalf("after the holder was killed: %v", err)
 	}
 	if s, _ := v.Lock(); s.Takeovers != 1 {
@@ -289,11 +289,11 @@ func TestRefusedTypedOpenClaimsNothingAndRemovesNothing(t *testing.T) {
 	key := testKey(t)
 	mustCreateAllTypes(t, key)
 	for _, opts := range []shmvar.Options{{}, {Ephemeral: true}} {
-		if _, err := shmvar.Open[*shmvarpb.Counter](key, opts); !errors.Is(err, shmvar.ErrTypeMismatch) {
+		if _, err := shmvar.Open[*examplespb.Counter](key, opts); !errors.Is(err, shmvar.ErrTypeMismatch) {
 			t.Fatalf("Open of the wrong type with %+v: %v", opts, err)
 		}
 	}
-	v, err := shmvar.Open[*shmvarpb.AllTypes](key, shmvar.Options{ReadOnly: true})
+	v, err := shmvar.Open[*examplespb.AllTypes](key, shmvar.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatalf("the segment after refused opens: %v", err)
 	}
@@ -312,11 +312,11 @@ func TestRefusedTypedOpenClaimsNothingAndRemovesNothing(t *testing.T) {
 func TestLastClosersOfAnEphemeralSegmentRemoveItsSet(t *testing.T) {
 	for round := 0; round < 100; round++ {
 		key := testKey(t)
-		a, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+		a, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{Ephemeral: true})
+		b, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{Ephemeral: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,7 +369,7 @@ func TestInspectSaysTheSameInBothLanguages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { holder.Process.Kill(); holder.Wait() }()
-	v, _ := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{ReadOnly: true})
+	v, _ := shmvar.Open[*examplespb.Counter](key, shmvar.Options{ReadOnly: true})
 	defer v.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		if s, _ := v.Lock(); s.Word != 0 {

@@ -3,8 +3,8 @@ package shmvar_test
 import (
 	"testing"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
 // Uncontended cost of an update (lock, read, encode, commit, unlock) and of
@@ -13,7 +13,7 @@ func BenchmarkUpdate(b *testing.B) {
 	v := mustCreateCounter(b, testKey(b))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		if _, err := v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 			c.Value++
 			return c, nil
 		}); err != nil {
@@ -24,7 +24,7 @@ func BenchmarkUpdate(b *testing.B) {
 
 func BenchmarkGet(b *testing.B) {
 	v := mustCreateCounter(b, testKey(b))
-	v.Set(&shmvarpb.Counter{Value: 12345, LastWriter: "bench"})
+	v.Set(&examplespb.Counter{Value: 12345, LastWriter: "bench"})
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if _, err := v.Get(); err != nil {
@@ -40,7 +40,7 @@ func BenchmarkUpdateUncached(b *testing.B) {
 	vars := twoAttachments(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := vars[i&1].Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		if _, err := vars[i&1].Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 			c.Value++
 			return c, nil
 		}); err != nil {
@@ -54,7 +54,7 @@ func BenchmarkMutate(b *testing.B) {
 	v := mustCreateCounter(b, testKey(b))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if err := v.Mutate(func(c *shmvarpb.Counter) error {
+		if err := v.Mutate(func(c *examplespb.Counter) error {
 			c.Value++
 			return nil
 		}); err != nil {
@@ -69,7 +69,7 @@ func BenchmarkMutateUncached(b *testing.B) {
 	vars := twoAttachments(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if err := vars[i&1].Mutate(func(c *shmvarpb.Counter) error {
+		if err := vars[i&1].Mutate(func(c *examplespb.Counter) error {
 			c.Value++
 			return nil
 		}); err != nil {
@@ -81,12 +81,12 @@ func BenchmarkMutateUncached(b *testing.B) {
 // GetEncoded of a 64 KiB value: the slot copy of a read (it always re-reads,
 // bypassing the cache), checksum included.
 func BenchmarkGetEncodedLarge(b *testing.B) {
-	v, err := shmvar.Create[*shmvarpb.AllTypes](testKey(b), shmvar.Options{Capacity: 80 << 10})
+	v, err := shmvar.Create[*examplespb.AllTypes](testKey(b), shmvar.Options{Capacity: 80 << 10})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { v.Close() })
-	if err := v.Set(&shmvarpb.AllTypes{FBytes: make([]byte, 64<<10)}); err != nil {
+	if err := v.Set(&examplespb.AllTypes{FBytes: make([]byte, 64<<10)}); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(64 << 10)

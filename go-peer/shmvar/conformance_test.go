@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -108,7 +109,7 @@ func refused(kind shmvarpb.ErrorKind, fragment string) *shmvarpb.ConformanceRefu
 // validation" and "Reading (no lock)" has a case refused for it and a case
 // that passes it (often the plain valid image).
 func corpus(t testing.TB) []*shmvarpb.ConformanceCase {
-	counter := &shmvarpb.Counter{Value: 42, LastWriter: "corpus"}
+	counter := &examplespb.Counter{Value: 42, LastWriter: "corpus"}
 	valid := func() []byte { return corpusImage(t, counter, nil, counter) }
 	edited := func(f func(mem []byte)) []byte { mem := valid(); f(mem); return mem }
 	withDesc := func(f func(*shmvarpb.SegmentDescriptor)) []byte { return corpusImage(t, counter, f) }
@@ -126,8 +127,8 @@ func corpus(t testing.TB) []*shmvarpb.ConformanceCase {
 	const (
 		corrupt  = shmvarpb.ErrorKind_CORRUPT
 		version  = shmvarpb.ErrorKind_LAYOUT_VERSION
-		counterT = "shmvar.v1.Counter"
-		allT     = "shmvar.v1.AllTypes"
+		counterT = "shmvar.examples.v1.Counter"
+		allT     = "shmvar.examples.v1.AllTypes"
 	)
 	open1, open2, open3, open4 := "opening 1: size", "opening 2: magic", "opening 3: version and flags", "opening 4: header fields"
 	open5, open6, read := "opening 5: descriptor", "opening 6: typed open", "reading"
@@ -135,11 +136,11 @@ func corpus(t testing.TB) []*shmvarpb.ConformanceCase {
 	// The plain valid image, and what a value can hold.
 	accept("valid-counter", read, img(valid()), counterT, encoded(counter))
 	accept("valid-never-written", read+": generation 0 is slot 0's empty value", img(corpusImage(t, counter, nil)), counterT, nil)
-	second := &shmvarpb.Counter{Value: 43}
+	second := &examplespb.Counter{Value: 43}
 	accept("valid-generation-2-slot-0", read+": the active slot is GENERATION & 1",
 		img(corpusImage(t, counter, nil, counter, second)), counterT, encoded(second))
-	all := &shmvarpb.AllTypes{FString: "ü", RInt64: []int64{1, 2, 3}, Child: &shmvarpb.AllTypes{FBool: true},
-		MStringInt64: map[string]int64{"a": 1}, MInt32Point: map[int32]*shmvarpb.Point{7: {X: 1}}}
+	all := &examplespb.AllTypes{FString: "ü", RInt64: []int64{1, 2, 3}, Child: &examplespb.AllTypes{FBool: true},
+		MStringInt64: map[string]int64{"a": 1}, MInt32Point: map[int32]*examplespb.Point{7: {X: 1}}}
 	accept("valid-alltypes", read, img(corpusImage(t, all, nil, all)), allT, encoded(all))
 
 	// 1. Sizes.
@@ -201,8 +202,10 @@ func corpus(t testing.TB) []*shmvarpb.ConformanceCase {
 		refused(corrupt, "slot 1 offset="))
 	refuse("slot-offset-past-end", open4, img(edited(func(m []byte) { le.PutUint64(m[Slot1OffsetOffset:], uint64(len(m))) })),
 		refused(corrupt, "slot 1 offset="))
-	refuse("slots-overlap", open4, img(edited(func(m []byte) { copy(m[Slot1OffsetOffset:], m[Slot0OffsetOffset:Slot0OffsetOffset+8]) })),
-		refused(corrupt, "slots at 3072 and 3072 overlap"))
+	overlap := edited(func(m []byte) { copy(m[Slot1OffsetOffset:], m[Slot0OffsetOffset:Slot0OffsetOffset+8]) })
+	slot0 := le.Uint64(overlap[Slot0OffsetOffset:])
+	refuse("slots-overlap", open4, img(overlap),
+		refused(corrupt, fmt.Sprintf("slots at %d and %d overlap", slot0, slot0)))
 	accept("slots-swapped", open4+": slots may be in either order", img(edited(func(m []byte) {
 		s0, s1 := le.Uint64(m[Slot0OffsetOffset:]), le.Uint64(m[Slot1OffsetOffset:])
 		n := uint64(SlotHeaderLength + corpusCapacity)
@@ -251,7 +254,7 @@ func corpus(t testing.TB) []*shmvarpb.ConformanceCase {
 	// 6. Typed open.
 	accept("typed-open-same-type", open6, &shmvarpb.ConformanceRequest{Image: valid(), MessageType: counterT}, counterT, encoded(counter))
 	refuse("typed-open-wrong-type", open6, &shmvarpb.ConformanceRequest{Image: valid(), MessageType: allT},
-		refused(shmvarpb.ErrorKind_TYPE_MISMATCH, "segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes"))
+		refused(shmvarpb.ErrorKind_TYPE_MISMATCH, "segment holds shmvar.examples.v1.Counter, asked for shmvar.examples.v1.AllTypes"))
 
 	// Reading.
 	slot1 := func(m []byte) uint64 { return le.Uint64(m[Slot1OffsetOffset:]) } // generation 1: slot 1
@@ -259,13 +262,13 @@ func corpus(t testing.TB) []*shmvarpb.ConformanceCase {
 		refused(corrupt, "slot 1 length=513 exceeds capacity=512"))
 	accept("slot-length-equal-to-capacity", read, img(func() []byte {
 		m := corpusImage(t, counter, nil)
-		full := &shmvarpb.Counter{LastWriter: strings.Repeat("x", corpusCapacity-3)}
+		full := &examplespb.Counter{LastWriter: strings.Repeat("x", corpusCapacity-3)}
 		if n := len(encoded(full)); n != corpusCapacity {
 			t.Fatalf("full value is %d bytes", n)
 		}
 		commitRaw(m, encoded(full))
 		return m
-	}()), counterT, encoded(&shmvarpb.Counter{LastWriter: strings.Repeat("x", corpusCapacity-3)}))
+	}()), counterT, encoded(&examplespb.Counter{LastWriter: strings.Repeat("x", corpusCapacity-3)}))
 	refuse("slot-crc-mismatch", read, img(edited(func(m []byte) { m[slot1(m)+uint64(SlotHeaderLength)] ^= 0x40 })),
 		refused(corrupt, "slot 1 CRC32C mismatch at generation 1"))
 	refuse("slot-generation-disagrees", read, img(edited(func(m []byte) { le.PutUint64(m[slot1(m)+uint64(SlotGenerationOffset):], 7) })),
@@ -281,13 +284,13 @@ func corpus(t testing.TB) []*shmvarpb.ConformanceCase {
 		return m
 	}
 	accept("value-nested-100", "values: nesting depth", img(nestedImage(100)), allT, nested(100))
-	refuse("value-nested-101", "values: nesting depth", img(nestedImage(101)), refused(corrupt, "value does not decode as shmvar.v1.AllTypes"))
+	refuse("value-nested-101", "values: nesting depth", img(nestedImage(101)), refused(corrupt, "value does not decode as shmvar.examples.v1.AllTypes"))
 	badUTF8 := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), "\xff")
 	refuse("value-invalid-utf8", "values: strings", img(func() []byte {
 		m := corpusImage(t, counter, nil)
 		commitRaw(m, badUTF8)
 		return m
-	}()), refused(corrupt, "value does not decode as shmvar.v1.Counter"))
+	}()), refused(corrupt, "value does not decode as shmvar.examples.v1.Counter"))
 	return cases
 }
 

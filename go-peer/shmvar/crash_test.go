@@ -22,8 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
 func envInt(name string, def int) int {
@@ -154,7 +154,7 @@ func TestKillJavaHolderWhileGoWaits(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := v.TryUpdate(20*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+				if _, err := v.TryUpdate(20*time.Second, func(c *examplespb.Counter) (*examplespb.Counter, error) {
 					c.Value++
 					return c, nil
 				}); err != nil {
@@ -253,7 +253,7 @@ func TestStoppedJavaHolderIsNeverRobbed(t *testing.T) {
 		time.Sleep(100 * time.Microsecond)
 	}
 	cmd.Process.Signal(syscall.SIGSTOP)
-	_, err := v.TryUpdate(200*time.Millisecond, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil })
+	_, err := v.TryUpdate(200*time.Millisecond, func(c *examplespb.Counter) (*examplespb.Counter, error) { return c, nil })
 	var e *shmvar.Error
 	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || int(e.Holder) != pid {
 		cmd.Process.Signal(syscall.SIGCONT)
@@ -265,7 +265,7 @@ func TestStoppedJavaHolderIsNeverRobbed(t *testing.T) {
 		t.Fatalf("stopped holder was robbed: %+v", st)
 	}
 	cmd.Process.Signal(syscall.SIGCONT)
-	if _, err := v.TryUpdate(20*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+	if _, err := v.TryUpdate(20*time.Second, func(c *examplespb.Counter) (*examplespb.Counter, error) {
 		c.Value++
 		return c, nil
 	}); err != nil {

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 )
@@ -59,14 +59,14 @@ func TestJavaShouldReadAllTypesWrittenByGo(t *testing.T) {
 	key := testKey(t)
 	_, sample := mustCreateAllTypes(t, key)
 	k := shmvar.FormatKey(key)
-	binary := &shmvarpb.AllTypes{}
+	binary := &examplespb.AllTypes{}
 	if err := proto.Unmarshal([]byte(mustRunJava(t, "get", "--key", k, "--format", "binary")), binary); err != nil {
 		t.Fatalf("java-peer get --format binary does not decode: %v", err)
 	}
 	if !proto.Equal(binary, sample) {
 		t.Fatalf("Java read back, as binary:\n%v\nwant:\n%v", binary, sample)
 	}
-	text := &shmvarpb.AllTypes{}
+	text := &examplespb.AllTypes{}
 	if err := prototext.Unmarshal([]byte(mustRunJava(t, "get", "--key", k, "--format", "text")), text); err != nil {
 		t.Fatalf("java-peer get --format text does not parse: %v", err)
 	}
@@ -79,9 +79,9 @@ func TestGoShouldReadAllTypesWrittenByJavaInASegmentJavaCreated(t *testing.T) {
 	key := testKey(t)
 	sample, text := allTypesSample(t)
 	k := shmvar.FormatKey(key)
-	mustRunJava(t, "create", "--key", k, "--type", "shmvar.v1.AllTypes")
+	mustRunJava(t, "create", "--key", k, "--type", "shmvar.examples.v1.AllTypes")
 	mustRunJava(t, "set", "--key", k, text)
-	v, err := shmvar.Open[*shmvarpb.AllTypes](key, shmvar.Options{})
+	v, err := shmvar.Open[*examplespb.AllTypes](key, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestJavaShouldRefuseBadSegmentsWithOneLine(t *testing.T) {
 			t.Fatalf("java-peer %v: exit %d, stdout %q, stderr %q; want exit 1 and one line containing %q", args, code, out, errOut, want)
 		}
 	}
-	check("payload type mismatch: segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes", "get", "--key", k, "--type", "shmvar.v1.AllTypes")
+	check("payload type mismatch: segment holds shmvar.examples.v1.Counter, asked for shmvar.examples.v1.AllTypes", "get", "--key", k, "--type", "shmvar.examples.v1.AllTypes")
 	poke(t, key, func(mem []byte) { le.PutUint32(mem[shmvar.LayoutVersionOffset:], 3<<16|3) })
 	check("layout version mismatch: app=2.0 segment=3.3", "get", "--key", k)
 	garbage := rawSegment(t, 4096, func(mem []byte) { copy(mem, "definitely not a shmvar segment") })

@@ -376,9 +376,9 @@ func mutateRequest(rng *rand.Rand, seeds []*shmvarpb.ConformanceRequest) *shmvar
 	}
 	switch rng.Intn(8) {
 	case 0:
-		req.MessageType = "shmvar.v1.Counter"
+		req.MessageType = "shmvar.examples.v1.Counter"
 	case 1:
-		req.MessageType = "shmvar.v1.AllTypes"
+		req.MessageType = "shmvar.examples.v1.AllTypes"
 	case 2:
 		req.MessageType = ""
 	}

@@ -15,7 +15,7 @@
 // copied, checksummed and only then parsed. Errors are *Error values that wrap
 // either a unix.Errno or one of the Err* sentinels, so errors.Is works:
 //
-//	v, err := shmvar.Open[*shmvarpb.Counter](0x5eed, shmvar.Options{})
+//	v, err := shmvar.Open[*examplespb.Counter](0x5eed, shmvar.Options{})
 //	if errors.Is(err, unix.ENOENT) { ... }
 //
 // Get and Update hand out values the caller owns; Mutate changes the Var's

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -37,7 +37,7 @@ func TestFileBackingAcrossLanguages(t *testing.T) {
 	for kind, dir := range fileDirs(t) {
 		t.Run(kind, func(t *testing.T) {
 			path := filepath.Join(dir, "counter.svar")
-			v, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{})
+			v, err := shmvar.CreateFile[*examplespb.Counter](path, shmvar.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -68,9 +68,9 @@ func TestFileBackingAcrossLanguages(t *testing.T) {
 			// All types, written by Java into a file Java created, read by Go.
 			sample, text := allTypesSample(t)
 			all := filepath.Join(dir, "all.svar")
-			mustRunJava(t, "create", "--file", all, "--type", "shmvar.v1.AllTypes")
+			mustRunJava(t, "create", "--file", all, "--type", "shmvar.examples.v1.AllTypes")
 			mustRunJava(t, "set", "--file", all, "--sync", text)
-			a, err := shmvar.OpenFile[*shmvarpb.AllTypes](all, shmvar.Options{})
+			a, err := shmvar.OpenFile[*examplespb.AllTypes](all, shmvar.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +90,7 @@ func TestFileBackingAcrossLanguages(t *testing.T) {
 			if _, err := shmvar.OpenAnyFile(garbage, shmvar.Options{}); !errors.Is(err, shmvar.ErrNotShmvar) || !strings.Contains(err.Error(), "file="+garbage) {
 				t.Fatalf("OpenAnyFile(garbage): %v", err)
 			}
-			if _, err := shmvar.CreateFile[*shmvarpb.Counter](garbage, shmvar.Options{}); !errors.Is(err, unix.EEXIST) {
+			if _, err := shmvar.CreateFile[*examplespb.Counter](garbage, shmvar.Options{}); !errors.Is(err, unix.EEXIST) {
 				t.Fatalf("CreateFile over an existing file: %v", err)
 			}
 		})
@@ -102,7 +102,7 @@ func TestFileBackingAcrossLanguages(t *testing.T) {
 // afresh each time: it holds every commit the killed process reported.
 func TestFileValueSurvivesKillOfBothProcessesAndReopening(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "durable.svar")
-	v, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{})
+	v, err := shmvar.CreateFile[*examplespb.Counter](path, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestFileValueSurvivesKillOfBothProcessesAndReopening(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		printed := int64(strings.Count(out.String(), "committed "))
-		v, err := shmvar.OpenFile[*shmvarpb.Counter](path, shmvar.Options{})
+		v, err := shmvar.OpenFile[*examplespb.Counter](path, shmvar.Options{})
 		if err != nil {
 			t.Fatalf("re-opening after kill -9 of %s: %v", peer[0], err)
 		}

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,7 +85,7 @@ func TestCreateFileOnFullFileSystemFailsWithENOSPCAndLeavesNothing(t *testing.T)
 	path := filepath.Join(dir, "big.svar")
 	// 2 x 100000 bytes of slots do not fit 64 KiB: ftruncate alone would
 	// make a sparse file that faults at the first write to a slot.
-	_, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{Capacity: 100000})
+	_, err := shmvar.CreateFile[*examplespb.Counter](path, shmvar.Options{Capacity: 100000})
 	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "file="+path) {
 		t.Fatalf("CreateFile on a full tmpfs: %v, want ENOSPC naming the file", err)
 	}
@@ -104,7 +104,7 @@ func TestCreateFileOnFullFileSystemFailsWithENOSPCAndLeavesNothing(t *testing.T)
 	}
 	// What fits is fully allocated: filling the slots cannot fault later.
 	small := filepath.Join(dir, "small.svar")
-	v, err := shmvar.CreateFile[*shmvarpb.Counter](small, shmvar.Options{Capacity: 8000})
+	v, err := shmvar.CreateFile[*examplespb.Counter](small, shmvar.Options{Capacity: 8000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,14 +119,14 @@ func TestTruncatedFileGivesAnErrorNotACrash(t *testing.T) {
 	dir := t.TempDir()
 	for _, size := range []int64{0, 4096} { // the whole file, or the slots only
 		path := filepath.Join(dir, "truncated.svar")
-		v, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{})
+		v, err := shmvar.CreateFile[*examplespb.Counter](path, shmvar.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := v.Set(&shmvarpb.Counter{Value: 7}); err != nil {
+		if err := v.Set(&examplespb.Counter{Value: 7}); err != nil {
 			t.Fatal(err)
 		}
-		other, err := shmvar.OpenFile[*shmvarpb.Counter](path, shmvar.Options{})
+		other, err := shmvar.OpenFile[*examplespb.Counter](path, shmvar.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestTruncatedFileGivesAnErrorNotACrash(t *testing.T) {
 		if size > 0 {
 			// The header's page survived, and one of the slots: of two
 			// commits, one faults. The lock was released after it.
-			err1, err2 := v.Set(&shmvarpb.Counter{Value: 8}), v.Set(&shmvarpb.Counter{Value: 9})
+			err1, err2 := v.Set(&examplespb.Counter{Value: 8}), v.Set(&examplespb.Counter{Value: 9})
 			if !errors.Is(err1, shmvar.ErrCorrupt) && !errors.Is(err2, shmvar.ErrCorrupt) {
 				t.Fatalf("size %d: two Sets: %v, %v", size, err1, err2)
 			}
@@ -150,10 +150,10 @@ func TestTruncatedFileGivesAnErrorNotACrash(t *testing.T) {
 			if _, err := v.GetEncoded(); !errors.Is(err, shmvar.ErrCorrupt) {
 				t.Fatalf("size %d: GetEncoded: %v", size, err)
 			}
-			if err := v.Set(&shmvarpb.Counter{Value: 8}); !errors.Is(err, shmvar.ErrCorrupt) {
+			if err := v.Set(&examplespb.Counter{Value: 8}); !errors.Is(err, shmvar.ErrCorrupt) {
 				t.Fatalf("size %d: Set: %v", size, err)
 			}
-			if err := v.Mutate(func(c *shmvarpb.Counter) error { c.Value++; return nil }); !errors.Is(err, shmvar.ErrCorrupt) {
+			if err := v.Mutate(func(c *examplespb.Counter) error { c.Value++; return nil }); !errors.Is(err, shmvar.ErrCorrupt) {
 				t.Fatalf("size %d: Mutate: %v", size, err)
 			}
 			if _, err := v.AwaitChange(0, time.Millisecond); !errors.Is(err, shmvar.ErrCorrupt) {
@@ -180,7 +180,7 @@ func TestTruncationUnderARunningCommand(t *testing.T) {
 	dir := t.TempDir()
 	for name, bin := range commands(t) {
 		path := filepath.Join(dir, name+".svar")
-		v, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{})
+		v, err := shmvar.CreateFile[*examplespb.Counter](path, shmvar.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestTruncationUnderARunningCommand(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		r, err := shmvar.OpenFile[*shmvarpb.Counter](path, shmvar.Options{ReadOnly: true})
+		r, err := shmvar.OpenFile[*examplespb.Counter](path, shmvar.Options{ReadOnly: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,7 +264,7 @@ func TestEmptyFileIsWaitedForThenNotInitialised(t *testing.T) {
 
 	// A creator that finishes within the wait is waited for.
 	model := filepath.Join(dir, "model.svar")
-	m, err := shmvar.CreateFile[*shmvarpb.Counter](model, shmvar.Options{})
+	m, err := shmvar.CreateFile[*examplespb.Counter](model, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestEmptyFileIsWaitedForThenNotInitialised(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		os.WriteFile(path, image, 0o600)
 	}()
-	v, err := shmvar.OpenFile[*shmvarpb.Counter](path, shmvar.Options{})
+	v, err := shmvar.OpenFile[*examplespb.Counter](path, shmvar.Options{})
 	if err != nil {
 		t.Fatalf("OpenFile of a file its creator finished within the wait: %v", err)
 	}
@@ -290,7 +290,7 @@ func TestSegmentsLargerThanTheLargestValidOneAreRefused(t *testing.T) {
 	}
 	// A valid file, made larger: sparse, so it costs no memory.
 	path := filepath.Join(t.TempDir(), "huge.svar")
-	v, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{})
+	v, err := shmvar.CreateFile[*examplespb.Counter](path, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,12 +329,12 @@ func TestTruncationUnderAWaitingCommand(t *testing.T) {
 			for _, wait := range [][]string{{"incr", "--count", "1", "--timeout", "60s"}, {"watch"}} {
 				what := fmt.Sprintf("%s %s with the file truncated to %d bytes", name, wait[0], size)
 				path := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.svar", name, wait[0], size))
-				v, err := shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{})
+				v, err := shmvar.CreateFile[*examplespb.Counter](path, shmvar.Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
 				held, release := make(chan struct{}), make(chan struct{})
-				go v.Mutate(func(*shmvarpb.Counter) error { close(held); <-release; return errors.New("held only") })
+				go v.Mutate(func(*examplespb.Counter) error { close(held); <-release; return errors.New("held only") })
 				<-held
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				cmd := exec.CommandContext(ctx, bin, append(wait, "--file", path)...)

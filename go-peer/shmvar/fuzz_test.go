@@ -6,7 +6,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -41,11 +41,11 @@ func alignedCopy(b []byte) []byte {
 // lock-free read and a locked update. Only typed errors may come out: no
 // panic, no out-of-bounds access, no hang, no unbounded allocation.
 func FuzzOpenAndGet(f *testing.F) {
-	f.Add(image(f, &shmvarpb.Counter{Value: 42, LastWriter: "seed"}))
-	f.Add(image(f, &shmvarpb.AllTypes{FString: "ü", RInt64: []int64{1, 2, 3}, Child: &shmvarpb.AllTypes{FBool: true}}))
+	f.Add(image(f, &examplespb.Counter{Value: 42, LastWriter: "seed"}))
+	f.Add(image(f, &examplespb.AllTypes{FString: "ü", RInt64: []int64{1, 2, 3}, Child: &examplespb.AllTypes{FBool: true}}))
 	f.Add(make([]byte, 4096))
 	f.Add([]byte("SVAR"))
-	truncated := image(f, &shmvarpb.Counter{Value: 1})
+	truncated := image(f, &examplespb.Counter{Value: 1})
 	f.Add(truncated[:len(truncated)/2])
 	sentinels := []error{ErrNotShmvar, ErrNotInitialised, ErrLayoutVersion, ErrTypeMismatch, ErrCorrupt,
 		ErrTooLarge, ErrTimeout, ErrBusy, ErrInvalidArgument, ErrLockLost}

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
 // TestHandOffWithJavaLosesNoWakeUp ping-pongs the counter between this
@@ -21,7 +21,7 @@ func TestHandOffWithJavaLosesNoWakeUp(t *testing.T) {
 	}{{shmvar.SpinThenPark, 20000}, {shmvar.Spin, 5000}} {
 		t.Run(c.wait.String(), func(t *testing.T) {
 			key := testKey(t)
-			v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Wait: c.wait})
+			v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{Wait: c.wait})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -35,7 +35,7 @@ func TestHandOffWithJavaLosesNoWakeUp(t *testing.T) {
 			defer java.Process.Kill()
 			var g uint64
 			for i := 0; i < c.rounds; i++ {
-				if _, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+				if _, err := v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 					c.Value++
 					return c, nil
 				}); err != nil {
@@ -67,7 +67,7 @@ func TestAwaitChangeTimesOutAndWakesOnCommit(t *testing.T) {
 	}
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		v.Set(&shmvarpb.Counter{Value: 1})
+		v.Set(&examplespb.Counter{Value: 1})
 	}()
 	g, err := v.AwaitChange(0, 5*time.Second)
 	if err != nil || g != 1 {

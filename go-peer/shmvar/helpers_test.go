@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/prototext"
 )
@@ -73,22 +73,22 @@ func repoRoot(t testing.TB) string {
 }
 
 // allTypesSample is proto/testdata/alltypes.txtpb, which the Java tests read too.
-func allTypesSample(t testing.TB) (*shmvarpb.AllTypes, string) {
+func allTypesSample(t testing.TB) (*examplespb.AllTypes, string) {
 	t.Helper()
 	text, err := os.ReadFile(filepath.Join(repoRoot(t), "proto", "testdata", "alltypes.txtpb"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &shmvarpb.AllTypes{}
+	m := &examplespb.AllTypes{}
 	if err := prototext.Unmarshal(text, m); err != nil {
 		t.Fatalf("alltypes.txtpb: %v", err)
 	}
 	return m, string(text)
 }
 
-func mustCreateCounter(t testing.TB, key int32) *shmvar.Var[*shmvarpb.Counter] {
+func mustCreateCounter(t testing.TB, key int32) *shmvar.Var[*examplespb.Counter] {
 	t.Helper()
-	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -98,10 +98,10 @@ func mustCreateCounter(t testing.TB, key int32) *shmvar.Var[*shmvarpb.Counter] {
 
 // mustCreateAllTypes creates an AllTypes segment under key holding the
 // shared sample, which it returns too.
-func mustCreateAllTypes(t testing.TB, key int32) (*shmvar.Var[*shmvarpb.AllTypes], *shmvarpb.AllTypes) {
+func mustCreateAllTypes(t testing.TB, key int32) (*shmvar.Var[*examplespb.AllTypes], *examplespb.AllTypes) {
 	t.Helper()
 	sample, _ := allTypesSample(t)
-	v, err := shmvar.Create[*shmvarpb.AllTypes](key, shmvar.Options{})
+	v, err := shmvar.Create[*examplespb.AllTypes](key, shmvar.Options{})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -114,23 +114,23 @@ func mustCreateAllTypes(t testing.TB, key int32) (*shmvar.Var[*shmvarpb.AllTypes
 
 // twoAttachments creates a Counter segment and attaches to it twice: each
 // attachment's commits leave the other's cache stale.
-func twoAttachments(t testing.TB) [2]*shmvar.Var[*shmvarpb.Counter] {
+func twoAttachments(t testing.TB) [2]*shmvar.Var[*examplespb.Counter] {
 	t.Helper()
 	key := testKey(t)
 	v := mustCreateCounter(t, key)
-	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	other, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { other.Close() })
-	return [2]*shmvar.Var[*shmvarpb.Counter]{v, other}
+	return [2]*shmvar.Var[*examplespb.Counter]{v, other}
 }
 
 // increment adds 1 to the counter n times, each under the lock.
-func increment(t testing.TB, v *shmvar.Var[*shmvarpb.Counter], n int) {
+func increment(t testing.TB, v *shmvar.Var[*examplespb.Counter], n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
-		if _, err := v.TryUpdate(10*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		if _, err := v.TryUpdate(10*time.Second, func(c *examplespb.Counter) (*examplespb.Counter, error) {
 			c.Value++
 			return c, nil
 		}); err != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"sort"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
@@ -373,25 +372,4 @@ func schemaOf(md protoreflect.MessageDescriptor) ([]byte, error) {
 	}
 	add(md.ParentFile())
 	return proto.MarshalOptions{Deterministic: true}.Marshal(set)
-}
-
-// LookupType finds a message type compiled into this program by full name.
-func LookupType(name string) (protoreflect.MessageType, error) {
-	return protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name))
-}
-
-// KnownTypes lists the message types of package shmvar.v1 compiled into
-// this program, for error messages.
-func KnownTypes() []string {
-	var names []string
-	protoregistry.GlobalTypes.RangeMessages(func(mt protoreflect.MessageType) bool {
-		// The layout's and the conformance runner's own messages are not payloads.
-		name, file := mt.Descriptor().FullName(), mt.Descriptor().ParentFile().Path()
-		if name.Parent() == "shmvar.v1" && name.Name() != "SegmentDescriptor" && file != "shmvar/v1/conformance.proto" {
-			names = append(names, string(name))
-		}
-		return true
-	})
-	sort.Strings(names)
-	return names
 }

@@ -22,8 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
 // nsTools checks for what the scenarios need and fails the test if missing.
@@ -110,17 +110,17 @@ type target struct {
 
 func newTarget(t *testing.T, file bool, mode os.FileMode) target {
 	t.Helper()
-	var v *shmvar.Var[*shmvarpb.Counter]
+	var v *shmvar.Var[*examplespb.Counter]
 	var args []string
 	var err error
 	if file {
 		path := filepath.Join("/dev/shm", fmt.Sprintf("shmvar-ns-%d-%d", os.Getpid(), time.Now().UnixNano()))
-		v, err = shmvar.CreateFile[*shmvarpb.Counter](path, shmvar.Options{Mode: mode})
+		v, err = shmvar.CreateFile[*examplespb.Counter](path, shmvar.Options{Mode: mode})
 		args = []string{"--file", path}
 		t.Cleanup(func() { os.Remove(path) })
 	} else {
 		key := testKey(t)
-		v, err = shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Mode: mode})
+		v, err = shmvar.Create[*examplespb.Counter](key, shmvar.Options{Mode: mode})
 		args = []string{"--key", shmvar.FormatKey(key)}
 	}
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 )
 
@@ -83,7 +83,7 @@ func TestWritersRefuseForeignOwnerAndWorldWritableModeUnlessAccepted(t *testing.
 	}
 	goPeer, jar := publicCopies(t)
 	key := testKey(t)
-	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Mode: 0o666})
+	v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{Mode: 0o666})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestWritersRefuseForeignOwnerAndWorldWritableModeUnlessAccepted(t *testing.
 		t.Fatalf("value = %d, want 3", got.GetValue())
 	}
 	// The library refuses too, with an error errors.Is can match.
-	if _, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{}); err == nil || !strings.Contains(err.Error(), "0666") {
+	if _, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{}); err == nil || !strings.Contains(err.Error(), "0666") {
 		t.Fatalf("Open of a world-writable segment: %v", err)
 	}
 }
@@ -122,13 +122,13 @@ func TestFilePermissionsInBothLanguages(t *testing.T) {
 	goPeer, jar := publicCopies(t)
 	dir := filepath.Dir(goPeer) // readable by all, like the copies
 	private := filepath.Join(dir, "private.svar")
-	v, err := shmvar.CreateFile[*shmvarpb.Counter](private, shmvar.Options{}) // 0600, root's
+	v, err := shmvar.CreateFile[*examplespb.Counter](private, shmvar.Options{}) // 0600, root's
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
 	shared := filepath.Join(dir, "shared.svar")
-	w, err := shmvar.CreateFile[*shmvarpb.Counter](shared, shmvar.Options{Mode: 0o666})
+	w, err := shmvar.CreateFile[*examplespb.Counter](shared, shmvar.Options{Mode: 0o666})
 	if err != nil {
 		t.Fatal(err)
 	}

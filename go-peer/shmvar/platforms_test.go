@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
 // The protocol runs on Linux on amd64 and arm64 only, but a program that
@@ -63,7 +63,7 @@ func TestUnsupportedPlatform(t *testing.T) {
 		t.Skip("a supported platform")
 	}
 	const key = 0x5d000001
-	_, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	_, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 	if !errors.Is(err, shmvar.ErrUnsupportedPlatform) {
 		t.Errorf("Create: %v, want ErrUnsupportedPlatform", err)
 	}
@@ -71,7 +71,7 @@ func TestUnsupportedPlatform(t *testing.T) {
 	if !errors.Is(err, shmvar.ErrUnsupportedPlatform) {
 		t.Errorf("OpenAny: %v, want ErrUnsupportedPlatform", err)
 	}
-	_, err = shmvar.CreateFile[*shmvarpb.Counter](filepath.Join(t.TempDir(), "v"), shmvar.Options{})
+	_, err = shmvar.CreateFile[*examplespb.Counter](filepath.Join(t.TempDir(), "v"), shmvar.Options{})
 	if !errors.Is(err, shmvar.ErrUnsupportedPlatform) {
 		t.Errorf("CreateFile: %v, want ErrUnsupportedPlatform", err)
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
 var le = binary.LittleEndian
@@ -97,15 +97,15 @@ func TestShouldRefuseCorruptSlots(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			key := testKey(t)
 			v := mustCreateCounter(t, key)
-			v.Set(&shmvarpb.Counter{Value: 1})
-			v.Set(&shmvarpb.Counter{Value: 2, LastWriter: "x"}) // generation 2: slot 0 active
+			v.Set(&examplespb.Counter{Value: 1})
+			v.Set(&examplespb.Counter{Value: 2, LastWriter: "x"}) // generation 2: slot 0 active
 			poke(t, key, func(mem []byte) { c.damage(mem, le.Uint64(mem[shmvar.Slot0OffsetOffset:])) })
 			// The writer's own attachment may serve generation 2 from its
 			// cache; GetEncoded and every other attachment re-read the slot.
 			if _, err := v.GetEncoded(); !errors.Is(err, shmvar.ErrCorrupt) || !strings.Contains(err.Error(), c.message) {
 				t.Fatalf("GetEncoded: %v; want ErrCorrupt containing %q", err, c.message)
 			}
-			r, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+			r, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestShouldRefuseCorruptSlots(t *testing.T) {
 				t.Fatalf("Get: %v; want ErrCorrupt containing %q", err, c.message)
 			}
 			// A writer refuses to build on a corrupt value too, and commits nothing.
-			_, err = r.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil })
+			_, err = r.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) { return c, nil })
 			if !errors.Is(err, shmvar.ErrCorrupt) {
 				t.Fatalf("Update over a corrupt slot: %v", err)
 			}

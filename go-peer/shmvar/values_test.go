@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -24,10 +25,10 @@ import (
 
 // nestedAllTypes is an AllTypes whose innermost message is at depth
 // (PROTOCOL.md, "Values"; the top-level message is at depth 0).
-func nestedAllTypes(depth int) *shmvarpb.AllTypes {
-	m := &shmvarpb.AllTypes{FInt32: int32(depth)}
+func nestedAllTypes(depth int) *examplespb.AllTypes {
+	m := &examplespb.AllTypes{FInt32: int32(depth)}
 	for i := 0; i < depth; i++ {
-		m = &shmvarpb.AllTypes{Child: m}
+		m = &examplespb.AllTypes{Child: m}
 	}
 	return m
 }
@@ -40,10 +41,10 @@ func TestWritersShouldRefuseValuesNestedDeeperThanReadersAccept(t *testing.T) {
 	if err := v.Set(tooDeep); !errors.Is(err, shmvar.ErrInvalidArgument) || !strings.Contains(err.Error(), "nests deeper than 100 levels") {
 		t.Fatalf("Set of a value at depth 101: %v; want ErrInvalidArgument", err)
 	}
-	if _, err := v.Update(func(*shmvarpb.AllTypes) (*shmvarpb.AllTypes, error) { return tooDeep, nil }); !errors.Is(err, shmvar.ErrInvalidArgument) {
+	if _, err := v.Update(func(*examplespb.AllTypes) (*examplespb.AllTypes, error) { return tooDeep, nil }); !errors.Is(err, shmvar.ErrInvalidArgument) {
 		t.Fatalf("Update to a value at depth 101: %v; want ErrInvalidArgument", err)
 	}
-	if err := v.Mutate(func(m *shmvarpb.AllTypes) error { m.Child = tooDeep; return nil }); !errors.Is(err, shmvar.ErrInvalidArgument) {
+	if err := v.Mutate(func(m *examplespb.AllTypes) error { m.Child = tooDeep; return nil }); !errors.Is(err, shmvar.ErrInvalidArgument) {
 		t.Fatalf("Mutate to a value at depth 102: %v; want ErrInvalidArgument", err)
 	}
 	if g, _ := v.Generation(); g != before {
@@ -54,7 +55,7 @@ func TestWritersShouldRefuseValuesNestedDeeperThanReadersAccept(t *testing.T) {
 	if err := v.Set(deepest); err != nil {
 		t.Fatalf("Set of a value at depth 100: %v", err)
 	}
-	other, err := shmvar.Open[*shmvarpb.AllTypes](key, shmvar.Options{ReadOnly: true})
+	other, err := shmvar.Open[*examplespb.AllTypes](key, shmvar.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestWritersShouldRefuseValuesNestedDeeperThanReadersAccept(t *testing.T) {
 		t.Fatalf("Go Get of a value at depth 100: %v", err)
 	}
 	k := shmvar.FormatKey(key)
-	binary := &shmvarpb.AllTypes{}
+	binary := &examplespb.AllTypes{}
 	if err := (proto.UnmarshalOptions{RecursionLimit: 1000}).Unmarshal([]byte(mustRunJava(t, "get", "--key", k, "--format", "binary")), binary); err != nil || !proto.Equal(binary, deepest) {
 		t.Fatalf("java-peer get of a value at depth 100: %v", err)
 	}
@@ -79,7 +80,7 @@ func TestWritersShouldRefuseValuesNestedDeeperThanReadersAccept(t *testing.T) {
 		for _, bin := range []string{goPeerBin(t), javaPeer(t)} {
 			g, _ := v.Generation()
 			out, errOut, code := runCommand(t, bin, "set", "--key", k, "--format", format, string(value))
-			if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "VALUE is not a valid shmvar.v1.AllTypes") {
+			if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "VALUE is not a valid shmvar.examples.v1.AllTypes") {
 				t.Fatalf("%s set --format %s of a value at depth 101: exit %d, stdout %q, stderr %q; want exit 2 and one line", filepath.Base(bin), format, code, out, errOut)
 			}
 			if now, _ := v.Generation(); now != g {
@@ -239,13 +240,13 @@ func TestInvalidUTF8ShouldBeRefusedOnWriteAndOnRead(t *testing.T) {
 	v, _ := mustCreateAllTypes(t, key)
 	k := shmvar.FormatKey(key)
 	before, _ := v.Generation()
-	if err := v.Set(&shmvarpb.AllTypes{FString: "\xff"}); !errors.Is(err, shmvar.ErrInvalidArgument) {
+	if err := v.Set(&examplespb.AllTypes{FString: "\xff"}); !errors.Is(err, shmvar.ErrInvalidArgument) {
 		t.Fatalf("Set of an invalid string: %v; want ErrInvalidArgument", err)
 	}
 	for _, bin := range []string{goPeerBin(t), javaPeer(t)} {
 		for _, value := range []string{`f_string: "\xff"`, `child { r_string: ["ok", "\xc3"] }`, `m_string_int64 { key: "\xfe" value: 1 }`, `{"fString": "\udc00"}`} {
 			out, errOut, code := runCommand(t, bin, "set", "--key", k, value)
-			if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "VALUE is not a valid shmvar.v1.AllTypes") {
+			if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "VALUE is not a valid shmvar.examples.v1.AllTypes") {
 				t.Errorf("%s set %s: exit %d, stdout %q, stderr %q; want exit 2 and one line", filepath.Base(bin), value, code, out, errOut)
 			}
 		}
@@ -255,7 +256,7 @@ func TestInvalidUTF8ShouldBeRefusedOnWriteAndOnRead(t *testing.T) {
 	}
 
 	// A hostile peer stores "\xff\xfe\xfd" where "abc" was, with a valid CRC.
-	if err := v.Set(&shmvarpb.AllTypes{FString: "abc"}); err != nil {
+	if err := v.Set(&examplespb.AllTypes{FString: "abc"}); err != nil {
 		t.Fatal(err)
 	}
 	poke(t, key, func(mem []byte) {
@@ -267,7 +268,7 @@ func TestInvalidUTF8ShouldBeRefusedOnWriteAndOnRead(t *testing.T) {
 		copy(payload[i:], "\xff\xfe\xfd")
 		le.PutUint32(mem[slot+shmvar.SlotCrcOffset:], crc32c(payload))
 	})
-	other, err := shmvar.Open[*shmvarpb.AllTypes](key, shmvar.Options{ReadOnly: true})
+	other, err := shmvar.Open[*examplespb.AllTypes](key, shmvar.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -24,14 +24,14 @@ func TestShouldStartEmptyAndCommitSets(t *testing.T) {
 	if err != nil || got.GetValue() != 0 {
 		t.Fatalf("Get on a new segment = %v, %v; want the empty Counter", got, err)
 	}
-	if err := v.Set(&shmvarpb.Counter{Value: 41, LastWriter: "test"}); err != nil {
+	if err := v.Set(&examplespb.Counter{Value: 41, LastWriter: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	if g, _ := v.Generation(); g != 1 {
 		t.Fatalf("generation after one set = %d, want 1", g)
 	}
 	// A second attachment sees the same value: the memory is shared.
-	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	other, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestShouldCountEveryUpdateFromManyGoroutines(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if _, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+				if _, err := v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 					c.Value++
 					return c, nil
 				}); err != nil {
@@ -73,9 +73,9 @@ func TestShouldCountEveryUpdateFromManyGoroutines(t *testing.T) {
 
 func TestShouldCommitNothingWhenUpdateFunctionFails(t *testing.T) {
 	v := mustCreateCounter(t, testKey(t))
-	v.Set(&shmvarpb.Counter{Value: 5})
+	v.Set(&examplespb.Counter{Value: 5})
 	boom := errors.New("boom")
-	_, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+	_, err := v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 		c.Value = 99
 		return nil, boom
 	})
@@ -84,26 +84,26 @@ func TestShouldCommitNothingWhenUpdateFunctionFails(t *testing.T) {
 	}
 	func() {
 		defer func() { recover() }()
-		v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { panic("in fn") })
+		v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) { panic("in fn") })
 	}()
 	got, _ := v.Get()
 	if g, _ := v.Generation(); got.GetValue() != 5 || g != 1 {
 		t.Fatalf("after failed updates value=%d generation=%d, want 5 and 1", got.GetValue(), g)
 	}
 	// The lock was released both times: a bounded update goes through at once.
-	if _, err := v.TryUpdate(100*time.Millisecond, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil }); err != nil {
+	if _, err := v.TryUpdate(100*time.Millisecond, func(c *examplespb.Counter) (*examplespb.Counter, error) { return c, nil }); err != nil {
 		t.Fatalf("lock not released after failed update: %v", err)
 	}
 }
 
 func TestShouldRefuseValuesLargerThanCapacity(t *testing.T) {
 	key := testKey(t)
-	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Capacity: 8})
+	v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{Capacity: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	err = v.Set(&shmvarpb.Counter{Value: 1, LastWriter: "far too long for eight bytes"})
+	err = v.Set(&examplespb.Counter{Value: 1, LastWriter: "far too long for eight bytes"})
 	if !errors.Is(err, shmvar.ErrTooLarge) || !strings.Contains(err.Error(), "capacity=8") {
 		t.Fatalf("Set of a too large value: %v", err)
 	}
@@ -115,7 +115,7 @@ func TestShouldRefuseValuesLargerThanCapacity(t *testing.T) {
 func TestShouldReportErrnoAndKey(t *testing.T) {
 	key := testKey(t)
 	mustCreateCounter(t, key)
-	_, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	_, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 	if !errors.Is(err, unix.EEXIST) {
 		t.Fatalf("second Create: %v, want EEXIST", err)
 	}
@@ -123,11 +123,11 @@ func TestShouldReportErrnoAndKey(t *testing.T) {
 	if !errors.As(err, &e) || e.Key != key || e.Op != "shmget" || !strings.Contains(err.Error(), "ipcrm -M") {
 		t.Fatalf("error %v does not name shmget, the key and the fix", err)
 	}
-	_, err = shmvar.Open[*shmvarpb.Counter](testKey(t), shmvar.Options{})
+	_, err = shmvar.Open[*examplespb.Counter](testKey(t), shmvar.Options{})
 	if !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("Open of a missing key: %v, want ENOENT", err)
 	}
-	_, err = shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Capacity: shmvar.MaxCapacity + 1})
+	_, err = shmvar.Create[*examplespb.Counter](key, shmvar.Options{Capacity: shmvar.MaxCapacity + 1})
 	if !errors.Is(err, shmvar.ErrInvalidArgument) {
 		t.Fatalf("Create with too large capacity: %v", err)
 	}
@@ -136,8 +136,8 @@ func TestShouldReportErrnoAndKey(t *testing.T) {
 func TestShouldRefuseWrongType(t *testing.T) {
 	key := testKey(t)
 	mustCreateCounter(t, key)
-	_, err := shmvar.Open[*shmvarpb.AllTypes](key, shmvar.Options{})
-	if !errors.Is(err, shmvar.ErrTypeMismatch) || !strings.Contains(err.Error(), "segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes") {
+	_, err := shmvar.Open[*examplespb.AllTypes](key, shmvar.Options{})
+	if !errors.Is(err, shmvar.ErrTypeMismatch) || !strings.Contains(err.Error(), "segment holds shmvar.examples.v1.Counter, asked for shmvar.examples.v1.AllTypes") {
 		t.Fatalf("Open as the wrong type: %v", err)
 	}
 }
@@ -156,7 +156,7 @@ func TestShouldFailAfterClose(t *testing.T) {
 
 func TestShouldRemoveSegment(t *testing.T) {
 	key := testKey(t)
-	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{})
+	v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestShouldReadAnyTypeThroughStoredSchema(t *testing.T) {
 	}
 	// Compare through the wire: the dynamic message must encode to the same value.
 	b, _ := proto.Marshal(got)
-	back := &shmvarpb.AllTypes{}
+	back := &examplespb.AllTypes{}
 	if err := proto.Unmarshal(b, back); err != nil || !proto.Equal(back, sample) {
 		t.Fatalf("dynamic read differs: %v", err)
 	}
@@ -197,7 +197,7 @@ func TestShouldTimeOutNamingLiveHolderAndTakeOverDeadOne(t *testing.T) {
 
 	// A live holder: a second attachment, which is another attachment even
 	// in the same process. It is never robbed.
-	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	other, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,20 +205,20 @@ func TestShouldTimeOutNamingLiveHolderAndTakeOverDeadOne(t *testing.T) {
 		t.Fatalf("identities 0x%x and 0x%x: want two distinct ones", v.Identity(), other.Identity())
 	}
 	poke(t, key, func(mem []byte) { putWord(mem, shmvar.LockWordOffset, other.Identity()) })
-	_, err = v.TryUpdate(50*time.Millisecond, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil })
+	_, err = v.TryUpdate(50*time.Millisecond, func(c *examplespb.Counter) (*examplespb.Counter, error) { return c, nil })
 	var e *shmvar.Error
 	want := fmt.Sprintf("held by attachment %d, pid %d, which is alive", other.Identity()>>32, os.Getpid())
 	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || e.Holder != int32(os.Getpid()) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("TryUpdate against a live holder: %v; want a timeout saying %q", err, want)
 	}
-	err = v.TryMutate(50*time.Millisecond, func(c *shmvarpb.Counter) error { c.Value = 99; return nil })
+	err = v.TryMutate(50*time.Millisecond, func(c *examplespb.Counter) error { c.Value = 99; return nil })
 	if !errors.Is(err, shmvar.ErrTimeout) || !errors.As(err, &e) || e.Holder != int32(os.Getpid()) {
 		t.Fatalf("TryMutate against a live holder: %v", err)
 	}
 
 	// The same holder detached: its entry is free, so its word names a dead attachment.
 	other.Close()
-	if _, err := v.TryUpdate(time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+	if _, err := v.TryUpdate(time.Second, func(c *examplespb.Counter) (*examplespb.Counter, error) {
 		c.Value++
 		return c, nil
 	}); err != nil {
@@ -241,7 +241,7 @@ func TestShouldCloseSafelyWhileOtherGoroutinesUseTheVariable(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				if _, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+				if _, err := v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 					c.Value++
 					return c, nil
 				}); err != nil {
@@ -269,7 +269,7 @@ func TestShouldCloseSafelyWhileOtherGoroutinesUseTheVariable(t *testing.T) {
 
 func TestEphemeralSegmentGoesWithItsLastUser(t *testing.T) {
 	key := testKey(t)
-	v, err := shmvar.Create[*shmvarpb.Counter](key, shmvar.Options{Ephemeral: true})
+	v, err := shmvar.Create[*examplespb.Counter](key, shmvar.Options{Ephemeral: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestEphemeralSegmentGoesWithItsLastUser(t *testing.T) {
 	if _, err := unix.SysvShmGet(int(key), 0, 0); !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("ephemeral segment still found by key: %v", err)
 	}
-	if err := v.Set(&shmvarpb.Counter{Value: 3}); err != nil {
+	if err := v.Set(&examplespb.Counter{Value: 3}); err != nil {
 		t.Fatal(err)
 	}
 	info, err := v.Stat()
@@ -294,13 +294,13 @@ func TestEphemeralSegmentGoesWithItsLastUser(t *testing.T) {
 
 func TestGetEncodedReturnsTheStoredBytes(t *testing.T) {
 	v := mustCreateCounter(t, testKey(t))
-	want := &shmvarpb.Counter{Value: 7, LastWriter: "ü"}
+	want := &examplespb.Counter{Value: 7, LastWriter: "ü"}
 	v.Set(want)
 	raw, err := v.GetEncoded()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := &shmvarpb.Counter{}
+	got := &examplespb.Counter{}
 	if err := proto.Unmarshal(raw, got); err != nil || !proto.Equal(got, want) {
 		t.Fatalf("GetEncoded decodes to %v, %v", got, err)
 	}
@@ -314,14 +314,14 @@ func TestShouldSeeEveryOtherAttachmentsCommitDespiteCache(t *testing.T) {
 	for i := int64(1); i <= 3000; i++ {
 		w := vars[rng.IntN(2)]
 		if rng.IntN(2) == 0 {
-			got, err := w.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+			got, err := w.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 				c.Value++
 				return c, nil
 			})
 			if err != nil || got.Value != i {
 				t.Fatalf("update %d: value %d, %v", i, got.GetValue(), err)
 			}
-		} else if err := w.Mutate(func(c *shmvarpb.Counter) error {
+		} else if err := w.Mutate(func(c *examplespb.Counter) error {
 			if c.Value != i-1 {
 				return fmt.Errorf("mutate %d found %d", i, c.Value)
 			}
@@ -344,7 +344,7 @@ func TestShouldSeeEveryOtherAttachmentsCommitDespiteCache(t *testing.T) {
 // change what the variable holds or what its cache serves.
 func TestShouldHandCallersTheirOwnCopies(t *testing.T) {
 	v := mustCreateCounter(t, testKey(t))
-	if err := v.Set(&shmvarpb.Counter{Value: 1}); err != nil {
+	if err := v.Set(&examplespb.Counter{Value: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
@@ -355,7 +355,7 @@ func TestShouldHandCallersTheirOwnCopies(t *testing.T) {
 		got.Value = 99
 	}
 	for want := int64(2); want <= 4; want++ {
-		got, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		got, err := v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 			c.Value++
 			return c, nil
 		})
@@ -373,24 +373,24 @@ func TestShouldHandCallersTheirOwnCopies(t *testing.T) {
 // its changes, and concurrent callers must not share the message.
 func TestShouldMutateInPlaceAndForgetFailedChanges(t *testing.T) {
 	v := mustCreateCounter(t, testKey(t))
-	inc := func(c *shmvarpb.Counter) error { c.Value++; return nil }
+	inc := func(c *examplespb.Counter) error { c.Value++; return nil }
 	for i := 0; i < 3; i++ {
 		if err := v.Mutate(inc); err != nil {
 			t.Fatal(err)
 		}
 	}
 	boom := errors.New("boom")
-	if err := v.Mutate(func(c *shmvarpb.Counter) error { c.Value = 1000; c.LastWriter = "half"; return boom }); !errors.Is(err, boom) {
+	if err := v.Mutate(func(c *examplespb.Counter) error { c.Value = 1000; c.LastWriter = "half"; return boom }); !errors.Is(err, boom) {
 		t.Fatalf("Mutate: %v, want boom", err)
 	}
 	func() {
 		defer func() { recover() }()
-		v.Mutate(func(c *shmvarpb.Counter) error { c.Value = 2000; panic("fn panics") })
+		v.Mutate(func(c *examplespb.Counter) error { c.Value = 2000; panic("fn panics") })
 	}()
 	if c, err := v.Get(); err != nil || c.Value != 3 || c.LastWriter != "" {
 		t.Fatalf("after failed mutations: %v, %v; want value 3", c, err)
 	}
-	if err := v.Mutate(func(c *shmvarpb.Counter) error {
+	if err := v.Mutate(func(c *examplespb.Counter) error {
 		if c.Value != 3 {
 			return fmt.Errorf("Mutate sees %d, want 3", c.Value)
 		}
@@ -438,9 +438,9 @@ func TestShouldNeverServeAValueFromAnotherGenerationUnderConcurrency(t *testing.
 			for i := 0; i < each; i++ {
 				var err error
 				if i%2 == 0 {
-					err = v.Mutate(func(c *shmvarpb.Counter) error { c.Value++; return nil })
+					err = v.Mutate(func(c *examplespb.Counter) error { c.Value++; return nil })
 				} else {
-					_, err = v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { c.Value++; return c, nil })
+					_, err = v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) { c.Value++; return c, nil })
 				}
 				if err != nil {
 					failures <- err.Error()

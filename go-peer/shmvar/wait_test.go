@@ -11,21 +11,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 )
 
 // holdLock makes a second attachment of key hold the lock until the
 // returned function is called.
 func holdLock(t *testing.T, key int32) (release func()) {
 	t.Helper()
-	other, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	other, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	held, done := make(chan struct{}), make(chan struct{})
 	go func() {
-		other.Mutate(func(*shmvarpb.Counter) error { close(held); <-done; return errors.New("nothing to commit") })
+		other.Mutate(func(*examplespb.Counter) error { close(held); <-done; return errors.New("nothing to commit") })
 	}()
 	<-held
 	var once sync.Once
@@ -45,7 +45,7 @@ func TestCloseWakesWaitersAndReturnsPromptly(t *testing.T) {
 	key := testKey(t)
 	mustCreateCounter(t, key)
 	holdLock(t, key)
-	v, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	v, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestCloseWakesWaitersAndReturnsPromptly(t *testing.T) {
 	errs := make(chan error, 6)
 	for i := 0; i < 3; i++ {
 		go func() {
-			_, err := v.TryUpdate(20*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil })
+			_, err := v.TryUpdate(20*time.Second, func(c *examplespb.Counter) (*examplespb.Counter, error) { return c, nil })
 			errs <- err
 		}()
 		go func() {
@@ -86,11 +86,11 @@ func TestContextCancelsWaits(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errs := make(chan error, 4)
 	go func() {
-		_, err := v.UpdateContext(ctx, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) { return c, nil })
+		_, err := v.UpdateContext(ctx, func(c *examplespb.Counter) (*examplespb.Counter, error) { return c, nil })
 		errs <- err
 	}()
-	go func() { errs <- v.MutateContext(ctx, func(*shmvarpb.Counter) error { return nil }) }()
-	go func() { errs <- v.SetContext(ctx, &shmvarpb.Counter{Value: 9}) }()
+	go func() { errs <- v.MutateContext(ctx, func(*examplespb.Counter) error { return nil }) }()
+	go func() { errs <- v.SetContext(ctx, &examplespb.Counter{Value: 9}) }()
 	go func() { _, err := v.AwaitChangeContext(ctx, g); errs <- err }()
 	time.Sleep(100 * time.Millisecond)
 	cancel()
@@ -108,7 +108,7 @@ func TestContextCancelsWaits(t *testing.T) {
 	if _, err := v.AwaitChangeContext(dctx, g); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("AwaitChangeContext past its deadline: %v", err)
 	}
-	if err := v.SetContext(dctx, &shmvarpb.Counter{}); !errors.Is(err, context.DeadlineExceeded) {
+	if err := v.SetContext(dctx, &examplespb.Counter{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("SetContext past its deadline: %v", err)
 	}
 	if g2, _ := v.Generation(); g2 != g {
@@ -153,7 +153,7 @@ func TestChangeWaitersShareOneSleepInTheKernel(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	during := threads(t)
-	if err := v.Set(&shmvarpb.Counter{Value: 1}); err != nil {
+	if err := v.Set(&examplespb.Counter{Value: 1}); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -177,7 +177,7 @@ func TestCloseRacingAParkingWatcherIsPrompt(t *testing.T) {
 	mustCreateCounter(t, key)
 	var worst time.Duration
 	for round := 0; round < 2000; round++ {
-		v, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+		v, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,8 +26,8 @@ import (
 	"unsafe"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -120,7 +120,7 @@ func serveUDS(path string) (any, error) {
 		return nil, err
 	}
 	defer conn.Close()
-	owned := &shmvarpb.Counter{LastWriter: "go"}
+	owned := &examplespb.Counter{LastWriter: "go"}
 	var header [4]byte
 	buf := make([]byte, 0, 256)
 	out := make([]byte, 4, 256)
@@ -137,7 +137,7 @@ func serveUDS(path string) (any, error) {
 		if _, err := io.ReadFull(conn, buf); err != nil {
 			return nil, err
 		}
-		request := &shmvarpb.Counter{}
+		request := &examplespb.Counter{}
 		if err := proto.Unmarshal(buf, request); err != nil {
 			return nil, err
 		}
@@ -154,7 +154,7 @@ func serveUDS(path string) (any, error) {
 // contend increments the shared Counter for d, recording the acquire
 // latency: from calling Update until the update function runs.
 func contend(key int32, d time.Duration, strategy shmvar.WaitStrategy) (any, error) {
-	v, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{Wait: strategy})
+	v, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{Wait: strategy})
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func contend(key int32, d time.Duration, strategy shmvar.WaitStrategy) (any, err
 	var started time.Time
 	for start := time.Now(); time.Since(start) < d; count++ {
 		started = time.Now()
-		if _, err := v.Update(func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+		if _, err := v.Update(func(c *examplespb.Counter) (*examplespb.Counter, error) {
 			h.RecordValue(int64(time.Since(started)))
 			c.Value++
 			return c, nil
@@ -186,7 +186,7 @@ func contend(key int32, d time.Duration, strategy shmvar.WaitStrategy) (any, err
 // idle parks in AwaitChange for d while nothing is committed and reports
 // the CPU time this process used meanwhile, from getrusage.
 func idle(key int32, d time.Duration) (any, error) {
-	v, err := shmvar.Open[*shmvarpb.Counter](key, shmvar.Options{})
+	v, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{})
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"google.golang.org/protobuf/proto"
@@ -65,8 +66,8 @@ func readDelimited(r io.Reader, m proto.Message) error {
 // with the stored schema ("").
 var conformanceReaders = map[string]func(string, shmvar.Options) (string, []byte, error){
 	"":                   readConformance[proto.Message],
-	"shmvar.v1.Counter":  readConformance[*shmvarpb.Counter],
-	"shmvar.v1.AllTypes": readConformance[*shmvarpb.AllTypes],
+	"shmvar.examples.v1.Counter":  readConformance[*examplespb.Counter],
+	"shmvar.examples.v1.AllTypes": readConformance[*examplespb.AllTypes],
 }
 
 // readConformance opens path as Open would, decodes the value as Get does and

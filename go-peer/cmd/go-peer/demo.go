@@ -17,8 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,7 +69,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	if !key.set {
 		key.key = int32(0x5e000000 | rand.Int31n(0xffffff))
 	}
-	v, err := shmvar.Create[*shmvarpb.Counter](key.key, shmvar.Options{})
+	v, err := shmvar.Create[*examplespb.Counter](key.key, shmvar.Options{})
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 	defer signal.Stop(signals)
 
 	k := shmvar.FormatKey(key.key)
-	fmt.Fprintf(stdout, "demo: key=%s, Go and Java each add %d to one shmvar.v1.Counter\n", k, *count)
+	fmt.Fprintf(stdout, "demo: key=%s, Go and Java each add %d to one shmvar.examples.v1.Counter\n", k, *count)
 	var javaOut bytes.Buffer
 	java := exec.Command(*javaPeer, "incr", "--key", k, "--count", strconv.FormatInt(*count, 10), "--quiet")
 	java.Stdout = &javaOut
@@ -121,7 +121,7 @@ func cmdDemo(args []string, stdout io.Writer) error {
 				return
 			default:
 			}
-			if _, err := v.TryUpdate(10*time.Second, func(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+			if _, err := v.TryUpdate(10*time.Second, func(c *examplespb.Counter) (*examplespb.Counter, error) {
 				c.Value++
 				c.LastWriter = me
 				return c, nil

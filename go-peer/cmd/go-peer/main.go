@@ -16,8 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/prototext"
@@ -163,7 +163,7 @@ func cmdCreate(args []string, stdout io.Writer) error {
 	fs := newFlags("create")
 	t := targetFlags(fs)
 	capacity := fs.Int("capacity", shmvar.DefaultCapacity, "")
-	typeName := fs.String("type", "shmvar.v1.Counter", "")
+	typeName := fs.String("type", "shmvar.examples.v1.Counter", "")
 	mode := fs.String("mode", "0600", "")
 	if err := t.parse(fs, args, 0); err != nil {
 		return err
@@ -175,9 +175,9 @@ func cmdCreate(args []string, stdout io.Writer) error {
 	if err != nil || perm == 0 || perm > 0o777 {
 		return usageError{fmt.Sprintf("--mode %q is not octal permission bits such as 0600", *mode)}
 	}
-	mt, err := shmvar.LookupType(*typeName)
+	mt, err := lookupType(*typeName)
 	if err != nil {
-		return usageError{fmt.Sprintf("--type %s: unknown message type (known: %s)", *typeName, strings.Join(shmvar.KnownTypes(), ", "))}
+		return usageError{fmt.Sprintf("--type %s: unknown message type (known: %s)", *typeName, strings.Join(knownTypes(), ", "))}
 	}
 	if t.file == "" && shmvar.KernelLimit("shm_rmid_forced") == "1" {
 		return t.errorf("create", shmvar.ErrInvalidArgument, rmidForced)
@@ -392,7 +392,7 @@ func cmdIncr(args []string, stdout io.Writer) error {
 		if stopped.Load() != nil {
 			return interrupted(i - 1)
 		}
-		err = v.TryMutate(*timeout, func(c *shmvarpb.Counter) error {
+		err = v.TryMutate(*timeout, func(c *examplespb.Counter) error {
 			if *hold > 0 {
 				t := time.NewTimer(*hold)
 				defer t.Stop()

@@ -28,7 +28,7 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 		{[]string{"incr", "--key", "1", "--count", "0"}, "--count must be at least 1"},
 		{[]string{"incr", "--key", "1", "--count", "5", "--wait", "sleepy"}, "want spin or park"},
 		{[]string{"create", "--key", "1", "--mode", "9"}, `--mode "9" is not octal permission bits`},
-		{[]string{"create", "--key", "1", "--type", "no.Such"}, "unknown message type (known: shmvar.v1.AllTypes, shmvar.v1.Counter"},
+		{[]string{"create", "--key", "1", "--type", "no.Such"}, "unknown message type (known: shmvar.examples.v1.AllTypes, shmvar.examples.v1.Counter, shmvar.examples.v1.Point)"},
 		{[]string{"set", "--key", "1"}, "want 1 argument(s), got 0"},
 	}
 	for _, c := range cases {

@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 )
 
 // cmdPong answers each commit of another process with one increment of its
@@ -44,7 +44,7 @@ func cmdPong(args []string, stdout io.Writer) error {
 		if g, err = v.AwaitChange(g, *timeout); err != nil {
 			return fmt.Errorf("round %d: %w", i, err)
 		}
-		if err = v.Mutate(func(c *shmvarpb.Counter) error { // in place: the pong keeps no value
+		if err = v.Mutate(func(c *examplespb.Counter) error { // in place: the pong keeps no value
 			c.Value++
 			return nil
 		}); err != nil {

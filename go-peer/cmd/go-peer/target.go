@@ -4,12 +4,14 @@ package main
 
 import (
 	"flag"
+	"sort"
 
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
-	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // target is what a command works on: a System V segment (--key K) or a
@@ -58,11 +60,11 @@ func (t *target) openAny(opts shmvar.Options) (*shmvar.Var[proto.Message], error
 	return shmvar.OpenAny(t.key.key, opts)
 }
 
-func (t *target) openCounter(opts shmvar.Options) (*shmvar.Var[*shmvarpb.Counter], error) {
+func (t *target) openCounter(opts shmvar.Options) (*shmvar.Var[*examplespb.Counter], error) {
 	if t.file != "" {
-		return shmvar.OpenFile[*shmvarpb.Counter](t.file, opts)
+		return shmvar.OpenFile[*examplespb.Counter](t.file, opts)
 	}
-	return shmvar.Open[*shmvarpb.Counter](t.key.key, opts)
+	return shmvar.Open[*examplespb.Counter](t.key.key, opts)
 }
 
 func (t *target) create(mt protoreflect.MessageType, opts shmvar.Options) (*shmvar.Var[proto.Message], error) {
@@ -85,4 +87,28 @@ func (t *target) removeForce() error {
 
 func (t *target) errorf(op string, err error, detail string) *shmvar.Error {
 	return &shmvar.Error{Op: op, Key: t.key.key, Path: t.file, Err: err, Detail: detail}
+}
+
+// lookupType finds a payload type compiled into this command by full name.
+func lookupType(name string) (protoreflect.MessageType, error) {
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(name))
+	if err != nil || mt.Descriptor().ParentFile().Path() != examplesFile {
+		return nil, protoregistry.NotFound
+	}
+	return mt, nil
+}
+
+// examplesFile holds the payload types the command knows by name; the
+// protocol's own messages are not payloads.
+var examplesFile = examplespb.File_shmvar_examples_v1_examples_proto.Path()
+
+// knownTypes lists the payload types lookupType finds, for error messages.
+func knownTypes() []string {
+	var names []string
+	msgs := examplespb.File_shmvar_examples_v1_examples_proto.Messages()
+	for i := 0; i < msgs.Len(); i++ {
+		names = append(names, string(msgs.Get(i).FullName()))
+	}
+	sort.Strings(names)
+	return names
 }

@@ -1,6 +1,6 @@
 package io.shmvar;
 
-import io.shmvar.proto.Counter;
+import io.shmvar.examples.Counter;
 import org.HdrHistogram.Histogram;
 import org.openjdk.jmh.profile.GCProfiler;
 import org.openjdk.jmh.results.RunResult;

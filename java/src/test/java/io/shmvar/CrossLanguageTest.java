@@ -1,8 +1,8 @@
 package io.shmvar;
 
 import com.google.protobuf.TextFormat;
-import io.shmvar.proto.AllTypes;
-import io.shmvar.proto.Counter;
+import io.shmvar.examples.AllTypes;
+import io.shmvar.examples.Counter;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -38,7 +38,7 @@ class CrossLanguageTest {
     void javaShouldReadAllTypesWrittenByGoInASegmentGoCreated() throws Exception {
         int key = segments.newKey();
         String k = ShmException.formatKey(key);
-        TestSegments.mustRunGo("create", "--key", k, "--type", "shmvar.v1.AllTypes");
+        TestSegments.mustRunGo("create", "--key", k, "--type", "shmvar.examples.v1.AllTypes");
         TestSegments.mustRunGo("set", "--key", k, TestSegments.allTypesText());
         try (var v = SharedVariable.open(key, AllTypes.getDefaultInstance())) {
             assertEquals("go", v.descriptor().getCreator());
@@ -143,7 +143,7 @@ class CrossLanguageTest {
                 assertFalse(java.nio.file.Files.exists(file), "remove() unlinks the file");
 
                 java.nio.file.Path all = dir.resolve("all.svar");
-                TestSegments.mustRunGo("create", "--file", all.toString(), "--type", "shmvar.v1.AllTypes");
+                TestSegments.mustRunGo("create", "--file", all.toString(), "--type", "shmvar.examples.v1.AllTypes");
                 TestSegments.mustRunGo("set", "--file", all.toString(), "--sync", TestSegments.allTypesText());
                 try (var v = SharedVariable.openFile(all, AllTypes.getDefaultInstance(), SharedVariable.Options.defaults())) {
                     assertEquals(TestSegments.allTypesSample(), v.get());
@@ -175,8 +175,8 @@ class CrossLanguageTest {
         int key = segments.newKey();
         String k = ShmException.formatKey(key);
         SharedVariable.create(key, Counter.getDefaultInstance()).close();
-        assertGoRefuses("payload type mismatch: segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes",
-            "get", "--key", k, "--type", "shmvar.v1.AllTypes");
+        assertGoRefuses("payload type mismatch: segment holds shmvar.examples.v1.Counter, asked for shmvar.examples.v1.AllTypes",
+            "get", "--key", k, "--type", "shmvar.examples.v1.AllTypes");
         TestSegments.poke(key, m -> m.putInt(LayoutDescriptor.FLAGS_OFFSET, 4));
         assertGoRefuses("layout version mismatch: segment uses feature flags 0x00000004 that this peer does not know "
             + "(app=2.0 knows 0x00000000)", "get", "--key", k);

@@ -1,6 +1,6 @@
 package io.shmvar;
 
-import io.shmvar.proto.Counter;
+import io.shmvar.examples.Counter;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -1,6 +1,6 @@
 package io.shmvar;
 
-import io.shmvar.proto.AllTypes;
+import io.shmvar.examples.AllTypes;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 

@@ -1,7 +1,7 @@
 package io.shmvar;
 
-import io.shmvar.proto.AllTypes;
-import io.shmvar.proto.Counter;
+import io.shmvar.examples.AllTypes;
+import io.shmvar.examples.Counter;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -192,7 +192,7 @@ class SharedVariableTest {
         try (var v = SharedVariable.create(key, Counter.getDefaultInstance())) {
             ShmException e = assertThrows(ShmException.class, () -> SharedVariable.open(key, AllTypes.getDefaultInstance()));
             assertEquals(ShmException.Reason.TYPE_MISMATCH, e.reason());
-            assertTrue(e.getMessage().endsWith("segment holds shmvar.v1.Counter, asked for shmvar.v1.AllTypes"),
+            assertTrue(e.getMessage().endsWith("segment holds shmvar.examples.v1.Counter, asked for shmvar.examples.v1.AllTypes"),
                 e.getMessage());
         }
     }

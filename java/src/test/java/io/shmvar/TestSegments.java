@@ -1,7 +1,7 @@
 package io.shmvar;
 
 import com.google.protobuf.TextFormat;
-import io.shmvar.proto.AllTypes;
+import io.shmvar.examples.AllTypes;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;

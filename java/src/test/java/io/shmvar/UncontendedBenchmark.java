@@ -1,6 +1,6 @@
 package io.shmvar;
 
-import io.shmvar.proto.Counter;
+import io.shmvar.examples.Counter;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Level;

@@ -7,7 +7,7 @@ import com.google.protobuf.DescriptorProtos.FileDescriptorSet;
 import com.google.protobuf.Descriptors.FileDescriptor;
 import com.google.protobuf.DynamicMessage;
 import io.shmvar.LayoutDescriptor.Geometry;
-import io.shmvar.proto.AllTypes;
+import io.shmvar.examples.AllTypes;
 import io.shmvar.proto.SegmentDescriptor;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -121,7 +121,7 @@ class ValuesTest {
                 e = assertThrows(ShmException.class, () -> v.update(c -> bad));
                 assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason());
                 DynamicMessage dynamic = DynamicMessage.newBuilder(AllTypes.getDescriptor()).mergeFrom(bad).build();
-                assertEquals("shmvar.v1.AllTypes." + (bad.hasChild() ? "r_string" : bad.getFString().isEmpty()
+                assertEquals("shmvar.examples.v1.AllTypes." + (bad.hasChild() ? "r_string" : bad.getFString().isEmpty()
                     ? "MStringInt64Entry.key" : "f_string"), SharedVariable.invalidUtf8Field(dynamic));
             }
             assertEquals(0, v.generation(), "an invalid string was committed");

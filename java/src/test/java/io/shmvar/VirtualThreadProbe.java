@@ -1,6 +1,6 @@
 package io.shmvar;
 
-import io.shmvar.proto.Counter;
+import io.shmvar.examples.Counter;
 
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;

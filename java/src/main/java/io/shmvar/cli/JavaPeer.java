@@ -15,8 +15,9 @@ import io.shmvar.ShmException;
 import io.shmvar.SharedVariable;
 import io.shmvar.SpinLock;
 import io.shmvar.WaitStrategy;
-import io.shmvar.proto.AllTypes;
-import io.shmvar.proto.Counter;
+import io.shmvar.examples.AllTypes;
+import io.shmvar.examples.Counter;
+import io.shmvar.examples.Point;
 import io.shmvar.proto.SegmentDescriptor;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -50,7 +51,8 @@ public final class JavaPeer implements Callable<Integer> {
     /** The payload types compiled into this program, by full name. */
     static final Map<String, Message> TYPES = Map.of(
         Counter.getDescriptor().getFullName(), Counter.getDefaultInstance(),
-        AllTypes.getDescriptor().getFullName(), AllTypes.getDefaultInstance());
+        AllTypes.getDescriptor().getFullName(), AllTypes.getDefaultInstance(),
+        Point.getDescriptor().getFullName(), Point.getDefaultInstance());
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -255,7 +257,7 @@ public final class JavaPeer implements Callable<Integer> {
         @Option(names = "--capacity", paramLabel = "BYTES", defaultValue = "4096")
         int capacity;
 
-        @Option(names = "--type", paramLabel = "FULL.NAME", defaultValue = "shmvar.v1.Counter")
+        @Option(names = "--type", paramLabel = "FULL.NAME", defaultValue = "shmvar.examples.v1.Counter")
         String type;
 
         @Option(names = "--mode", paramLabel = "OCTAL", defaultValue = "0600")

@@ -31,7 +31,7 @@ class JavaPeerTest {
         assertUsageError("duration \"5 parsecs\" is not like 500ms", "incr", "--key", "1", "--count", "5", "--timeout",
             "5 parsecs");
         assertUsageError("--mode \"9\" is not octal permission bits", "create", "--key", "1", "--mode", "9");
-        assertUsageError("unknown message type (known: shmvar.v1.AllTypes, shmvar.v1.Counter)", "create", "--key", "1",
+        assertUsageError("unknown message type (known: shmvar.examples.v1.AllTypes, shmvar.examples.v1.Counter, shmvar.examples.v1.Point)", "create", "--key", "1",
             "--type", "no.Such");
         assertUsageError("Unmatched argument", "frobnicate");
     }
