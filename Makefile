@@ -20,6 +20,7 @@ build: go-build java-build
 
 go-build:
 	cd go-peer && $(GO) build -o ../bin/go-peer ./cmd/go-peer
+	cd go-peer/etcd && $(GO) build -o ../../bin/etcd-dev ./cmd/etcd-dev
 
 # Compiles, generates the Java protobuf code with Maven's protoc, and packages
 # target/java-peer.jar, which bin/java-peer runs.
@@ -27,7 +28,8 @@ java-build:
 	$(MVN) package -DskipTests
 
 # Java tests (cross-language ones start bin/go-peer), then Go tests
-# (cross-language ones start bin/java-peer), then a check that no System V
+# (cross-language ones start bin/java-peer), the etcd backing's tests against
+# a real embedded server (go-peer/etcd), then a check that no System V
 # segment or semaphore set was left behind.
 test:
 	@mkdir -p target && ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
@@ -35,6 +37,7 @@ test:
 	mvn -B --no-transfer-progress verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
 	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./shmvar
+	cd go-peer/etcd && $(GO) test $(GOFLAGS_TEST) ./...
 	@ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
 	  left=$$(comm -13 target/ipcs-before.txt target/ipcs-after.txt); \
 	  if [ -n "$$left" ]; then echo "make test left System V segments or semaphore sets behind (key id): $$left"; exit 1; fi; \
@@ -81,4 +84,4 @@ generate:
 	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto -Itarget/tools/include proto/shmvar/v1/*.proto proto/shmvar/examples/v1/*.proto
 
 clean:
-	rm -rf target bin/go-peer bin/bench-peer
+	rm -rf target bin/go-peer bin/bench-peer bin/etcd-dev

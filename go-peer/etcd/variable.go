@@ -721,8 +721,12 @@ func (v *Var[T]) await(r request, after uint64) (uint64, error) {
 	if err := v.begin(op); err != nil {
 		return 0, err
 	}
+	// The first read is made even when the timeout has already passed (as
+	// a segment's generation is loaded once): a change is then seen at once.
+	first := request{ctx: context.WithoutCancel(r.ctx)}
 	for {
-		_, _, ver, header, err := v.get(op, r, clientv3.WithKeysOnly())
+		_, _, ver, header, err := v.get(op, first, clientv3.WithKeysOnly())
+		first = r
 		if err != nil {
 			if v.outage(r, err) {
 				continue // a watcher outlasts an outage; the caller's timeout bounds it
@@ -803,6 +807,6 @@ func (v *Var[T]) Remove() error {
 
 // Both kinds of Var are shmvar.Variables.
 var (
-	_ shmvar.Variable[*shmvarpb.Counter] = (*Var[*shmvarpb.Counter])(nil)
-	_ shmvar.Variable[proto.Message]     = (*Var[proto.Message])(nil)
+	_ shmvar.Variable[*shmvarpb.SegmentDescriptor] = (*Var[*shmvarpb.SegmentDescriptor])(nil)
+	_ shmvar.Variable[proto.Message]               = (*Var[proto.Message])(nil)
 )

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	etcdvar "github.com/shmvar/shmvar/go-peer/etcd"
+	"github.com/shmvar/shmvar/go-peer/examplespb"
 	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"github.com/shmvar/shmvar/go-peer/shmvarpb"
 	"google.golang.org/protobuf/encoding/prototext"
@@ -20,16 +21,16 @@ import (
 
 var bg = context.Background()
 
-func counter(n int64) *shmvarpb.Counter { return &shmvarpb.Counter{Value: n} }
+func counter(n int64) *examplespb.Counter { return &examplespb.Counter{Value: n} }
 
-func incr(c *shmvarpb.Counter) (*shmvarpb.Counter, error) {
+func incr(c *examplespb.Counter) (*examplespb.Counter, error) {
 	c.Value++
 	return c, nil
 }
 
-func mustCreate(t *testing.T, address string, opts etcdvar.Options) *etcdvar.Var[*shmvarpb.Counter] {
+func mustCreate(t *testing.T, address string, opts etcdvar.Options) *etcdvar.Var[*examplespb.Counter] {
 	t.Helper()
-	v, err := etcdvar.Create[*shmvarpb.Counter](bg, address, opts)
+	v, err := etcdvar.Create[*examplespb.Counter](bg, address, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,9 +38,9 @@ func mustCreate(t *testing.T, address string, opts etcdvar.Options) *etcdvar.Var
 	return v
 }
 
-func mustOpen(t *testing.T, address string, opts etcdvar.Options) *etcdvar.Var[*shmvarpb.Counter] {
+func mustOpen(t *testing.T, address string, opts etcdvar.Options) *etcdvar.Var[*examplespb.Counter] {
 	t.Helper()
-	v, err := etcdvar.Open[*shmvarpb.Counter](bg, address, opts)
+	v, err := etcdvar.Open[*examplespb.Counter](bg, address, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,18 +57,18 @@ func TestShouldCreateOnceOpenWithTheTypeAndRefuseAnother(t *testing.T) {
 	if got, err := v.Get(); err != nil || got.GetValue() != 0 {
 		t.Fatalf("new variable holds %v, %v; want the empty Counter", got, err)
 	}
-	_, err := etcdvar.Create[*shmvarpb.Counter](bg, addr, etcdvar.Options{})
+	_, err := etcdvar.Create[*examplespb.Counter](bg, addr, etcdvar.Options{})
 	if !errors.Is(err, syscall.EEXIST) || !strings.Contains(err.Error(), "variable exists") {
 		t.Fatalf("second create: %v; want EEXIST", err)
 	}
-	_, err = etcdvar.Create[*shmvarpb.Point](bg, addr, etcdvar.Options{})
+	_, err = etcdvar.Create[*examplespb.Point](bg, addr, etcdvar.Options{})
 	if !errors.Is(err, syscall.EEXIST) {
 		t.Fatalf("second create of another type: %v; want EEXIST", err)
 	}
-	_, err = etcdvar.Open[*shmvarpb.Point](bg, addr, etcdvar.Options{})
+	_, err = etcdvar.Open[*examplespb.Point](bg, addr, etcdvar.Options{})
 	var se *shmvar.Error
 	if !errors.Is(err, shmvar.ErrTypeMismatch) || !errors.As(err, &se) || se.Kind() != shmvarpb.ErrorKind_TYPE_MISMATCH ||
-		!strings.Contains(err.Error(), "variable holds shmvar.v1.Counter, asked for shmvar.v1.Point") {
+		!strings.Contains(err.Error(), "variable holds shmvar.examples.v1.Counter, asked for shmvar.examples.v1.Point") {
 		t.Fatalf("open as Point: %v; want a TYPE_MISMATCH naming both types", err)
 	}
 	if err := v.Set(counter(41)); err != nil {
@@ -89,13 +90,13 @@ func TestShouldCreateOnceOpenWithTheTypeAndRefuseAnother(t *testing.T) {
 	if s := prototext.Format(m); !strings.Contains(s, "value:") || !strings.Contains(s, "42") {
 		t.Fatalf("OpenAny decodes %q; want value: 42", s)
 	}
-	if any.Descriptor().GetMessageType() != "shmvar.v1.Counter" || any.Descriptor().GetCreator() != "go" {
+	if any.Descriptor().GetMessageType() != "shmvar.examples.v1.Counter" || any.Descriptor().GetCreator() != "go" {
 		t.Fatalf("schema record: %v", any.Descriptor())
 	}
 	if g, _ := w.Generation(); g != 2 {
 		t.Fatalf("generation %d after two commits; want 2", g)
 	}
-	_, err = etcdvar.Open[*shmvarpb.Counter](bg, shared(t).address(t), etcdvar.Options{})
+	_, err = etcdvar.Open[*examplespb.Counter](bg, shared(t).address(t), etcdvar.Options{})
 	if !errors.Is(err, syscall.ENOENT) || !strings.Contains(err.Error(), "create it with 'create --etcd") {
 		t.Fatalf("open of nothing: %v; want ENOENT with advice", err)
 	}
@@ -104,12 +105,12 @@ func TestShouldCreateOnceOpenWithTheTypeAndRefuseAnother(t *testing.T) {
 func TestShouldRefuseBadAddressesInOneLine(t *testing.T) {
 	for _, addr := range []string{"etcd://", "etcd://127.0.0.1:2379", "etcd://127.0.0.1:2379/", "etcd://127.0.0.1/x",
 		"etcd://127.0.0.1:2379/a//b", "etcd://127.0.0.1:2379/a/.value", "http://127.0.0.1:2379/x", "etcd://127.0.0.1:2379/a b"} {
-		_, err := etcdvar.Open[*shmvarpb.Counter](bg, addr, etcdvar.Options{})
+		_, err := etcdvar.Open[*examplespb.Counter](bg, addr, etcdvar.Options{})
 		if !errors.Is(err, shmvar.ErrInvalidArgument) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("open %q: %v; want one line of invalid argument", addr, err)
 		}
 	}
-	_, err := etcdvar.Create[*shmvarpb.Counter](bg, "etcd://127.0.0.1:2379/x", etcdvar.Options{Capacity: etcdvar.MaxCapacity + 1})
+	_, err := etcdvar.Create[*examplespb.Counter](bg, "etcd://127.0.0.1:2379/x", etcdvar.Options{Capacity: etcdvar.MaxCapacity + 1})
 	if !errors.Is(err, shmvar.ErrInvalidArgument) || !strings.Contains(err.Error(), "1.5 MiB") {
 		t.Errorf("capacity beyond the request limit: %v", err)
 	}
@@ -119,7 +120,7 @@ func TestShouldCountEveryIncrementOfConcurrentWriters(t *testing.T) {
 	addr := shared(t).address(t)
 	mustCreate(t, addr, etcdvar.Options{})
 	const writers, each = 4, 100
-	vars := make([]*etcdvar.Var[*shmvarpb.Counter], writers)
+	vars := make([]*etcdvar.Var[*examplespb.Counter], writers)
 	for i := range vars {
 		vars[i] = mustOpen(t, addr, etcdvar.Options{})
 	}
@@ -164,12 +165,12 @@ func TestShouldRoundTripEveryFieldType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &shmvarpb.AllTypes{}
+	want := &examplespb.AllTypes{}
 	if err := prototext.Unmarshal(text, want); err != nil {
 		t.Fatal(err)
 	}
 	addr := shared(t).address(t)
-	v, err := etcdvar.Create[*shmvarpb.AllTypes](bg, addr, etcdvar.Options{Capacity: 64 << 10})
+	v, err := etcdvar.Create[*examplespb.AllTypes](bg, addr, etcdvar.Options{Capacity: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestShouldRoundTripEveryFieldType(t *testing.T) {
 	if err := v.Set(want); err != nil {
 		t.Fatal(err)
 	}
-	w, err := etcdvar.Open[*shmvarpb.AllTypes](bg, addr, etcdvar.Options{Serializable: true})
+	w, err := etcdvar.Open[*examplespb.AllTypes](bg, addr, etcdvar.Options{Serializable: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func TestShouldRoundTripEveryFieldType(t *testing.T) {
 	if err != nil || len(raw) != len(encoded) {
 		t.Fatalf("GetEncoded: %d bytes, %v; want %d", len(raw), err, len(encoded))
 	}
-	big := proto.Clone(want).(*shmvarpb.AllTypes)
+	big := proto.Clone(want).(*examplespb.AllTypes)
 	big.FBytes = make([]byte, 70<<10)
 	if err := v.Set(big); !errors.Is(err, shmvar.ErrTooLarge) {
 		t.Fatalf("value beyond capacity: %v; want ErrTooLarge", err)
@@ -290,7 +291,7 @@ func TestShouldTimeOutCloseWaitersAndReportRemoval(t *testing.T) {
 		t.Fatalf("second remove: %v; want ENOENT", err)
 	}
 	// Created again, even with another type, the old Var does not write it.
-	y, err := etcdvar.Create[*shmvarpb.Point](bg, addr, etcdvar.Options{})
+	y, err := etcdvar.Create[*examplespb.Point](bg, addr, etcdvar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

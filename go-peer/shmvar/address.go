@@ -59,8 +59,8 @@ type Variable[T proto.Message] interface {
 
 // Both the compiled and the dynamic shared-memory variables are Variables.
 var (
-	_ Variable[*shmvarpb.Counter] = (*Var[*shmvarpb.Counter])(nil)
-	_ Variable[proto.Message]     = (*Var[proto.Message])(nil)
+	_ Variable[*shmvarpb.SegmentDescriptor] = (*Var[*shmvarpb.SegmentDescriptor])(nil)
+	_ Variable[proto.Message]               = (*Var[proto.Message])(nil)
 )
 
 // AddressOptions configure CreateAt, OpenAt, OpenAnyAt and RemoveAt.
