@@ -541,10 +541,7 @@ func (v *Var[T]) update(r request, op string, fn func(T) (T, error), needCurrent
 	// Start from the cached value: when nobody else wrote, the transaction
 	// succeeds at once, one round trip in all.
 	v.mu.Lock()
-	rev, current := v.cacheRev, v.cacheVal
-	if current != nil {
-		current = proto.Clone(current)
-	}
+	rev, current := v.cacheRev, v.cacheVal // never changed in place: fn gets copies
 	v.mu.Unlock()
 	if current == nil {
 		var err error
@@ -554,9 +551,11 @@ func (v *Var[T]) update(r request, op string, fn func(T) (T, error), needCurrent
 	}
 	var pending []string // writer sequence numbers of commits whose outcome is unknown
 	for {
+		// fn gets its own copy each time: it may change it, and a retry
+		// after an unknown outcome starts again from the same current value.
 		var in T
 		if needCurrent {
-			in = current.(T)
+			in = proto.Clone(current).(T)
 		}
 		next, err := fn(in)
 		if err != nil {
@@ -585,19 +584,18 @@ func (v *Var[T]) update(r request, op string, fn func(T) (T, error), needCurrent
 		).Commit()
 		cancel()
 		if err != nil {
-			// The transaction may have been applied: find out before
-			// retrying, or fn would be applied twice.
+			// The transaction may have been applied. Send it again, comparing
+			// the same revision: if the first one landed, this one fails and
+			// its else branch shows the writer record (proto/ETCD.md,
+			// "Unknown outcomes").
+			e := v.classify(op, r, rctx, err)
+			if errors.Is(e, shmvar.ErrTooLarge) || errors.Is(e, shmvar.ErrPermission) {
+				return zero, e // refused before it was applied
+			}
 			pending = append(pending, seq)
-			landed, rerr := v.resolve(op, r, pending, err)
-			if rerr != nil {
-				return zero, rerr
-			}
-			if landed {
-				v.forget()
-				return next, nil
-			}
-			if current, rev, _, err = v.fresh(op, r); err != nil {
-				return zero, err
+			if !v.outage(r, e) {
+				e.Detail += "; whether the last commit landed is unknown"
+				return zero, e
 			}
 			continue
 		}
@@ -675,29 +673,6 @@ func (v *Var[T]) outage(r request, err error) bool {
 	case <-v.stop.Done():
 	}
 	return r.ctx.Err() == nil && !v.closed.Load()
-}
-
-// resolve finds out whether a transaction that failed with err was applied
-// after all, by reading this Var's writer record (proto/ETCD.md, "Unknown
-// outcomes"), until a member answers or the caller gives up.
-func (v *Var[T]) resolve(op string, r request, pending []string, err error) (bool, error) {
-	if e := v.classify(op, r, nil, err); errors.Is(e, shmvar.ErrTooLarge) || errors.Is(e, shmvar.ErrPermission) {
-		return false, e // refused before it was applied
-	}
-	for {
-		rctx, cancel := v.bound(r)
-		resp, gerr := v.cli.Get(rctx, v.writer)
-		cancel()
-		if gerr == nil {
-			return len(resp.Kvs) > 0 && contains(pending, string(resp.Kvs[0].Value)), nil
-		}
-		if e := v.classify(op, r, rctx, gerr); !v.outage(r, e) {
-			if e.Err == ErrUnavailable || errors.Is(e, shmvar.ErrTimeout) || e.Err == r.ctx.Err() {
-				e.Detail += "; whether the last commit landed is unknown"
-			}
-			return false, e
-		}
-	}
 }
 
 // AwaitChange waits until the generation moves past after, or timeout
