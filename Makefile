@@ -22,8 +22,9 @@ go-build:
 	cd go-peer && $(GO) build -o ../bin/go-peer ./cmd/go-peer
 	cd go-peer/etcd && $(GO) build -o ../../bin/etcd-dev ./cmd/etcd-dev
 
-# Compiles, generates the Java protobuf code with Maven's protoc, and packages
-# target/java-peer.jar, which bin/java-peer runs.
+# Compiles the Maven modules (java/shmvar the library, java/cli the command,
+# java/bench), generating the Java protobuf code with Maven's protoc, and
+# packages target/java-peer.jar, which bin/java-peer runs.
 java-build:
 	$(MVN) package -DskipTests
 
@@ -34,7 +35,7 @@ java-build:
 test:
 	@mkdir -p target && ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
 	$(MAKE) go-build
-	mvn -B --no-transfer-progress verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
+	mvn -B --no-transfer-progress -Pcross-language verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
 	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./shmvar
 	cd go-peer/etcd && $(GO) test $(GOFLAGS_TEST) ./...
@@ -47,7 +48,7 @@ test:
 # figures: kills, torn reads, lost commits, takeover time p50/p99/max.
 stress: build
 	cd go-peer && SHMVAR_KILLS=$(KILLS) $(GO) test -count=1 -timeout 60m -v -run 'TestKillJavaHolderWhileGoWaits' ./shmvar | grep -E 'kills=|^(ok|FAIL|---)'
-	SHMVAR_KILLS=$(KILLS) mvn -B -q test -Dtest=CrashTest#killGoHolderWhileJavaWaits | grep -E 'kills=|FAIL|ERROR\]  '
+	SHMVAR_KILLS=$(KILLS) mvn -B -q -Pcross-language verify -Dtest=CrashTest#killGoHolderWhileJavaWaits -Dsurefire.failIfNoSpecifiedTests=false | grep -E 'kills=|FAIL|ERROR\]  '
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=2m -fuzzminimizetime=100x ./shmvar
 
 # Differential fuzzing: $(DIFF_CASES) mutated corpus images through both
@@ -65,9 +66,9 @@ fuzz-diff: build
 # QUICK=1 gives the same keys within a minute.
 bench: go-build
 	cd go-peer && $(GO) build -o ../bin/bench-peer ./cmd/bench-peer
-	$(MVN) test-compile dependency:build-classpath -Dmdep.outputFile=target/test-classpath.txt -Dmdep.includeScope=test
+	$(MVN) -pl java/bench -am package dependency:build-classpath -DskipTests -Dmdep.outputFile=$(abspath target/bench-classpath.txt) -Dmdep.includeScope=runtime
 	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Mutate|Get' -benchmem -benchtime=$(if $(QUICK),200ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
-	java -XX:+UseSerialGC -cp target/classes:target/test-classes:$$(cat target/test-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
+	java -XX:+UseSerialGC -cp java/bench/target/classes:$$(cat target/bench-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
 
 # Go and Java increment one counter at the same time; Ctrl-C stops both and
 # removes the segment.

@@ -43,7 +43,7 @@ import static io.shmvar.Native.INT;
  *    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
  *   +---------------------------------------------------------------+
  *   |                 magic "SVAR"              (u32 @0)            |
- *   |     layout version: major << 16 | minor   (u32 @4, last)      |
+ *   |     layout version: major &lt;&lt; 16 | minor   (u32 @4, last)      |
  *   |                 header length = 1536      (u32 @8)            |
  *   |         flags, none known yet (KNOWN_FLAGS = 0) (u32 @12)     |
  *   |                 capacity                  (u64 @16)           |
@@ -54,7 +54,7 @@ import static io.shmvar.Native.INT;
  *   |                 segment length            (u64 @56)           |
  *   |                 descriptor crc32c         (u32 @64)           |
  *   +---------------------------------------------------------------+
- *   lock (128..255): lock word u64 @128 (attachment index << 32 | incarnation) | lock futex u32 @136 |
+ *   lock (128..255): lock word u64 @128 (attachment index &lt;&lt; 32 | incarnation) | lock futex u32 @136 |
  *                    lock waiters u32 @140 | contended u64 @144 | takeovers u64 @152
  *   generation (256..383): generation u64 @256 | generation futex u32 @264 | generation waiters u32 @268
  *   attachment table (512..1535): 64 entries of 16 bytes, entry i at 512 + 16 * i:
