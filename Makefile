@@ -18,8 +18,11 @@ DIFF_SEED  ?= random
 
 build: go-build java-build
 
+# bin/go-peer is built from the etcd module with the one file that links the
+# etcd backend in (go-peer/etcd/cmd/go-peer-etcd), so that the core module
+# needs nothing of etcd; bin/etcd-dev runs a throwaway etcd server.
 go-build:
-	cd go-peer && $(GO) build -o ../bin/go-peer ./cmd/go-peer
+	cd go-peer/etcd && $(GO) build -tags etcd_backend -overlay cmd/go-peer-etcd/overlay.json -o ../../bin/go-peer github.com/shmvar/shmvar/go-peer/cmd/go-peer
 	cd go-peer/etcd && $(GO) build -o ../../bin/etcd-dev ./cmd/etcd-dev
 
 # Compiles the Maven modules (java/shmvar the library, java/cli the command,

@@ -19,21 +19,21 @@ type Address struct {
 func ParseAddress(s string) (Address, error) {
 	rest, ok := strings.CutPrefix(s, "etcd://")
 	if !ok {
-		return Address{}, fmt.Errorf("address %q does not start with etcd://: write etcd://host:port[,host:port...]/prefix/name", s)
+		return Address{}, fmt.Errorf("does not start with etcd://: write etcd://host:port[,host:port...]/prefix/name")
 	}
 	hosts, path, ok := strings.Cut(rest, "/")
 	if !ok || hosts == "" {
-		return Address{}, fmt.Errorf("address %q: write etcd://host:port[,host:port...]/prefix/name", s)
+		return Address{}, fmt.Errorf("write etcd://host:port[,host:port...]/prefix/name")
 	}
 	a := Address{Path: "/" + path}
 	for _, h := range strings.Split(hosts, ",") {
 		if _, port, err := net.SplitHostPort(h); err != nil || port == "" {
-			return Address{}, fmt.Errorf("address %q: endpoint %q is not host:port", s, h)
+			return Address{}, fmt.Errorf("endpoint %q is not host:port", h)
 		}
 		a.Endpoints = append(a.Endpoints, h)
 	}
 	if err := checkPath(a.Path, false); err != nil {
-		return Address{}, fmt.Errorf("address %q: %v", s, err)
+		return Address{}, err
 	}
 	return a, nil
 }

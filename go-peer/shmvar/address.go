@@ -294,6 +294,10 @@ func typedVariable[T proto.Message](v Variable[proto.Message]) Variable[T] {
 
 type typedVar[T proto.Message] struct{ Variable[proto.Message] }
 
+// Unwrap returns the backend's variable, for what it offers beyond
+// Variable (etcdvar's Conflicts, say).
+func (t typedVar[T]) Unwrap() Variable[proto.Message] { return t.Variable }
+
 func (t typedVar[T]) as(m proto.Message, err error) (T, error) {
 	value, _ := m.(T)
 	return value, err

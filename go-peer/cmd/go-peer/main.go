@@ -78,6 +78,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "go-peer: unknown command %q (want create, get, set, incr, watch, pong, inspect, check, rm, ls or demo)\n", args[0])
 		return 2
 	}
+	if usesAddress(args[1:]) { // --etcd URI: remote.go
+		cmd = remoteCommands[args[0]]
+		if cmd == nil {
+			cmd = func([]string, io.Writer) error { return usageError{errNoRemote.Error()} }
+		}
+	}
 	err := cmd(args[1:], stdout)
 	var ue usageError
 	switch {

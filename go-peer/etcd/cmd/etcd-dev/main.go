@@ -192,7 +192,7 @@ func (m *member) start() error {
 	cfg := embed.NewConfig()
 	cfg.Name = m.name
 	cfg.Dir = m.dir
-	cfg.LogLevel = "error"
+	cfg.LogLevel = "fatal" // shutdown and version-monitor errors are noise here; failures to start are reported by us
 	cfg.LogOutputs = []string{"stderr"}
 	cfg.TickMs, cfg.ElectionMs = 10, 100
 	cfg.UnsafeNoFsync = m.noFsync

@@ -1,0 +1,29 @@
+//go:build etcd_backend
+
+// This file is compiled into bin/go-peer (package main of
+// go-peer/cmd/go-peer) by make build, through go build -overlay (see
+// overlay.json beside it), so that the command reaches etcd:// addresses
+// while the core module needs nothing of etcd. It is not a package of its own.
+
+package main
+
+import (
+	"os"
+
+	etcdvar "github.com/shmvar/shmvar/go-peer/etcd"
+)
+
+func init() {
+	backendOptions = func(f *remoteFlags) any {
+		return etcdvar.Options{
+			Serializable:   f.serializable,
+			RequestTimeout: f.requestTimeout,
+			Username:       f.user,
+			Password:       os.Getenv("SHMVAR_ETCD_PASSWORD"),
+			CAFile:         f.ca,
+			CertFile:       f.cert,
+			KeyFile:        f.key,
+			OnUnavailable:  f.onUnavailable,
+		}
+	}
+}
