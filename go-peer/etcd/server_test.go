@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// etcdDev is the etcd-dev binary TestMain builds for the tests.
-var etcdDev string
+// etcdDev and goPeer are the binaries TestMain builds for the tests.
+var etcdDev, goPeer string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "etcdvar-test-")
@@ -23,13 +23,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	etcdDev = filepath.Join(dir, "etcd-dev")
-	build := exec.Command("go", "build", "-o", etcdDev, "./cmd/etcd-dev")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "cannot build cmd/etcd-dev for the tests:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	etcdDev, goPeer = filepath.Join(dir, "etcd-dev"), filepath.Join(dir, "go-peer")
+	for _, args := range [][]string{{"build", "-o", etcdDev, "./cmd/etcd-dev"},
+		// bin/go-peer as make build makes it: the command with the etcd backend linked in
+		{"build", "-tags", "etcd_backend", "-overlay", "cmd/go-peer-etcd/overlay.json", "-o", goPeer, "github.com/shmvar/shmvar/go-peer/cmd/go-peer"}} {
+		build := exec.Command("go", args...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "cannot build %s for the tests: %v\n", args[len(args)-1], err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	if sharedServer != nil {
