@@ -59,6 +59,9 @@ public final class JavaPeer implements Callable<Integer> {
     }
 
     static int run(String[] args, PrintStream out, PrintStream err) {
+        if (EtcdPeer.usesAddress(args)) { // --etcd URI: EtcdPeer.java
+            return EtcdPeer.run(args, out, err);
+        }
         CommandLine cmd = new CommandLine(new JavaPeer());
         cmd.setOut(new java.io.PrintWriter(out, true));
         cmd.setErr(new java.io.PrintWriter(err, true));
