@@ -2,6 +2,9 @@ package etcdvar
 
 import (
 	"context"
+	"os"
+	"strconv"
+	"time"
 
 	"github.com/shmvar/shmvar/go-peer/shmvar"
 	"google.golang.org/protobuf/proto"
@@ -16,6 +19,9 @@ type scheme struct{}
 
 // options takes this package's Options from opts.Backend (an Options or
 // *Options), with Capacity and ReadOnly from the shared-memory options.
+// Without them it reads the environment, as Java's EtcdProvider does:
+// SHMVAR_ETCD_USER and SHMVAR_ETCD_PASSWORD, SHMVAR_ETCD_CA,
+// SHMVAR_ETCD_CERT, SHMVAR_ETCD_KEY, SHMVAR_ETCD_REQUEST_TIMEOUT_MS.
 func options(opts shmvar.AddressOptions) Options {
 	var o Options
 	switch b := opts.Backend.(type) {
@@ -24,6 +30,12 @@ func options(opts shmvar.AddressOptions) Options {
 	case *Options:
 		if b != nil {
 			o = *b
+		}
+	case nil:
+		o = Options{Username: os.Getenv("SHMVAR_ETCD_USER"), Password: os.Getenv("SHMVAR_ETCD_PASSWORD"),
+			CAFile: os.Getenv("SHMVAR_ETCD_CA"), CertFile: os.Getenv("SHMVAR_ETCD_CERT"), KeyFile: os.Getenv("SHMVAR_ETCD_KEY")}
+		if ms, err := strconv.Atoi(os.Getenv("SHMVAR_ETCD_REQUEST_TIMEOUT_MS")); err == nil && ms > 0 {
+			o.RequestTimeout = time.Duration(ms) * time.Millisecond
 		}
 	}
 	if o.Capacity == 0 {

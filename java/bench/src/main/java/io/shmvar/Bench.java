@@ -118,7 +118,7 @@ public final class Bench {
      */
     private void warmUp() throws Exception {
         try (Segment s = new Segment(WaitStrategy.SPIN);
-             SharedVariable<Counter> other = SharedVariable.open(s.v.key(), Counter.getDefaultInstance())) {
+             SharedMemoryVariable<Counter> other = SharedVariable.open(s.v.key(), Counter.getDefaultInstance())) {
             for (int i = 0; i < 300_000; i++) {
                 (i % 2 == 0 ? s.v : other).update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
                 s.v.awaitChange(i, Duration.ofSeconds(1));
@@ -423,14 +423,14 @@ public final class Bench {
 
     /** A Counter segment under a free key, removed at close. */
     private static final class Segment implements AutoCloseable {
-        final SharedVariable<Counter> v;
+        final SharedMemoryVariable<Counter> v;
 
         Segment(WaitStrategy wait) {
-            SharedVariable<Counter> created = null;
+            SharedMemoryVariable<Counter> created = null;
             while (created == null) {
                 try {
                     created = SharedVariable.create(0x5d000000 | ThreadLocalRandom.current().nextInt(0x1000000),
-                        Counter.getDefaultInstance(), SharedVariable.Options.defaults().withWait(wait));
+                        Counter.getDefaultInstance(), Options.defaults().withWait(wait));
                 } catch (ShmException e) {
                     if (e.errno() != Native.EEXIST) {
                         throw e;

@@ -22,9 +22,9 @@ import java.util.function.UnaryOperator;
 public class UncontendedBenchmark {
     private static final UnaryOperator<Counter> INCREMENT = c -> c.toBuilder().setValue(c.getValue() + 1).build();
 
-    private SharedVariable<Counter> counter;
+    private SharedMemoryVariable<Counter> counter;
     /** A second attachment of the same segment, whose commits leave counter's cache stale. */
-    private SharedVariable<Counter> other;
+    private SharedMemoryVariable<Counter> other;
 
     @Setup(Level.Trial)
     public void create() {

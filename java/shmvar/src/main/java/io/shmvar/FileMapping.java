@@ -38,7 +38,7 @@ final class FileMapping implements Mapping {
     }
 
     @Override
-    public Native.SegmentInfo stat() {
+    public SegmentInfo stat() {
         return Native.fileStat(path);
     }
 

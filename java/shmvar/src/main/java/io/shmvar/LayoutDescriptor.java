@@ -63,7 +63,7 @@ import static io.shmvar.Native.INT;
  *   slot header: length u32 @+0 | crc32c u32 @+4 | generation u64 @+8 | payload @+16
  * </pre>
  */
-public final class LayoutDescriptor {
+final class LayoutDescriptor {
     public static final int MAGIC_OFFSET = SegmentLayout.MAGIC_OFFSET_VALUE;
     public static final int LAYOUT_VERSION_OFFSET = SegmentLayout.LAYOUT_VERSION_OFFSET_VALUE;
     public static final int HEADER_LENGTH_OFFSET = SegmentLayout.HEADER_LENGTH_OFFSET_VALUE;

@@ -16,7 +16,7 @@ interface Mapping {
     long address();
 
     /** What the kernel says about the segment or file: its real size, owner, creator and mode. */
-    Native.SegmentInfo stat();
+    SegmentInfo stat();
 
     /** What keeps the liveness of the attachment table's entries (semaphores, file locks). */
     Attachments.Keeper keeper();

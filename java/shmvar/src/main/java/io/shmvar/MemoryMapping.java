@@ -42,8 +42,8 @@ final class MemoryMapping implements Mapping {
     }
 
     @Override
-    public Native.SegmentInfo stat() {
-        return new Native.SegmentInfo(-1, memory.capacity(), 0, 0, 0, 0, 0, 0, 0, false);
+    public SegmentInfo stat() {
+        return new SegmentInfo(-1, memory.capacity(), 0, 0, 0, 0, 0, 0, 0, false);
     }
 
     @Override

@@ -22,7 +22,7 @@ import java.util.Map;
  * locks, and futexes, through jnr-ffi.
  * The Go twin is {@code go-peer/shmvar/native.go}.
  */
-public final class Native {
+final class Native {
     /** The libc calls this library makes, mirroring their C prototypes. */
     public interface LibC {
         @SaveError
@@ -162,11 +162,6 @@ public final class Native {
     }
 
     private Native() {
-    }
-
-    /** What IPC_STAT says about a segment. */
-    public record SegmentInfo(int id, long size, int uid, int cuid, int gid, int mode, int cpid, int lpid,
-                              long attached, boolean removed) {
     }
 
     /** What IPC_STAT says about a semaphore set. */

@@ -1,1554 +1,177 @@
 package io.shmvar;
 
-import com.google.protobuf.CodedInputStream;
-import com.google.protobuf.CodedOutputStream;
-import com.google.protobuf.DescriptorProtos.FileDescriptorSet;
 import com.google.protobuf.Descriptors;
-import com.google.protobuf.Descriptors.FileDescriptor;
 import com.google.protobuf.DynamicMessage;
-import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
-import com.google.protobuf.Parser;
-import io.shmvar.proto.ProtocolTiming;
 import io.shmvar.proto.SegmentDescriptor;
 
-import java.io.IOException;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
-import java.nio.ByteBuffer;
+import java.net.URI;
+import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
-import java.util.HashSet;
-import java.util.Set;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.UnaryOperator;
-import java.util.zip.CRC32C;
-
-import static io.shmvar.LayoutDescriptor.*;
-import static io.shmvar.Native.INT;
-import static io.shmvar.Native.LONG;
 
 /**
- * A protobuf value of type {@code T} shared with other processes through a System V segment, or a memory-mapped
- * file with the same layout ({@link #createFile}, {@link #openFile}). Writers take the
- * {@link SpinLock}, encode the new value into the inactive slot and publish it by advancing the generation word;
- * {@link #get()} takes no lock. Safe for use by several threads. The Go twin is {@code shmvar.Var[T]}.
+ * A protobuf value of type {@code T} shared with other processes: any process may read it without a lock, and one
+ * at a time updates it. The Go twin is {@code shmvar.Variable[T]}.
+ *
+ * <p>On one host the value lives in shared memory ({@link SharedMemoryVariable}: a System V segment by key, or a
+ * mapped file by path); other backings (etcd, in the {@code shmvar-etcd} module) are reached by address, so that a
+ * program written against this interface moves by changing the address only:
  *
  * <pre>{@code
- * try (var counter = SharedVariable.create(0x5eed, Counter.getDefaultInstance())) {
+ * try (SharedVariable<Counter> counter = SharedVariable.openOrCreate(URI.create("shm:0x5eed"),
+ *         Counter.getDefaultInstance(), Options.defaults())) {
  *     counter.update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
+ *     Counter now = counter.get();  // no lock
  * }
  * }</pre>
+ *
+ * <p>Every failure is a {@link ShmException} naming the function, errno and key. Safe for use by several threads.
  */
-public final class SharedVariable<T extends Message> implements AutoCloseable {
+public interface SharedVariable<T extends Message> extends AutoCloseable {
 
-    /** Options for {@link #create} and {@link #open}; {@link #defaults()} gives the defaults. Immutable. */
-    public static final class Options {
-        /** How long an opener waits for a creator to finish by default (protocol.proto). */
-        private static final Duration DEFAULT_INIT_WAIT =
-            Duration.ofNanos(ProtocolTiming.INIT_WAIT_DEFAULT_MICROS_VALUE * 1_000L);
+    /** The last committed value; takes no lock. */
+    T get();
 
-        private int capacity = DEFAULT_CAPACITY;
-        private int mode = 0600;
-        private Duration initWait = DEFAULT_INIT_WAIT;
-        private boolean readOnly;
-        private boolean anyOwner;
-        private boolean anyMode;
-        private boolean ephemeral;
-        private String type;
-        private WaitStrategy wait = WaitStrategy.SPIN_THEN_PARK;
+    /** The last committed value exactly as it is encoded, after the same checks as {@link #get()}. */
+    byte[] getEncoded();
 
-        private Options() {
-        }
-
-        public static Options defaults() {
-            return new Options();
-        }
-
-        private Options copy(java.util.function.Consumer<Options> change) {
-            Options o = new Options();
-            o.capacity = capacity;
-            o.mode = mode;
-            o.initWait = initWait;
-            o.readOnly = readOnly;
-            o.anyOwner = anyOwner;
-            o.anyMode = anyMode;
-            o.ephemeral = ephemeral;
-            o.type = type;
-            o.wait = wait;
-            change.accept(o);
-            return o;
-        }
-
-        /** The most bytes an encoded value may take (create only); default 4096. */
-        public Options withCapacity(int capacity) {
-            return copy(o -> o.capacity = capacity);
-        }
-
-        /** The segment's permission bits (create only); default 0600. */
-        public Options withMode(int mode) {
-            return copy(o -> o.mode = mode);
-        }
-
-        /** How long open waits for a creator that has not finished writing the header; default 1s. */
-        public Options withInitWait(Duration initWait) {
-            return copy(o -> o.initWait = initWait);
-        }
-
-        /** Attach read-only (open only); writes then fail. */
-        public Options withReadOnly(boolean readOnly) {
-            return copy(o -> o.readOnly = readOnly);
-        }
-
-        /** Accept a segment owned by another user (open only); by default open refuses it. */
-        public Options withAnyOwner(boolean anyOwner) {
-            return copy(o -> o.anyOwner = anyOwner);
-        }
-
-        /** Accept a world-writable segment (open only), which any user could corrupt; by default refused. */
-        public Options withAnyMode(boolean anyMode) {
-            return copy(o -> o.anyMode = anyMode);
-        }
-
-        /**
-         * Mark the segment for removal as soon as it is attached: the kernel frees it when the last process
-         * detaches or dies, and no new process can open it by key from then on.
-         */
-        public Options withEphemeral(boolean ephemeral) {
-            return copy(o -> o.ephemeral = ephemeral);
-        }
-
-        /** The payload type {@link #openDynamic} requires; null (the default) accepts any. */
-        public Options withType(String type) {
-            return copy(o -> o.type = type);
-        }
-
-        /** How lock waits and {@link #awaitChange} wait; default {@link WaitStrategy#SPIN_THEN_PARK}. */
-        public Options withWait(WaitStrategy wait) {
-            return copy(o -> o.wait = wait);
-        }
-
-        public int capacity() {
-            return capacity;
-        }
-
-        public WaitStrategy waitStrategy() {
-            return wait;
-        }
-
-        public int mode() {
-            return mode;
-        }
-
-        public Duration initWait() {
-            return initWait;
-        }
-
-        public boolean readOnly() {
-            return readOnly;
-        }
-
-        public boolean anyOwner() {
-            return anyOwner;
-        }
-
-        public boolean anyMode() {
-            return anyMode;
-        }
-
-        public boolean ephemeral() {
-            return ephemeral;
-        }
-
-        public String type() {
-            return type;
-        }
-    }
-
-    /** How long a reader keeps retrying while writers move the generation under it (protocol.proto). */
-    static final long READ_RETRY_NANOS = ProtocolTiming.READ_RETRY_LIMIT_MICROS_VALUE * 1_000L;
-    private static final long CLOSED = 1L << 62;
-    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
-    /** Encoded values up to this size are scanned for '?' to rule out unpaired surrogates cheaply. */
-    private static final int UTF16_SCAN_LIMIT = 4096;
-    /** The encoder's buffer: values up to this size reach the slot in one copy, larger ones in several. */
-    private static final int ENCODE_BUFFER = 4096;
-    /** The decoder's buffer, likewise. */
-    private static final int DECODE_BUFFER = 4096;
+    /** Commits {@code value}, waiting for exclusive access as long as it takes. */
+    void set(T value);
 
     /**
-     * A thread's copy of the active slot: the bytes, their length and the generation they were committed at; and the
-     * decoder that parses it, kept from one read to the next (so that a read allocates only the message), which
-     * reads the copy through this stream. A decoder that failed is replaced.
+     * Commits {@code fn(current)} exclusively and returns it: no other update commits between the read of
+     * {@code current} and the commit. When {@code fn} throws, nothing is committed and the exception propagates.
      */
-    private static final class Scratch extends java.io.InputStream {
-        byte[] buf = new byte[256];
-        int length;
-        long generation;
-        private int next;
-        CodedInputStream decoder = newDecoder(this);
+    T update(UnaryOperator<T> fn);
 
-        /** Rewinds the stream to the start of the copy for the decoder. */
-        CodedInputStream rewind() {
-            next = 0;
-            return decoder;
-        }
+    /** {@link #update} that gives up with {@link ShmException.Reason#TIMEOUT} after {@code timeout}. */
+    T tryUpdate(UnaryOperator<T> fn, Duration timeout);
 
-        @Override
-        public int read() {
-            return next < length ? buf[next++] & 0xff : -1;
-        }
+    /** The number of values committed since creation. */
+    long generation();
 
-        @Override
-        public int read(byte[] b, int off, int len) {
-            if (len == 0) {
-                return 0;
-            }
-            if (next >= length) {
-                return -1;
-            }
-            int n = Math.min(len, length - next);
-            System.arraycopy(buf, next, b, off, n);
-            next += n;
-            return n;
-        }
-
-        @Override
-        public int available() {
-            return length - next;
-        }
-    }
-
-    /** An output stream over one slot's payload in the segment, which refuses to write past it. */
-    private static final class SlotWriter extends java.io.OutputStream {
-        private final ByteBuffer memory;
-        private int position;
-        private int end;
-        /**
-         * The CRC32C of what was written since moveTo, computed from the bytes on their way in: the CRC32C intrinsic
-         * never reads the mapping, where a fault (a truncated file) would abort the JVM instead of throwing.
-         */
-        private final CRC32C crc = new CRC32C();
-        /** Whether to look for '?' in what is written; and whether one was seen since moveTo. */
-        private boolean scan;
-        boolean question;
-
-        SlotWriter(ByteBuffer memory) {
-            this.memory = memory;
-        }
-
-        void moveTo(int start, int end, boolean scan) {
-            this.position = start;
-            this.end = end;
-            this.scan = scan;
-            this.question = false;
-            crc.reset();
-        }
-
-        @Override
-        public void write(int b) throws IOException {
-            if (position >= end) {
-                throw new IOException("encoding overruns the slot");
-            }
-            memory.put(position++, (byte) b);
-            crc.update(b);
-            question |= scan && (byte) b == '?';
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            if (len > end - position) {
-                throw new IOException("encoding overruns the slot by " + (len - (end - position)) + " bytes");
-            }
-            memory.put(position, b, off, len);
-            crc.update(b, off, len);
-            position += len;
-            for (int i = off; scan && !question && i < off + len; i++) {
-                question = b[i] == '?';
-            }
-        }
-    }
-
-    /** The System V segment's key, which errors name; 0 for other backings. */
-    private final int key;
-    /** Where the memory comes from: a segment, a file (see {@link Mapping}). */
-    private final Mapping mapping;
-    /** The attachment table: this attachment's entry and the other entries' liveness. */
-    private final Attachments attachments;
-    /** This attachment's lock word, {@code index << 32 | incarnation}; 0 for a read-only attachment. */
-    private final long identity;
-    private final ByteBuffer memory;
-    /** The address of memory's first byte, for futexes. */
-    private final long base;
-    private final Geometry geometry;
-    private final SegmentDescriptor descriptor;
-    private final Descriptors.Descriptor messageDescriptor;
-    private final Parser<T> parser;
-    /** Values of this type can nest deeper than MAX_NESTING_DEPTH (a recursive type): commit measures each one. */
-    private final boolean deep;
-    /** For each message type reachable from messageDescriptor, the fields that hold or lead to UTF-8-checked strings. */
-    private final java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> stringFields;
-    private final boolean readOnly;
-    private final WaitStrategy wait;
-    private final SpinLock lock;
-    /** Where commit's encoder writes: the payload of the slot being committed. Used only under the lock. */
-    private final SlotWriter slotWriter;
     /**
-     * commit's encoder, kept from one commit to the next so that an update allocates nothing beyond its messages;
-     * it writes through a small reused buffer into slotWriter. Replaced after a failed encode. Used under the lock.
+     * Waits until the generation moves past {@code after}, or {@code timeout} passes, and returns the generation it
+     * saw; throws {@link ShmException.Reason#TIMEOUT} if it did not move.
      */
-    private CodedOutputStream encoder;
-    /** Operations in flight, plus {@link #CLOSED} once detaching: close waits for the count to drain. */
-    private final AtomicLong users = new AtomicLong();
-    /** What close waits on, without spinning, for the operations in flight to end. */
-    private final Object drained = new Object();
-    /** Made once: a lock wait asks it without allocating. */
-    private final Waiting.Stop stop = new Stop();
-    /** Set when an access to the mapped file faulted: it was truncated under this attachment. */
-    private volatile boolean faulted;
-    /** Set by a close that stopped waiting for operations after a fault: the mapping is then left in place. */
-    private boolean leaveMapped;
-    /*
-     * The last value this variable committed or decoded, and its generation (PROTOCOL.md, "Caching"): messages are
-     * immutable, so while the segment's generation still reads cachedGeneration, get and update use cachedValue
-     * instead of copying, checking and parsing the slot again. One writer at a time (cacheWriter); a writer clears
-     * the value, then sets the generation, then the value (release stores), so a reader that sees the same
-     * generation before and after reading a non-null value (acquire loads) has a matching pair.
-     */
-    private long cachedGeneration;
-    private T cachedValue;
-    private final AtomicBoolean cacheWriter = new AtomicBoolean();
-    private static final VarHandle CACHED_GENERATION;
-    private static final VarHandle CACHED_VALUE;
+    long awaitChange(long after, Duration timeout);
 
-    static {
-        try {
-            MethodHandles.Lookup lookup = MethodHandles.lookup();
-            CACHED_GENERATION = lookup.findVarHandle(SharedVariable.class, "cachedGeneration", long.class);
-            CACHED_VALUE = lookup.findVarHandle(SharedVariable.class, "cachedValue", Message.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
+    /** The schema stored with the value at creation: its type name, the files that define it, the capacity. */
+    SegmentDescriptor descriptor();
+
+    /** The type values are decoded as. */
+    Descriptors.Descriptor messageDescriptor();
+
+    /** The most bytes an encoded value may take. */
+    int capacity();
+
+    /** Counters for metrics: the variable's (all processes') and this attachment's. */
+    Stats stats();
+
+    /** Removes the variable for everyone (other attachments keep what they mapped until they close) and closes it. */
+    void remove();
+
+    /** Detaches; the variable stays for other processes. Operations in flight end first; later ones throw CLOSED. */
+    @Override
+    void close();
+
+    /**
+     * Counters for metrics (the Go twin is {@code shmvar.Stats}). {@code generation}, {@code contendedAcquisitions}
+     * and {@code takeovers} count for every process attached; {@code commits} and {@code lockWait} for this one.
+     */
+    record Stats(long generation, long commits, long contendedAcquisitions, long takeovers, Duration lockWait) {
     }
 
-    /** What validation found in a segment: its regions, its descriptor and the type values are decoded as. */
-    record Validated<T>(Geometry geometry, SegmentDescriptor descriptor, Descriptors.Descriptor messageDescriptor,
-                        Parser<T> parser) {
+    /** Creates a System V segment under {@code key} holding the empty value of {@code prototype}'s type. */
+    static <T extends Message> SharedMemoryVariable<T> create(int key, T prototype) {
+        return SharedMemoryVariable.create(key, prototype, Options.defaults());
+    }
+
+    /** Creates a System V segment under {@code key}; fails with errno EEXIST if the key is taken. */
+    static <T extends Message> SharedMemoryVariable<T> create(int key, T prototype, Options options) {
+        return SharedMemoryVariable.create(key, prototype, options);
+    }
+
+    /** Opens the System V segment under {@code key} and checks that it holds {@code prototype}'s type. */
+    static <T extends Message> SharedMemoryVariable<T> open(int key, T prototype) {
+        return SharedMemoryVariable.open(key, prototype, Options.defaults());
+    }
+
+    /** Opens the System V segment under {@code key} and checks that it holds {@code prototype}'s type. */
+    static <T extends Message> SharedMemoryVariable<T> open(int key, T prototype, Options options) {
+        return SharedMemoryVariable.open(key, prototype, options);
     }
 
     /**
-     * Wraps a validated segment in {@code mapping}; a writing attachment claims an attachment entry through the
-     * mapping's keeper here (and throws, holding nothing, if it cannot: the caller detaches).
+     * Opens the segment under {@code key} if it exists (and holds {@code prototype}'s type), else creates it; safe
+     * when several processes call it at once: one creates, the others open what it created.
      */
-    private SharedVariable(Mapping mapping, int key, Validated<T> v, boolean readOnly, WaitStrategy wait) {
-        this.key = key;
-        this.mapping = mapping;
-        ByteBuffer memory = mapping.memory();
-        this.memory = memory;
-        this.base = Native.addressOf(memory);
-        this.geometry = v.geometry();
-        this.descriptor = v.descriptor();
-        this.messageDescriptor = v.messageDescriptor();
-        this.parser = v.parser();
-        this.deep = staticDepth(messageDescriptor, new java.util.HashMap<>()) > MAX_NESTING_DEPTH;
-        this.stringFields = stringFields(messageDescriptor);
-        this.readOnly = readOnly;
-        this.wait = wait;
-        this.attachments = new Attachments(memory, key, mapping.keeper());
-        this.identity = readOnly ? 0 : attachments.claim();
-        this.lock = new SpinLock(memory, key, identity, attachments);
-        this.slotWriter = new SlotWriter(memory);
-        this.encoder = CodedOutputStream.newInstance(slotWriter, ENCODE_BUFFER);
+    static <T extends Message> SharedMemoryVariable<T> openOrCreate(int key, T prototype, Options options) {
+        return SharedMemoryVariable.openOrCreate(key, prototype, options);
     }
 
-    /** Creates a segment under {@code key} holding the empty value of {@code prototype}'s type, mode 0600. */
-    public static <T extends Message> SharedVariable<T> create(int key, T prototype) {
-        return create(key, prototype, Options.defaults());
+    /** Opens the segment under {@code key} and decodes values with the schema stored in it. */
+    static SharedMemoryVariable<DynamicMessage> openDynamic(int key, Options options) {
+        return SharedMemoryVariable.openDynamic(key, options);
     }
 
-    /**
-     * Creates a segment under {@code key} holding the empty value of {@code prototype}'s type. Fails with
-     * errno EEXIST if the key is taken.
-     */
-    @SuppressWarnings("unchecked")
-    public static <T extends Message> SharedVariable<T> create(int key, T prototype, Options options) {
-        if (key == 0) {
-            throw ShmException.of("create", key, ShmException.Reason.INVALID_ARGUMENT,
-                "key 0 is IPC_PRIVATE, which no other process can open; pick a non-zero key");
-        }
-        if (options.capacity() < 1 || options.capacity() > MAX_CAPACITY) {
-            throw ShmException.of("create", key, ShmException.Reason.INVALID_ARGUMENT,
-                "capacity=" + options.capacity() + " outside 1.." + MAX_CAPACITY);
-        }
-        Descriptors.Descriptor type = prototype.getDescriptorForType();
-        SegmentDescriptor descriptor = describe(key, type, options.capacity());
-        byte[] raw = descriptor.toByteArray();
-        if (raw.length > MAX_DESCRIPTOR_LENGTH) {
-            throw ShmException.of("create", key, ShmException.Reason.TOO_LARGE,
-                "descriptor of " + raw.length + " bytes exceeds " + MAX_DESCRIPTOR_LENGTH);
-        }
-        Geometry g = Geometry.of(options.capacity(), raw.length);
-        int mode = options.mode() & 0777;
-        int perm = mode == 0 ? 0600 : mode;
-        int id = Native.shmget(key, g.segmentLength(), Native.IPC_CREAT | Native.IPC_EXCL | perm);
-        int semid;
-        long address;
-        try {
-            semid = createSemaphores(key, perm);
-        } catch (ShmException e) {
-            Native.shmRemove(key, id);
-            throw e;
-        }
-        try {
-            address = Native.shmat(key, id, false);
-        } catch (ShmException e) {
-            Native.shmRemove(key, id);
-            Native.semRemove(semid);
-            throw e;
-        }
-        ByteBuffer m = Native.wrap(address, g.segmentLength());
-        try {
-            initialise(m, g, raw);
-            if (options.ephemeral()) {
-                Native.shmRemove(key, id);
-            }
-            return new SharedVariable<>(new SysvMapping(key, id, semid, address, m), key,
-                new Validated<>(g, descriptor, type, (Parser<T>) prototype.getParserForType()), false,
-                options.waitStrategy());
-        } catch (RuntimeException e) {
-            try {
-                Native.shmRemove(key, id);
-            } catch (ShmException removedAlready) {
-                // ephemeral
-            }
-            Native.semRemove(semid);
-            Native.shmdt(key, address);
-            throw e;
-        }
+    /** Creates the file at {@code path}, laid out exactly as a segment, and maps it; EEXIST if it exists. */
+    static <T extends Message> SharedMemoryVariable<T> createFile(Path path, T prototype, Options options) {
+        return SharedMemoryVariable.createFile(path, prototype, options);
     }
 
-    /**
-     * Creates the attachment semaphores under {@code key}, all 0 (PROTOCOL.md, "Creating", step 3). A set left over
-     * from a removed segment is removed and created again if none of its semaphores is held.
-     */
-    private static int createSemaphores(int key, int perm) {
-        int flags = Native.IPC_CREAT | Native.IPC_EXCL | perm;
-        int semid = Native.semLookup(key, ATTACHMENT_COUNT, flags);
-        if (semid == -Native.EEXIST) {
-            int old = Native.semLookup(key, 0, 0);
-            if (old >= 0) {
-                if (!ours(key, old)) {
-                    throw Native.semError("semget", key, Native.EEXIST);
-                }
-                if (!idle(key, old)) {
-                    throw ShmException.nativeError("semget", key, Native.EEXIST,
-                        "a semaphore set with this key is still used by attachments of a removed segment");
-                }
-                Native.semRemove(old);
-            }
-            semid = Native.semLookup(key, ATTACHMENT_COUNT, flags);
-        }
-        if (semid < 0) {
-            throw Native.semError("semget", key, -semid);
-        }
-        return semid;
+    /** Maps the file at {@code path} and checks that it holds {@code prototype}'s type. */
+    static <T extends Message> SharedMemoryVariable<T> openFile(Path path, T prototype, Options options) {
+        return SharedMemoryVariable.openFile(path, prototype, options);
     }
 
-    /** Whether the set has as many semaphores as a set of ours: another program's set is never removed. */
-    private static boolean ours(int key, int semid) {
-        try {
-            return Native.semStat(key, semid).count() == ATTACHMENT_COUNT;
-        } catch (ShmException e) {
-            return false;
-        }
-    }
-
-    /** Whether every semaphore of the set, one of ours, is 0; false when the kernel cannot tell. */
-    private static boolean idle(int key, int semid) {
-        for (int i = 0; i < ATTACHMENT_COUNT; i++) {
-            if (Native.semValue(semid, i) != 0) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    /**
-     * Finds the attachment semaphores of the segment under {@code key} for a writing open and applies the
-     * segment's owner and mode checks to them (PROTOCOL.md, "Opening and validation", step 7).
-     */
-    private static int openSemaphores(int key, Options options) {
-        int semid = Native.semLookup(key, 0, 0);
-        if (semid == -Native.ENOENT) {
-            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
-                "no semaphore set under this key (it keeps the attachments' liveness)");
-        }
-        if (semid < 0) {
-            throw Native.semError("semget", key, -semid);
-        }
-        Native.SemaphoreInfo info = Native.semStat(key, semid);
-        if (info.count() != ATTACHMENT_COUNT) {
-            throw ShmException.of("open", key, ShmException.Reason.CORRUPT,
-                "semaphore set has " + info.count() + " semaphores, want " + ATTACHMENT_COUNT);
-        }
-        checkOwnerAndMode(info.uid(), info.cuid(), info.mode(), options, "semaphore set", key);
-        return semid;
-    }
-
-    /** The descriptor of a new segment holding {@code type}. */
-    static SegmentDescriptor describe(Descriptors.Descriptor type, int capacity) {
-        return describe(0, type, capacity);
-    }
-
-    /** The descriptor of a new segment under {@code key} (0 for a file); refuses a type openers would refuse. */
-    static SegmentDescriptor describe(int key, Descriptors.Descriptor type, int capacity) {
-        Set<FileDescriptor> files = new HashSet<>();
-        addDependencies(type.getFile(), files);
-        String redefined = LayoutDescriptor.redefinedWellKnownType(files);
-        if (redefined != null) {
-            throw ShmException.of("create", key, ShmException.Reason.INVALID_ARGUMENT, redefined);
-        }
-        return SegmentDescriptor.newBuilder()
-            .setLayoutVersion(LAYOUT_VERSION)
-            .setMessageType(type.getFullName())
-            .setSchema(schemaOf(type).toByteString())
-            .setCapacity(capacity)
-            .setCreatorPid((int) ProcessHandle.current().pid())
-            .setCreatedUnixNanos(nowNanos())
-            .setCreator("java")
-            .build();
-    }
-
-    /**
-     * Creates the file at {@code path} holding the empty value of {@code prototype}'s type, laid out exactly as a
-     * System V segment, and maps it: a path under /dev/shm gives a fast name-addressed segment, a regular file one
-     * that outlives a reboot (see {@link #sync()}). Fails with errno EEXIST if the path exists.
-     */
-    @SuppressWarnings("unchecked")
-    public static <T extends Message> SharedVariable<T> createFile(java.nio.file.Path path, T prototype,
-                                                                  Options options) {
-        String p = path.toString();
-        if (options.capacity() < 1 || options.capacity() > MAX_CAPACITY) {
-            throw ShmException.of("create", 0, ShmException.Reason.INVALID_ARGUMENT,
-                "capacity=" + options.capacity() + " outside 1.." + MAX_CAPACITY).at(p);
-        }
-        Descriptors.Descriptor type = prototype.getDescriptorForType();
-        SegmentDescriptor descriptor = describe(type, options.capacity());
-        byte[] raw = descriptor.toByteArray();
-        Geometry g = Geometry.of(options.capacity(), raw.length);
-        int mode = options.mode() & 0777;
-        int fd = Native.open(p, Native.O_RDWR | Native.O_CREAT | Native.O_EXCL, mode == 0 ? 0600 : mode);
-        long address = -1;
-        try {
-            Native.fchmod(p, fd, mode == 0 ? 0600 : mode); // the umask must not change what was asked
-            Native.reserve(p, fd, g.segmentLength());
-            address = Native.mmap(p, fd, g.segmentLength(), false);
-            ByteBuffer m = Native.wrap(address, g.segmentLength());
-            initialise(m, g, raw);
-            // The descriptor stays open: its OFD lock on our attachment entry lives as long as it does.
-            return new SharedVariable<>(new FileMapping(p, fd, address, m), 0,
-                new Validated<>(g, descriptor, type, (Parser<T>) prototype.getParserForType()), false,
-                options.waitStrategy());
-        } catch (RuntimeException e) {
-            if (address != -1) {
-                Native.munmap(p, address, g.segmentLength());
-            }
-            Native.unlink(p);
-            Native.close(fd);
-            throw e instanceof ShmException se ? se.at(p) : e;
-        }
-    }
-
-    /** Maps the file at {@code path}, validates it and checks that it holds {@code prototype}'s type. */
-    @SuppressWarnings("unchecked")
-    public static <T extends Message> SharedVariable<T> openFile(java.nio.file.Path path, T prototype,
-                                                                Options options) {
-        String want = prototype.getDescriptorForType().getFullName();
-        return mapFile(path.toString(), options, (d, type) -> {
-            requireType(0, d, want);
-            return new Typed<>(prototype.getDescriptorForType(), (Parser<T>) prototype.getParserForType());
-        });
+    /** {@link #openOrCreate(int, Message, Options)} for a mapped file. */
+    static <T extends Message> SharedMemoryVariable<T> openOrCreateFile(Path path, T prototype, Options options) {
+        return SharedMemoryVariable.openOrCreateFile(path, prototype, options);
     }
 
     /** Maps the file at {@code path} and decodes values with the schema stored in it. */
-    public static SharedVariable<DynamicMessage> openDynamicFile(java.nio.file.Path path, Options options) {
-        return mapFile(path.toString(), options, (d, type) -> {
-            if (options.type() != null) {
-                requireType(0, d, options.type());
-            }
-            return new Typed<>(type, DynamicMessage.getDefaultInstance(type).getParserForType());
-        });
-    }
-
-    private static <T extends Message> SharedVariable<T> mapFile(String path, Options options, TypeCheck<T> typeCheck) {
-        // O_NONBLOCK: opening a FIFO would otherwise block until a writer came; it changes nothing for the regular
-        // file the next check insists on.
-        int fd = Native.open(path, (options.readOnly() ? Native.O_RDONLY : Native.O_RDWR) | Native.O_NOFOLLOW
-            | Native.O_NONBLOCK | Native.O_NOCTTY, 0);
-        try {
-            if (!Native.isRegularFile(fd)) {
-                throw ShmException.of("open", 0, ShmException.Reason.NOT_SHMVAR, "not a regular file").at(path);
-            }
-            Native.SegmentInfo info = Native.fileStat(path, fd);
-            // A creator sizes its file in one call (posix_fallocate) after creating it empty: an empty file may be
-            // one still being created, as a System V segment with a zero version word is. Wait for it the same way.
-            long deadline = System.nanoTime() + options.initWait().toNanos();
-            while (info.size() == 0 && System.nanoTime() - deadline < 0) {
-                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
-                info = Native.fileStat(path, fd);
-            }
-            if (info.size() == 0) {
-                throw ShmException.of("open", 0, ShmException.Reason.NOT_INITIALISED,
-                    LayoutDescriptor.notInitialised(options.initWait())).at(path);
-            }
-            LayoutDescriptor.checkSegmentSize(0, info.size());
-            try {
-                checkOwnerAndMode(info.uid(), info.uid(), info.mode(), options, "file", 0);
-            } catch (ShmException e) {
-                throw e.at(path);
-            }
-            long address = Native.mmap(path, fd, info.size(), options.readOnly());
-            ByteBuffer m = Native.wrap(address, info.size());
-            try {
-                Validated<T> v = validate(0, m, options, typeCheck);
-                // The descriptor stays open: a writer's OFD lock lives as long as it does, and a reader asks
-                // about the others' locks through it.
-                return new SharedVariable<>(new FileMapping(path, fd, address, m), 0, v, options.readOnly(),
-                    options.waitStrategy());
-            } catch (RuntimeException e) {
-                Native.munmap(path, address, info.size());
-                throw e;
-            }
-        } catch (RuntimeException e) {
-            Native.close(fd);
-            throw e instanceof ShmException se ? se.at(path) : e;
-        }
-    }
-
-    /** Writes the header and descriptor into zeroed memory. */
-    static void initialise(ByteBuffer m, Geometry g, byte[] descriptor) {
-        m.putInt(MAGIC_OFFSET, MAGIC);
-        m.putInt(HEADER_LENGTH_OFFSET, HEADER_LENGTH);
-        m.putLong(CAPACITY_OFFSET, g.capacity());
-        m.putLong(DESCRIPTOR_OFFSET_OFFSET, g.descriptorOffset());
-        m.putLong(DESCRIPTOR_LENGTH_OFFSET, g.descriptorLength());
-        m.putLong(SLOT0_OFFSET_OFFSET, g.slot0());
-        m.putLong(SLOT1_OFFSET_OFFSET, g.slot1());
-        m.putLong(SEGMENT_LENGTH_OFFSET, g.segmentLength());
-        m.put((int) g.descriptorOffset(), descriptor);
-        CRC32C crc = new CRC32C();
-        crc.update(descriptor);
-        m.putInt(DESCRIPTOR_CRC_OFFSET, (int) crc.getValue());
-        // Slot 0 holds the empty value (length 0, CRC 0) for generation 0; the kernel zero-fills new segments, so
-        // only the version word is left: it goes last, with release semantics, and makes the segment valid.
-        INT.setRelease(m, LAYOUT_VERSION_OFFSET, LAYOUT_VERSION);
-    }
-
-    /** Opens the segment under {@code key} and checks that it holds {@code prototype}'s type. */
-    public static <T extends Message> SharedVariable<T> open(int key, T prototype) {
-        return open(key, prototype, Options.defaults());
-    }
-
-    /** Opens the segment under {@code key}, validates it and checks that it holds {@code prototype}'s type. */
-    @SuppressWarnings("unchecked")
-    public static <T extends Message> SharedVariable<T> open(int key, T prototype, Options options) {
-        String want = prototype.getDescriptorForType().getFullName();
-        return attach(key, options, (d, type) -> {
-            requireType(key, d, want);
-            return new Typed<>(prototype.getDescriptorForType(), (Parser<T>) prototype.getParserForType());
-        });
+    static SharedMemoryVariable<DynamicMessage> openDynamicFile(Path path, Options options) {
+        return SharedMemoryVariable.openDynamicFile(path, options);
     }
 
     /**
-     * Opens the segment under {@code key} and decodes values with the schema stored in it; when
-     * {@link Options#type()} is set, the segment must hold that type.
+     * Creates the variable at {@code address}: {@code shm:KEY} (a System V key, as the commands take it),
+     * {@code file:PATH}, or the scheme of a provider on the class path (for example {@code etcd://host:port/name}).
      */
-    public static SharedVariable<DynamicMessage> openDynamic(int key, Options options) {
-        return attach(key, options, (d, type) -> {
-            if (options.type() != null) {
-                requireType(key, d, options.type());
-            }
-            return new Typed<>(type, DynamicMessage.getDefaultInstance(type).getParserForType());
-        });
+    static <T extends Message> SharedVariable<T> create(URI address, T prototype, Options options) {
+        return Addresses.provider(address).create(address, prototype, options);
     }
 
-    private static void requireType(int key, SegmentDescriptor d, String want) {
-        if (!d.getMessageType().equals(want)) {
-            throw ShmException.of("open", key, ShmException.Reason.TYPE_MISMATCH,
-                "segment holds " + d.getMessageType() + ", asked for " + want);
-        }
+    /** Opens the variable at {@code address} (see {@link #create(URI, Message, Options)}). */
+    static <T extends Message> SharedVariable<T> open(URI address, T prototype, Options options) {
+        return Addresses.provider(address).open(address, prototype, options);
+    }
+
+    /** Opens the variable at {@code address}, or creates it if there is none (see {@link #openOrCreate(int, Message, Options)}). */
+    static <T extends Message> SharedVariable<T> openOrCreate(URI address, T prototype, Options options) {
+        return Addresses.provider(address).openOrCreate(address, prototype, options);
+    }
+
+    /** Opens the variable at {@code address} and decodes values with the schema stored with it. */
+    static SharedVariable<DynamicMessage> openDynamic(URI address, Options options) {
+        return Addresses.provider(address).openDynamic(address, options);
     }
 
     /**
      * Removes the segment under {@code key} and its semaphore set without validating them, for segments too damaged
      * to open; also removes a semaphore set left alone under the key. Fails with ENOENT only if neither exists.
      */
-    public static void removeKey(int key) {
-        ShmException missing = null;
-        try {
-            Native.shmRemove(key, Native.shmget(key, 0, 0));
-        } catch (ShmException e) {
-            if (e.errno() != Native.ENOENT) {
-                throw e;
-            }
-            missing = e;
-        }
-        int semid = Native.semLookup(key, 0, 0);
-        if (semid >= 0) {
-            int errno = Native.semRemove(semid);
-            if (errno != 0 && errno != Native.EINVAL && errno != Native.EIDRM) {
-                throw Native.semError("semctl(IPC_RMID)", key, errno);
-            }
-        } else if (semid != -Native.ENOENT) {
-            throw Native.semError("semget", key, -semid);
-        } else if (missing != null) {
-            throw missing;
-        }
-    }
-
-    record Typed<T>(Descriptors.Descriptor descriptor, Parser<T> parser) {
-    }
-
-    interface TypeCheck<T> {
-        Typed<T> check(SegmentDescriptor descriptor, Descriptors.Descriptor stored);
-    }
-
-    private static <T extends Message> SharedVariable<T> attach(int key, Options options, TypeCheck<T> typeCheck) {
-        if (key == 0) {
-            throw ShmException.of("open", key, ShmException.Reason.INVALID_ARGUMENT,
-                "key 0 is IPC_PRIVATE; pass the key the segment was created with");
-        }
-        int id = Native.shmget(key, 0, 0);
-        Native.SegmentInfo info = Native.shmStat(key, id);
-        LayoutDescriptor.checkSegmentSize(key, info.size());
-        checkOwnerAndMode(info.uid(), info.cuid(), info.mode(), options, "segment", key);
-        long address = Native.shmat(key, id, options.readOnly());
-        try {
-            ByteBuffer m = Native.wrap(address, info.size());
-            Validated<T> v = validate(key, m, options, typeCheck);
-            int semid;
-            if (options.readOnly()) {
-                // Only to report liveness: a reader that cannot find the set reports every holder alive.
-                semid = Math.max(-1, Native.semLookup(key, 0, 0));
-            } else {
-                semid = openSemaphores(key, options);
-            }
-            SharedVariable<T> variable = new SharedVariable<>(new SysvMapping(key, id, semid, address, m), key, v,
-                options.readOnly(), options.waitStrategy());
-            if (options.ephemeral()) {
-                try {
-                    Native.shmRemove(key, id);
-                } catch (RuntimeException e) {
-                    variable.attachments.release();
-                    throw e;
-                }
-            }
-            return variable;
-        } catch (RuntimeException e) {
-            Native.shmdt(key, address);
-            throw e;
-        }
-    }
-
-    /**
-     * The owner and mode checks of open; {@code what} is "segment", "semaphore set" or "file". Both the owner and the
-     * creator must be this process's user: a creator keeps full access whoever it makes the owner.
-     */
-    private static void checkOwnerAndMode(int uid, int cuid, int mode, Options options, String what, int key) {
-        int euid = Native.geteuid();
-        if (!options.anyOwner() && uid != euid) {
-            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, what + " is owned by uid "
-                + Integer.toUnsignedString(uid) + ", this process runs as uid " + Integer.toUnsignedString(euid)
-                + "; accept it with withAnyOwner (--any-owner)");
-        }
-        if (!options.anyOwner() && cuid != euid) {
-            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, what + " is owned by uid "
-                + Integer.toUnsignedString(uid) + " (created by uid " + Integer.toUnsignedString(cuid)
-                + "), this process runs as uid " + Integer.toUnsignedString(euid)
-                + "; accept it with withAnyOwner (--any-owner)");
-        }
-        if (!options.anyMode() && (mode & 0002) != 0) {
-            throw ShmException.of("open", key, ShmException.Reason.PERMISSION, String.format(
-                "%s mode %04o lets any user write it; accept it with withAnyMode (--any-mode)", what, mode & 0777));
-        }
-    }
-
-    /**
-     * Validates {@code m}, an attached segment or any image of one. The first size check covers only the lines before
-     * the attachment table, so that a segment of an older layout is refused for its version, not its size.
-     */
-    static <T extends Message> Validated<T> validate(int key, ByteBuffer m, Options options, TypeCheck<T> typeCheck) {
-        LayoutDescriptor.checkSegmentSize(key, m.capacity());
-        int version = awaitVersion(m, options.initWait());
-        Geometry g = readGeometry(key, m, version, options.initWait());
-        SegmentDescriptor d = readDescriptor(key, m, g, version);
-        Descriptors.Descriptor stored = messageDescriptorOf(key, d);
-        Typed<T> typed = typeCheck.check(d, stored);
-        return new Validated<>(g, d, typed.descriptor(), typed.parser());
-    }
-
-    /**
-     * Validates an image of a segment held in private memory {@code m} and decodes with its stored schema; for tests.
-     * It claims attachment entry 0 of the image, with no kernel object behind it.
-     */
-    static SharedVariable<DynamicMessage> validateDynamic(ByteBuffer m) {
-        Options options = Options.defaults().withInitWait(Duration.ZERO);
-        Validated<DynamicMessage> v = validate(1, m, options,
-            (d, type) -> new Typed<>(type, DynamicMessage.getDefaultInstance(type).getParserForType()));
-        return new SharedVariable<>(new MemoryMapping(m), 1, v, false, options.waitStrategy());
-    }
-
-    /** The segment's key. */
-    public int key() {
-        return key;
-    }
-
-    /** The descriptor stored in the segment at creation. */
-    public SegmentDescriptor descriptor() {
-        return descriptor;
-    }
-
-    /** The type values are decoded as. */
-    public Descriptors.Descriptor messageDescriptor() {
-        return messageDescriptor;
-    }
-
-    /** The most bytes an encoded value may take. */
-    public int capacity() {
-        return (int) geometry.capacity();
-    }
-
-    /** The number of values committed since creation. */
-    public long generation() {
-        enter("generation");
-        try {
-            return (long) LONG.getAcquire(memory, GENERATION_OFFSET);
-        } catch (InternalError e) {
-            throw fault("generation", e);
-        } finally {
-            exit();
-        }
-    }
-
-    /** The mapped file of a file-backed variable, or null for a System V segment. */
-    public String path() {
-        return mapping.path();
-    }
-
-    /**
-     * Flushes a file-backed variable to its file (msync): once it returns, the last committed value survives a
-     * crash of the machine. Does nothing for System V segments, which live in memory only.
-     */
-    public void sync() {
-        enter("sync");
-        try {
-            mapping.sync();
-        } finally {
-            exit();
-        }
-    }
-
-    /** A copy of the last committed value; takes no lock. */
-    public T get() {
-        enter("get");
-        try {
-            T cached = cached((long) LONG.getAcquire(memory, GENERATION_OFFSET));
-            return cached != null ? cached : read("get");
-        } catch (ShmException e) {
-            throw mapping.name(e);
-        } catch (InternalError e) {
-            throw fault("get", e);
-        } finally {
-            exit();
-        }
-    }
-
-    /** The last committed value exactly as it is encoded in the segment, after the same checks as {@link #get()}. */
-    public byte[] getEncoded() {
-        enter("get");
-        try {
-            Scratch scratch = copyActive("get");
-            byte[] buf = scratch.buf;
-            int n = scratch.length;
-            parse(scratch, "get"); // the same checks as get
-            return java.util.Arrays.copyOf(buf, n);
-        } catch (ShmException e) {
-            throw mapping.name(e);
-        } catch (InternalError e) {
-            throw fault("get", e);
-        } finally {
-            exit();
-        }
-    }
-
-    /** Commits {@code value}, waiting for the lock as long as it takes. */
-    public void set(T value) {
-        update(null, "set", current -> value, false);
-    }
-
-    /**
-     * Commits {@code fn(current)} under the lock and returns it. When {@code fn} throws, nothing is committed, the
-     * lock is released and the exception propagates.
-     */
-    public T update(UnaryOperator<T> fn) {
-        return update(null, "update", fn, true);
-    }
-
-    /** {@link #update} that gives up with {@link ShmException.Reason#TIMEOUT}, naming the holder, after timeout. */
-    public T tryUpdate(UnaryOperator<T> fn, Duration timeout) {
-        return update(timeout, "update", fn, true);
-    }
-
-    /** A snapshot of the lock word and its counters. */
-    public SpinLock.State lockState() {
-        enter("inspect");
-        try {
-            return lock.state();
-        } catch (InternalError e) {
-            throw fault("inspect", e);
-        } finally {
-            exit();
-        }
-    }
-
-    /** A live writing attachment of the segment: its entry in the attachment table and the pid recorded there. */
-    public record Attachment(int index, int pid, boolean inOtherNamespace) {
-        /** "pid P", or "pid P in another PID namespace" (where the pid means another process than here). */
-        public String describe() {
-            return Attachments.describePid(pid, inOtherNamespace);
-        }
-    }
-
-    /**
-     * The live writing attachments, in entry order: the entries claimed at least once whose kernel object says they
-     * are held (or cannot tell, which a read-only attachment that did not find the semaphore set reports for all).
-     */
-    public java.util.List<Attachment> attachments() {
-        enter("inspect");
-        try {
-            java.util.List<Attachment> live = new java.util.ArrayList<>();
-            for (int i = 0; i < ATTACHMENT_COUNT; i++) {
-                if (attachments.incarnation(i) != 0 && attachments.entryHeld(i)) {
-                    live.add(new Attachment(i, attachments.pid(i), attachments.inOtherNamespace(i)));
-                }
-            }
-            return live;
-        } catch (InternalError e) {
-            throw fault("inspect", e);
-        } finally {
-            exit();
-        }
-    }
-
-    /** This attachment's lock word, {@code index << 32 | incarnation}; 0 for a read-only attachment. */
-    public long identity() {
-        return identity;
-    }
-
-    /** Asks the kernel about the segment or file. */
-    public Native.SegmentInfo stat() {
-        return mapping.stat();
-    }
-
-    /**
-     * Detaches the segment, after operations in flight end, giving its attachment entry back; it stays in the system
-     * for other processes. The last attachment of an ephemeral segment also removes the semaphore set.
-     */
-    @Override
-    public void close() {
-        if (!detach()) {
-            return;
-        }
-        try {
-            attachments.release();
-        } finally {
-            mapping.detach(leaveMapped);
-        }
-    }
-
-    /**
-     * Marks the segment for removal, which the kernel carries out at the last detach, removes its semaphore set at
-     * once, and detaches it; for a file, unlinks it. Attachments still using a removed set can no longer tell
-     * whether a lock holder is alive, so they never take the lock over: remove segments nobody uses any more.
-     */
-    public void remove() {
-        if (!detach()) {
-            throw mapping.name(ShmException.of("remove", key, ShmException.Reason.CLOSED, ""));
-        }
-        try {
-            attachments.release();
-            mapping.remove();
-        } finally {
-            mapping.detach(leaveMapped);
-        }
-    }
-
-    /** Marks this variable closed and waits for operations in flight; false if it was closed already. */
-    private boolean detach() {
-        long before = users.getAndAdd(CLOSED);
-        if ((before & CLOSED) != 0) {
-            users.getAndAdd(-CLOSED);
-            return false;
-        }
-        if (mapping.address() != 0) {
-            // Waiters of this process re-check at once and see the variable closed; those of other processes wake
-            // for nothing and sleep again. The words move first, so that a waiter about to sleep on their old value
-            // does not sleep through the wake (a read-only attachment cannot move them; nor is a file touched that
-            // shrank: a faulting atomic can abort the JVM).
-            if (!readOnly && mapping.reaches(memory.capacity())) {
-                INT.getAndAdd(memory, LOCK_FUTEX_OFFSET, 1);
-                INT.getAndAdd(memory, GENERATION_FUTEX_OFFSET, 1);
-            }
-            Native.futexWake(base + LOCK_FUTEX_OFFSET, Integer.MAX_VALUE);
-            Native.futexWake(base + GENERATION_FUTEX_OFFSET, Integer.MAX_VALUE);
-        }
-        long start = System.nanoTime();
-        synchronized (drained) {
-            while (users.get() != CLOSED) {
-                if (faulted && System.nanoTime() - start > FAULTED_CLOSE_WAIT_NANOS) {
-                    // The JVM may deliver the InternalError of a fault late, past an operation's exit(): its count
-                    // can be lost. Give up waiting, and leave the mapping in place for whatever may still touch it.
-                    leaveMapped = true;
-                    break;
-                }
-                try {
-                    drained.wait(10);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt(); // close still finishes: operations in flight end at once
-                }
-            }
-        }
-        return true;
-    }
-
-    /** How long close waits for operations in flight once an access faulted. */
-    private static final long FAULTED_CLOSE_WAIT_NANOS = 100_000_000L;
-
-    /**
-     * A fault while touching the mapped file (it was truncated under this attachment; the JVM reports a faulting
-     * unsafe access as an InternalError) as the library's exception; anything else is rethrown.
-     */
-    private ShmException fault(String op, InternalError e) {
-        ShmException truncated = mapping.onFault(op, e);
-        faulted = true;
-        return truncated;
-    }
-
-    private void enter(String op) {
-        if ((users.incrementAndGet() & CLOSED) != 0) {
-            exit();
-            throw mapping.name(ShmException.of(op, key, ShmException.Reason.CLOSED, ""));
-        }
-        // A file truncated under this attachment makes accesses past its new end fault. The JVM turns some faults
-        // into an InternalError (see fault) but aborts on others (an atomic in the interpreter, the CRC32C
-        // intrinsic): so every operation first asks the mapping (for a file, its size: one lseek) and touches
-        // nothing if it shrank.
-        ShmException shrunk = mapping.stillMapped(op);
-        if (shrunk != null) {
-            exit();
-            faulted = true;
-            throw shrunk;
-        }
-    }
-
-    private void exit() {
-        if (users.decrementAndGet() == CLOSED) {
-            synchronized (drained) {
-                drained.notifyAll();
-            }
-        }
-    }
-
-    /** What a wait of this variable asks between its sleeps (see {@link Waiting.Stop}). */
-    private final class Stop implements Waiting.Stop {
-        @Override
-        public void check(String op) {
-            if ((users.get() & CLOSED) != 0) {
-                throw ShmException.of(op, key, ShmException.Reason.CLOSED, "closed while waiting");
-            }
-            Waiting.interrupted(op, key);
-            mapped(op);
-        }
-
-        @Override
-        public void mapped(String op) {
-            ShmException shrunk = mapping.stillMapped(op);
-            if (shrunk != null) {
-                faulted = true;
-                throw shrunk;
-            }
-        }
-    }
-
-    private T update(Duration timeout, String op, UnaryOperator<T> fn, boolean needCurrent) {
-        enter(op);
-        try {
-            if (readOnly) {
-                throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "segment is attached read-only");
-            }
-            lock.acquire(timeout, wait, op, stop);
-            long g;
-            T next;
-            Throwable failure = null;
-            try {
-                g = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
-                T current = null;
-                if (needCurrent) {
-                    current = cached(g);
-                    if (current == null) {
-                        current = read(op);
-                    }
-                }
-                next = fn.apply(current);
-                commit(g, next, op);
-            } catch (Throwable e) {
-                failure = e;
-                throw e;
-            } finally {
-                try {
-                    // After a fault, the lock line may have gone with the file's end: touching it would fault again.
-                    if (!(failure instanceof InternalError) || mapping.reaches(LOCK_WORD_OFFSET + Long.BYTES)) {
-                        lock.release();
-                    }
-                } catch (ShmException | InternalError e) {
-                    // After a lost lock the release fails too: the first error is the one to report.
-                    if (failure == null) {
-                        throw e;
-                    }
-                    failure.addSuppressed(e);
-                }
-            }
-            cache(g + 1, next); // after the release: the pair stays right even if another commit follows
-            return next;
-        } catch (ShmException e) {
-            throw mapping.name(e);
-        } catch (InternalError e) {
-            throw fault(op, e);
-        } finally {
-            exit();
-        }
-    }
-
-    /** Reads the value: copies the active slot, then parses the copy, and caches it. */
-    private T read(String op) {
-        Scratch scratch = copyActive(op);
-        T value = parse(scratch, op);
-        cache(scratch.generation, value);
-        return value;
-    }
-
-    /** The cached value if it is the one committed at {@code generation}, else null. */
-    private T cached(long generation) {
-        long g = (long) CACHED_GENERATION.getAcquire(this);
-        @SuppressWarnings("unchecked")
-        T value = (T) CACHED_VALUE.getAcquire(this);
-        return value != null && g == generation && (long) CACHED_GENERATION.getAcquire(this) == g ? value : null;
-    }
-
-    /** Caches {@code value} as the one committed at {@code generation}, unless another thread is caching. */
-    private void cache(long generation, T value) {
-        if (cacheWriter.compareAndExchangeAcquire(false, true)) {
-            return;
-        }
-        CACHED_VALUE.setRelease(this, null);
-        CACHED_GENERATION.setRelease(this, generation);
-        CACHED_VALUE.setRelease(this, value);
-        cacheWriter.setRelease(false);
-    }
-
-    /**
-     * Copies the active slot into this thread's scratch buffer and returns its length: the length is read once and
-     * bounds-checked, the bytes copied, the generation re-checked (retrying if it moved), then the slot's generation
-     * and CRC32C verified.
-     */
-    private Scratch copyActive(String op) {
-        Scratch scratch = SCRATCH.get();
-        byte[] buf = scratch.buf;
-        long deadline = 0;
-        for (int attempt = 0; ; attempt++) {
-            long g1 = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
-            int off = (int) geometry.slot(g1);
-            long n = Integer.toUnsignedLong(memory.getInt(off + SLOT_LENGTH_OFFSET));
-            if (n <= geometry.capacity()) {
-                if (buf.length < n) {
-                    buf = new byte[(int) Math.max(n, Math.min(2L * buf.length, geometry.capacity()))];
-                    scratch.buf = buf;
-                }
-                memory.get(off + SLOT_HEADER_LENGTH, buf, 0, (int) n);
-            }
-            int crc = memory.getInt(off + SLOT_CRC_OFFSET);
-            long slotGeneration = memory.getLong(off + SLOT_GENERATION_OFFSET);
-            VarHandle.acquireFence();
-            long g2 = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
-            if (g2 != g1) {
-                if (attempt == 0) {
-                    deadline = System.nanoTime() + READ_RETRY_NANOS;
-                } else if (attempt % 64 == 0 && System.nanoTime() - deadline > 0) {
-                    throw ShmException.of(op, key, ShmException.Reason.BUSY,
-                        "generation kept moving for " + READ_RETRY_NANOS / 1_000_000 + "ms");
-                }
-                continue;
-            }
-            if (n > geometry.capacity()) {
-                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
-                    "slot " + (g1 & 1) + " length=" + n + " exceeds capacity=" + geometry.capacity());
-            }
-            if (slotGeneration != g1) {
-                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
-                    "slot " + (g1 & 1) + " generation=" + slotGeneration + ", header generation=" + g1);
-            }
-            CRC32C c = new CRC32C();
-            c.update(buf, 0, (int) n);
-            if ((int) c.getValue() != crc) {
-                throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
-                    "slot " + (g1 & 1) + " CRC32C mismatch at generation " + g1);
-            }
-            scratch.length = (int) n;
-            scratch.generation = g1;
-            return scratch;
-        }
-    }
-
-    /** A decoder over {@code in} that refuses values nested deeper than {@link LayoutDescriptor#MAX_NESTING_DEPTH}. */
-    private static CodedInputStream newDecoder(java.io.InputStream in) {
-        CodedInputStream decoder = CodedInputStream.newInstance(in, DECODE_BUFFER);
-        decoder.setRecursionLimit(MAX_NESTING_DEPTH);
-        return decoder;
-    }
-
-    /**
-     * The deepest a value of {@code type} can nest (PROTOCOL.md, "Values"), or {@code MAX_NESTING_DEPTH + 1} if it
-     * can nest deeper: through a recursive type, or extensions, which the descriptor does not bound.
-     */
-    static int staticDepth(Descriptors.Descriptor type, java.util.Map<String, Integer> memo) {
-        Integer known = memo.get(type.getFullName());
-        if (known != null) {
-            return known;
-        }
-        int unbounded = MAX_NESTING_DEPTH + 1;
-        memo.put(type.getFullName(), unbounded); // while on the stack: a cycle is unbounded
-        int deepest = type.isExtendable() ? unbounded : 0;
-        for (Descriptors.FieldDescriptor field : type.getFields()) {
-            if (deepest >= unbounded) {
-                break;
-            }
-            if (field.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE) {
-                // a map entry is a message too: its value is one deeper
-                deepest = Math.max(deepest, 1 + staticDepth(field.getMessageType(), memo));
-            }
-        }
-        deepest = Math.min(deepest, unbounded);
-        memo.put(type.getFullName(), deepest);
-        return deepest;
-    }
-
-    /**
-     * How deep {@code m} nests (PROTOCOL.md, "Values"): 0 for a message with no message set in it, 1 more for each
-     * message field value, group and map entry on the way down. It stops measuring below {@code limit}, returning
-     * more than {@code limit} for a value deeper than that.
-     */
-    static int nestingDepth(Message m, int limit) {
-        if (limit < 0) {
-            return 0;
-        }
-        int deepest = 0;
-        for (java.util.Map.Entry<Descriptors.FieldDescriptor, Object> e : m.getAllFields().entrySet()) {
-            if (e.getKey().getJavaType() != Descriptors.FieldDescriptor.JavaType.MESSAGE) {
-                continue;
-            }
-            if (e.getKey().isRepeated()) { // map fields too: a list of entries
-                for (Object element : (java.util.List<?>) e.getValue()) {
-                    deepest = Math.max(deepest, 1 + nestingDepth((Message) element, limit - 1));
-                    if (deepest > limit) {
-                        return deepest;
-                    }
-                }
-            } else {
-                deepest = Math.max(deepest, 1 + nestingDepth((Message) e.getValue(), limit - 1));
-            }
-            if (deepest > limit) {
-                return deepest;
-            }
-        }
-        return deepest;
-    }
-
-    /**
-     * For each message type reachable from {@code type}, the fields that hold strings readers check for UTF-8
-     * ({@code needsUtf8Check}: proto3) or messages that can; empty when no value of {@code type} holds such a string.
-     */
-    static java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> stringFields(Descriptors.Descriptor type) {
-        java.util.Map<Descriptors.Descriptor, java.util.List<Descriptors.FieldDescriptor>> all = new java.util.IdentityHashMap<>();
-        java.util.ArrayDeque<Descriptors.Descriptor> todo = new java.util.ArrayDeque<>(java.util.List.of(type));
-        while (!todo.isEmpty()) {
-            Descriptors.Descriptor d = todo.pop();
-            if (all.putIfAbsent(d, new java.util.ArrayList<>()) == null) {
-                for (Descriptors.FieldDescriptor f : d.getFields()) {
-                    if (f.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE) {
-                        todo.push(f.getMessageType());
-                    }
-                }
-            }
-        }
-        // A type leads to checked strings if one of its fields is one, or is a message type that leads to them.
-        java.util.Set<Descriptors.Descriptor> leads = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-        for (boolean grew = true; grew; ) {
-            grew = false;
-            for (Descriptors.Descriptor d : all.keySet()) {
-                for (Descriptors.FieldDescriptor f : d.getFields()) {
-                    boolean relevant = f.getType() == Descriptors.FieldDescriptor.Type.STRING && f.needsUtf8Check()
-                        || f.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE && leads.contains(f.getMessageType());
-                    if (relevant && !all.get(d).contains(f)) {
-                        all.get(d).add(f);
-                        leads.add(d);
-                        grew = true;
-                    }
-                }
-            }
-        }
-        java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> plan = new java.util.IdentityHashMap<>();
-        if (leads.contains(type)) {
-            all.forEach((d, fields) -> plan.put(d, fields.toArray(new Descriptors.FieldDescriptor[0])));
-        }
-        return plan;
-    }
-
-    /**
-     * The full name of a field of {@code m} holding a string that is not valid UTF-16, so not encodable as UTF-8
-     * (an unpaired surrogate, which protobuf-java would silently encode as '?'); null if there is none.
-     */
-    static String invalidString(Message m, java.util.Map<Descriptors.Descriptor, Descriptors.FieldDescriptor[]> plan) {
-        Descriptors.FieldDescriptor[] fields = plan.get(m.getDescriptorForType());
-        if (fields == null) { // a type compiled apart from the segment's: look at it afresh
-            plan = stringFields(m.getDescriptorForType());
-            fields = plan.getOrDefault(m.getDescriptorForType(), new Descriptors.FieldDescriptor[0]);
-        }
-        for (Descriptors.FieldDescriptor f : fields) {
-            int n = f.isRepeated() ? m.getRepeatedFieldCount(f) : f.getJavaType() != Descriptors.FieldDescriptor.JavaType.MESSAGE || m.hasField(f) ? 1 : 0;
-            for (int i = 0; i < n; i++) {
-                Object value = f.isRepeated() ? m.getRepeatedField(f, i) : m.getField(f);
-                String bad = value instanceof Message sub ? invalidString(sub, plan)
-                    : value instanceof String str && !wellFormed(str) ? f.getFullName() : null;
-                if (bad != null) {
-                    return bad;
-                }
-            }
-        }
-        return null;
+    static void removeKey(int key) {
+        SharedMemoryVariable.removeKey(key);
     }
 
     /**
      * The full name of a field of {@code value} holding a string that readers would refuse once encoded (an unpaired
      * surrogate in a proto3 string), or null: what {@link #set} refuses with {@code INVALID_ARGUMENT}.
      */
-    public static String invalidUtf8Field(Message value) {
-        return invalidString(value, stringFields(value.getDescriptorForType()));
-    }
-
-    private static boolean wellFormed(String s) {
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            if (Character.isSurrogate(c)) {
-                if (!Character.isHighSurrogate(c) || i + 1 == s.length() || !Character.isLowSurrogate(s.charAt(i + 1))) {
-                    return false;
-                }
-                i++;
-            }
-        }
-        return true;
-    }
-
-    /** Parses a validated copy, bounded by its length. */
-    private T parse(Scratch scratch, String op) {
-        CodedInputStream in = scratch.rewind();
-        try {
-            in.resetSizeCounter();
-            int outer = in.pushLimit(scratch.length);
-            T value = parser.parseFrom(in);
-            in.checkLastTagWas(0); // an end-group tag would stop the parse early
-            if (in.getTotalBytesRead() != scratch.length) {
-                throw new InvalidProtocolBufferException(
-                    "parse stopped at byte " + in.getTotalBytesRead() + " of " + scratch.length);
-            }
-            in.popLimit(outer);
-            return value;
-        } catch (InvalidProtocolBufferException e) {
-            scratch.decoder = newDecoder(scratch);
-            throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
-                "value does not decode as " + descriptor.getMessageType() + ": " + e.getMessage());
-        } catch (RuntimeException e) {
-            // a hostile schema may trip the dynamic parser
-            scratch.decoder = newDecoder(scratch);
-            throw ShmException.of(op, key, ShmException.Reason.CORRUPT,
-                "value does not decode as " + descriptor.getMessageType() + ": " + e);
-        }
-    }
-
-    /**
-     * Encodes {@code value} straight into the inactive slot and publishes it by advancing the generation from
-     * {@code g}, unless the lock was taken from this attachment (PROTOCOL.md, "Writing"): then it fails with
-     * {@link ShmException.Reason#LOCK_LOST} and publishes nothing.
-     */
-    private void commit(long g, T value, String op) {
-        checkLockHeld(op);
-        long now = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
-        if (now != g) {
-            throw ShmException.of(op, key, ShmException.Reason.LOCK_LOST, String.format(
-                "generation moved from %d to %d under the lock holder; nothing was committed", g, now));
-        }
-        if (value == null) {
-            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value is null");
-        }
-        if (value.getDescriptorForType() != messageDescriptor
-            && !value.getDescriptorForType().getFullName().equals(descriptor.getMessageType())) {
-            throw ShmException.of(op, key, ShmException.Reason.TYPE_MISMATCH, "value is "
-                + value.getDescriptorForType().getFullName() + ", segment holds " + descriptor.getMessageType());
-        }
-        if (deep && nestingDepth(value, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH) { // readers would refuse it
-            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value nests deeper than "
-                + MAX_NESTING_DEPTH + " levels, which readers refuse (PROTOCOL.md, \"Values\"); nothing was committed");
-        }
-        int size = value.getSerializedSize();
-        if (size > geometry.capacity()) {
-            throw ShmException.of(op, key, ShmException.Reason.TOO_LARGE,
-                "encoded size=" + size + ", capacity=" + geometry.capacity());
-        }
-        long next = g + 1;
-        int off = (int) geometry.slot(next);
-        int start = off + SLOT_HEADER_LENGTH;
-        boolean strings = !stringFields.isEmpty();
-        slotWriter.moveTo(start, start + size, strings && size <= UTF16_SCAN_LIMIT);
-        try {
-            value.writeTo(encoder);
-            encoder.flush();
-        } catch (IOException | RuntimeException e) {
-            encoder = CodedOutputStream.newInstance(slotWriter, ENCODE_BUFFER); // drop what the failed encode left
-            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "value does not encode: " + e);
-        }
-        if (slotWriter.position != start + size) {
-            throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT,
-                "value encoded to " + (slotWriter.position - start) + " bytes, not its serialized size " + size);
-        }
-        // protobuf-java writes an unpaired surrogate as '?': a small value with no '?' in its bytes has none, and
-        // only the others are searched, field by field (which costs a reflective call per string).
-        if (strings && (size > UTF16_SCAN_LIMIT || slotWriter.question)) {
-            String bad = invalidString(value, stringFields);
-            if (bad != null) { // protobuf-java wrote '?' for it: refuse rather than store what was not asked
-                throw ShmException.of(op, key, ShmException.Reason.INVALID_ARGUMENT, "field " + bad
-                    + " contains invalid UTF-8 (an unpaired surrogate); nothing was committed");
-            }
-        }
-        memory.putInt(off + SLOT_LENGTH_OFFSET, size);
-        memory.putInt(off + SLOT_CRC_OFFSET, (int) slotWriter.crc.getValue());
-        memory.putLong(off + SLOT_GENERATION_OFFSET, next);
-        checkLockHeld(op);
-        long witness = (long) LONG.compareAndExchange(memory, GENERATION_OFFSET, g, next); // the commit point
-        if (witness != g) {
-            throw ShmException.of(op, key, ShmException.Reason.LOCK_LOST, String.format(
-                "generation moved from %d to %d under the lock holder; nothing was committed", g, witness));
-        }
-        if ((int) INT.getVolatile(memory, GENERATION_WAITERS_OFFSET) != 0) {
-            INT.getAndAdd(memory, GENERATION_FUTEX_OFFSET, 1);
-            Native.futexWake(base + GENERATION_FUTEX_OFFSET, Integer.MAX_VALUE);
-        }
-    }
-
-    /** Fails with {@link ShmException.Reason#LOCK_LOST} unless the lock word still holds this attachment's identity. */
-    private void checkLockHeld(String op) {
-        long word = (long) LONG.getAcquire(memory, LOCK_WORD_OFFSET);
-        if (word != identity) {
-            throw ShmException.of(op, key, ShmException.Reason.LOCK_LOST, String.format(
-                "lock word is 0x%016x, not this attachment's 0x%016x; nothing was committed", word, identity));
-        }
-    }
-
-    /**
-     * Waits until the generation moves past {@code after}, or {@code timeout} passes, and returns the generation it
-     * saw; throws {@link ShmException.Reason#TIMEOUT} if it did not move. With {@link WaitStrategy#SPIN_THEN_PARK} a
-     * watcher sleeps on a futex that every commit wakes.
-     */
-    public long awaitChange(long after, Duration timeout) {
-        enter("await");
-        try {
-            long start = System.nanoTime();
-            long timeoutNanos = timeout.toNanos();
-            long futex = base + GENERATION_FUTEX_OFFSET;
-            boolean virtual = Waiting.virtual();
-
-            for (int rounds = 1; ; rounds++) {
-                long g = (long) LONG.getVolatile(memory, GENERATION_OFFSET);
-                if (g != after) {
-                    return g;
-                }
-                Thread.onSpinWait();
-                if (rounds % 32 != 0) {
-                    continue;
-                }
-                long elapsed = System.nanoTime() - start;
-                long left = timeoutNanos - elapsed;
-                if (left <= 0) {
-                    throw mapping.name(ShmException.of("await", key, ShmException.Reason.TIMEOUT,
-                        "generation still " + after + " after " + timeout.toMillis() + "ms"));
-                }
-                stop.check("await");
-                if (elapsed < SpinLock.SPIN_NANOS) {
-                    continue;
-                }
-                if (wait == WaitStrategy.SPIN) {
-                    Thread.yield();
-                } else if (readOnly || virtual) {
-                    // A read-only attachment cannot announce itself to committers, and a virtual thread must not
-                    // sleep in the kernel: both sleep in short turns.
-                    Waiting.sleep(virtual, futex, (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET),
-                        Math.min(left, Waiting.READ_ONLY_TURN_NANOS));
-                } else {
-                    int sequence = (int) INT.getVolatile(memory, GENERATION_FUTEX_OFFSET);
-                    INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, 1);
-                    // close moves the futex word after it marks the variable closed: with the sequence read first,
-                    // this either sees the mark or sleeps on a word that has moved or will be woken.
-                    if ((long) LONG.getVolatile(memory, GENERATION_OFFSET) == after && (users.get() & CLOSED) == 0) {
-                        // Turns short enough to see an interrupt soon: a thread in futex(2) cannot be interrupted.
-                        Native.futexWait(futex, sequence, Math.min(left, Waiting.CHANGE_TURN_NANOS));
-                    }
-                    stop.mapped("await"); // a file truncated during the sleep: do not touch it again
-                    INT.getAndAdd(memory, GENERATION_WAITERS_OFFSET, -1);
-                }
-            }
-        } catch (InternalError e) {
-            throw fault("await", e);
-        } finally {
-            exit();
-        }
-    }
-
-    /** The file of {@code type} and everything it imports, dependencies first. */
-    private static void addDependencies(FileDescriptor file, Set<FileDescriptor> files) {
-        if (files.add(file)) {
-            for (FileDescriptor dependency : file.getDependencies()) {
-                addDependencies(dependency, files);
-            }
-        }
-    }
-
-    static FileDescriptorSet schemaOf(Descriptors.Descriptor type) {
-        FileDescriptorSet.Builder set = FileDescriptorSet.newBuilder();
-        addFile(type.getFile(), set, new HashSet<>());
-        return set.build();
-    }
-
-    private static void addFile(FileDescriptor file, FileDescriptorSet.Builder set, Set<String> seen) {
-        if (!seen.add(file.getName())) {
-            return;
-        }
-        for (FileDescriptor dependency : file.getDependencies()) {
-            addFile(dependency, set, seen);
-        }
-        set.addFile(file.toProto());
-    }
-
-    private static long nowNanos() {
-        Instant now = Instant.now();
-        return now.getEpochSecond() * 1_000_000_000L + now.getNano();
+    static String invalidUtf8Field(Message value) {
+        return SharedMemoryVariable.invalidUtf8Field(value);
     }
 }

@@ -21,7 +21,7 @@ import static io.shmvar.Native.LONG;
  * takes the lock over with one compare-and-set on the exact word it saw; a live holder is never robbed.
  * The Go twin is {@code go-peer/shmvar/lock.go}.
  */
-public final class SpinLock {
+final class SpinLock {
     // The protocol's timings, from enum ProtocolTiming in proto/shmvar/v1/protocol.proto (microseconds).
     /** Busy waiting before yielding or parking. */
     static final long SPIN_NANOS = ProtocolTiming.SPIN_MICROS_VALUE * 1_000L;
@@ -42,6 +42,8 @@ public final class SpinLock {
     /** This attachment's lock word; 0 for a read-only attachment, which never locks. */
     private final long identity;
     private final Attachments attachments;
+    /** Time spent waiting in {@link #acquire}, for {@link SharedVariable#stats()}. */
+    private final java.util.concurrent.atomic.LongAdder waitNanos = new java.util.concurrent.atomic.LongAdder();
 
     SpinLock(ByteBuffer memory, int key, long identity, Attachments attachments) {
         this.memory = memory;
@@ -64,7 +66,7 @@ public final class SpinLock {
     /** "attachment I, pid P" or "attachment I, pid P in another PID namespace" for a non-zero lock word. */
     private String holder(long word) {
         long index = word >>> 32;
-        return State.describe(index, attachments.pid(index), attachments.inOtherNamespace(index));
+        return LockState.describe(index, attachments.pid(index), attachments.inOtherNamespace(index));
     }
 
     /**
@@ -78,6 +80,20 @@ public final class SpinLock {
             return false;
         }
         long start = System.nanoTime();
+        try {
+            return acquireSlowly(start, timeout, strategy, op, stop);
+        } finally {
+            waitNanos.add(System.nanoTime() - start);
+        }
+    }
+
+    /** The time this attachment's threads spent waiting for the lock, in nanoseconds (uncontended takes count 0). */
+    long waitNanos() {
+        return waitNanos.sum();
+    }
+
+    private boolean acquireSlowly(long start, Duration timeout, WaitStrategy strategy, String op, Waiting.Stop stop) {
+        long identity = this.identity;
         long timeoutNanos = timeout == null ? Long.MAX_VALUE : timeout.toNanos();
         long nextCheck = start + CHECK_EVERY_NANOS;
         boolean virtual = Waiting.virtual();
@@ -160,43 +176,15 @@ public final class SpinLock {
         }
     }
 
-    /**
-     * A snapshot of the lock word and its counters, for inspect: the holder's attachment entry, the pid recorded in it
-     * (in the holder's own PID namespace), whether that namespace is another than ours (or unknown), and whether the
-     * holder is alive as a waiter would judge it.
-     */
-    public record State(long word, int holderIndex, int holderPid, boolean holderInOtherNamespace, boolean holderAlive,
-                        boolean livenessKnown, long contended, long takeovers) {
-        /**
-         * "alive", "dead" or "liveness unknown" (no kernel object to ask: a read-only attachment that found no
-         * semaphore set; {@link #holderAlive()} is then true, as for the lock, but means nothing).
-         */
-        public String holderLiveness() {
-            return !livenessKnown ? "liveness unknown" : holderAlive ? "alive" : "dead";
-        }
-
-        /** "attachment I, pid P", "attachment I, pid P in another PID namespace", or "free". */
-        public String holder() {
-            return word == 0 ? "free" : describe(Integer.toUnsignedLong(holderIndex), holderPid, holderInOtherNamespace);
-        }
-
-        static String describe(long index, int pid, boolean inOtherNamespace) {
-            if (index >= LayoutDescriptor.ATTACHMENT_COUNT) {
-                return "attachment " + index + ", which does not exist";
-            }
-            return "attachment " + index + ", " + Attachments.describePid(pid, inOtherNamespace);
-        }
-    }
-
-    State state() {
+    LockState state() {
         long word = (long) LONG.getVolatile(memory, LOCK_WORD_OFFSET);
         long contended = (long) LONG.getVolatile(memory, CONTENDED_COUNT_OFFSET);
         long takeovers = (long) LONG.getVolatile(memory, TAKEOVER_COUNT_OFFSET);
         if (word == 0) {
-            return new State(0, -1, 0, false, false, attachments.livenessKnown(), contended, takeovers);
+            return new LockState(0, -1, 0, false, false, attachments.livenessKnown(), contended, takeovers);
         }
         long index = word >>> 32;
-        return new State(word, (int) index, attachments.pid(index), attachments.inOtherNamespace(index),
+        return new LockState(word, (int) index, attachments.pid(index), attachments.inOtherNamespace(index),
             holderAlive(word), attachments.livenessKnown(), contended, takeovers);
     }
 }

@@ -35,7 +35,7 @@ final class SysvMapping implements Mapping {
     }
 
     @Override
-    public Native.SegmentInfo stat() {
+    public SegmentInfo stat() {
         return Native.shmStat(key, id);
     }
 

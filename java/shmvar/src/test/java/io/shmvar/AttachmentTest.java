@@ -94,7 +94,7 @@ class AttachmentTest {
     @Test
     void shouldRefuseTheWriterAfterAllEntriesAreTaken() {
         int key = segments.newKey();
-        List<SharedVariable<Counter>> open = new ArrayList<>();
+        List<SharedMemoryVariable<Counter>> open = new ArrayList<>();
         try {
             open.add(SharedVariable.create(key, Counter.getDefaultInstance()));
             for (int i = 1; i < ATTACHMENT_COUNT; i++) {
@@ -105,7 +105,7 @@ class AttachmentTest {
             assertTrue(e.getMessage().endsWith("attachments full: all " + ATTACHMENT_COUNT
                 + " attachment entries are held by live processes"), e.getMessage());
             try (var reader = SharedVariable.open(key, Counter.getDefaultInstance(),
-                SharedVariable.Options.defaults().withReadOnly(true))) {
+                Options.defaults().withReadOnly(true))) {
                 assertEquals(ATTACHMENT_COUNT, reader.attachments().size());
             }
             open.remove(17).close();
@@ -123,17 +123,17 @@ class AttachmentTest {
     void shouldRefuseTheWriterOfAFullFile() throws Exception {
         Path file = Files.createTempFile(Path.of("/dev/shm"), "shmvar-full-test-", "");
         Files.delete(file);
-        List<SharedVariable<Counter>> open = new ArrayList<>();
+        List<SharedMemoryVariable<Counter>> open = new ArrayList<>();
         try {
-            open.add(SharedVariable.createFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults()));
+            open.add(SharedVariable.createFile(file, Counter.getDefaultInstance(), Options.defaults()));
             for (int i = 1; i < ATTACHMENT_COUNT; i++) {
-                open.add(SharedVariable.openFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults()));
+                open.add(SharedVariable.openFile(file, Counter.getDefaultInstance(), Options.defaults()));
             }
             ShmException e = assertThrows(ShmException.class,
-                () -> SharedVariable.openFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults()));
+                () -> SharedVariable.openFile(file, Counter.getDefaultInstance(), Options.defaults()));
             assertEquals(ShmException.Reason.ATTACHMENTS_FULL, e.reason());
             open.remove(3).close();
-            try (var again = SharedVariable.openFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults())) {
+            try (var again = SharedVariable.openFile(file, Counter.getDefaultInstance(), Options.defaults())) {
                 assertEquals(3, again.identity() >>> 32);
             }
         } finally {
@@ -187,7 +187,7 @@ class AttachmentTest {
     void shouldRemoveTheSemaphoreSetWithTheLastAttachmentOfAnEphemeralSegment() {
         int key = segments.newKey();
         var v = SharedVariable.create(key, Counter.getDefaultInstance());
-        var w = SharedVariable.open(key, Counter.getDefaultInstance(), SharedVariable.Options.defaults().withEphemeral(true));
+        var w = SharedVariable.open(key, Counter.getDefaultInstance(), Options.defaults().withEphemeral(true));
         v.close();
         assertTrue(TestSegments.hasSemaphores(key), "another attachment still uses the set");
         w.set(counter(3, "last"));
@@ -204,7 +204,7 @@ class AttachmentTest {
             assertEquals(ShmException.Reason.CORRUPT, e.reason());
             assertTrue(e.getMessage().contains("no semaphore set under this key"), e.getMessage());
             try (var reader = SharedVariable.open(key, Counter.getDefaultInstance(),
-                SharedVariable.Options.defaults().withReadOnly(true))) {
+                Options.defaults().withReadOnly(true))) {
                 assertEquals(0, reader.get().getValue());
                 assertEquals(1, reader.attachments().size(), "liveness unknown: the creator's entry counts as alive");
             }
@@ -220,7 +220,7 @@ class AttachmentTest {
         assumeTrue(Native.geteuid() == 0, "needs root to act as another user");
         assumeTrue(Files.isExecutable(Path.of("/usr/bin/setpriv")) && Files.isExecutable(Path.of("/usr/bin/python3")));
         int key = segments.newKey();
-        byte[] raw = SharedVariable.describe(Counter.getDescriptor(), DEFAULT_CAPACITY).toByteArray();
+        byte[] raw = SharedMemoryVariable.describe(Counter.getDescriptor(), DEFAULT_CAPACITY).toByteArray();
         Geometry g = Geometry.of(DEFAULT_CAPACITY, raw.length);
         String script = String.join("\n",
             "import ctypes, sys",
@@ -237,8 +237,8 @@ class AttachmentTest {
             script).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes());
         assertEquals(0, p.waitFor(), out);
-        TestSegments.poke(key, m -> SharedVariable.initialise(m, g, raw));
-        Native.SegmentInfo info = Native.shmStat(key, Native.shmget(key, 0, 0));
+        TestSegments.poke(key, m -> SharedMemoryVariable.initialise(m, g, raw));
+        SegmentInfo info = Native.shmStat(key, Native.shmget(key, 0, 0));
         assertEquals(0, info.uid());
         assertEquals(65534, info.cuid());
 
@@ -247,11 +247,11 @@ class AttachmentTest {
         assertTrue(e.getMessage().endsWith("segment is owned by uid 0 (created by uid 65534), this process runs as uid 0; "
             + "accept it with withAnyOwner (--any-owner)"), e.getMessage());
         try (var v = SharedVariable.open(key, Counter.getDefaultInstance(),
-            SharedVariable.Options.defaults().withAnyOwner(true))) {
+            Options.defaults().withAnyOwner(true))) {
             v.set(counter(1, "accepted"));
         }
         try (var reader = SharedVariable.open(key, Counter.getDefaultInstance(),
-            SharedVariable.Options.defaults().withReadOnly(true).withAnyOwner(true))) {
+            Options.defaults().withReadOnly(true).withAnyOwner(true))) {
             assertEquals(1, reader.get().getValue());
         }
     }

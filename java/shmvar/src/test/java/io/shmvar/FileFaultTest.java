@@ -36,7 +36,7 @@ class FileFaultTest {
         try {
             Path file = mount.resolve("big.svar");
             ShmException e = assertThrows(ShmException.class, () -> SharedVariable.createFile(file,
-                Counter.getDefaultInstance(), SharedVariable.Options.defaults().withCapacity(100_000)));
+                Counter.getDefaultInstance(), Options.defaults().withCapacity(100_000)));
             assertEquals(Native.ENOSPC, e.errno(), e.getMessage());
             assertEquals("fallocate", e.function());
             assertTrue(e.getMessage().contains("file=" + file), e.getMessage());
@@ -50,10 +50,10 @@ class FileFaultTest {
     void shouldReportATruncatedFileAsCorruptAndStillClose() throws Exception {
         for (long size : new long[] {0, 4096}) {
             Path file = dir.resolve("truncated-" + size + ".svar");
-            SharedVariable<Counter> v = SharedVariable.createFile(file, Counter.getDefaultInstance(),
-                SharedVariable.Options.defaults());
-            SharedVariable<Counter> other = SharedVariable.openFile(file, Counter.getDefaultInstance(),
-                SharedVariable.Options.defaults());
+            SharedMemoryVariable<Counter> v = SharedVariable.createFile(file, Counter.getDefaultInstance(),
+                Options.defaults());
+            SharedMemoryVariable<Counter> other = SharedVariable.openFile(file, Counter.getDefaultInstance(),
+                Options.defaults());
             v.set(Counter.newBuilder().setValue(7).build());
             try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw")) {
                 raf.setLength(size);
@@ -98,7 +98,7 @@ class FileFaultTest {
         Path fifo = dir.resolve("fifo");
         run("mkfifo", fifo.toString());
         CompletableFuture<ShmException> open = CompletableFuture.supplyAsync(() -> assertThrows(ShmException.class,
-            () -> SharedVariable.openDynamicFile(fifo, SharedVariable.Options.defaults().withReadOnly(true))));
+            () -> SharedVariable.openDynamicFile(fifo, Options.defaults().withReadOnly(true))));
         ShmException e = open.get(10, TimeUnit.SECONDS);
         assertEquals(ShmException.Reason.NOT_SHMVAR, e.reason(), e.getMessage());
     }
@@ -107,13 +107,13 @@ class FileFaultTest {
     void shouldWaitForAnEmptyFileThenSayNotInitialised() throws Exception {
         Path empty = Files.createFile(dir.resolve("empty.svar"));
         ShmException e = assertThrows(ShmException.class, () -> SharedVariable.openDynamicFile(empty,
-            SharedVariable.Options.defaults().withInitWait(Duration.ofMillis(200))));
+            Options.defaults().withInitWait(Duration.ofMillis(200))));
         assertEquals(ShmException.Reason.NOT_INITIALISED, e.reason(), e.getMessage());
         assertTrue(e.getMessage().endsWith("segment not initialised: magic and version are zero after 200ms "
             + "(a creator died or this is not a shmvar segment)"), e.getMessage());
 
         Path model = dir.resolve("model.svar");
-        SharedVariable.createFile(model, Counter.getDefaultInstance(), SharedVariable.Options.defaults()).close();
+        SharedVariable.createFile(model, Counter.getDefaultInstance(), Options.defaults()).close();
         byte[] image = Files.readAllBytes(model);
         CompletableFuture.runAsync(() -> {
             try {
@@ -123,19 +123,19 @@ class FileFaultTest {
                 throw new RuntimeException(ex);
             }
         });
-        SharedVariable.openFile(empty, Counter.getDefaultInstance(), SharedVariable.Options.defaults()).close();
+        SharedVariable.openFile(empty, Counter.getDefaultInstance(), Options.defaults()).close();
     }
 
     @Test
     void shouldRefuseAFileLargerThanAnySegment() throws Exception {
         assertEquals(537_921_152L, LayoutDescriptor.MAX_SEGMENT_LENGTH); // 1536 + 1 MiB + 2 x align64(16 + 256 MiB)
         Path file = dir.resolve("huge.svar");
-        SharedVariable.createFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults()).close();
+        SharedVariable.createFile(file, Counter.getDefaultInstance(), Options.defaults()).close();
         try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw")) {
             raf.setLength(1L << 30); // sparse: no memory
         }
         ShmException e = assertThrows(ShmException.class, () -> SharedVariable.openFile(file,
-            Counter.getDefaultInstance(), SharedVariable.Options.defaults()));
+            Counter.getDefaultInstance(), Options.defaults()));
         assertEquals(ShmException.Reason.CORRUPT, e.reason());
         assertTrue(e.getMessage().endsWith("segment corrupt: segment size=1073741824 is larger than any shmvar "
             + "segment (at most 537921152 bytes)"), e.getMessage());

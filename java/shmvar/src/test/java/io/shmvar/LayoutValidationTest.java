@@ -37,7 +37,7 @@ class LayoutValidationTest {
     private static void assertRefused(int key, ShmException.Reason reason, String message) {
         byte[] before = TestSegments.snapshot(key);
         ShmException e = assertThrows(ShmException.class, () -> SharedVariable.openDynamic(key,
-            SharedVariable.Options.defaults().withInitWait(Duration.ofMillis(20))));
+            Options.defaults().withInitWait(Duration.ofMillis(20))));
         assertEquals(reason, e.reason(), e.getMessage());
         assertTrue(e.getMessage().contains(message), e.getMessage() + " lacks " + message);
         assertFalse(e.getMessage().contains("\n"), "one line");
@@ -90,7 +90,7 @@ class LayoutValidationTest {
         assertRefused(key, ShmException.Reason.LAYOUT_VERSION, "layout version mismatch: segment uses feature flags "
             + "0x80000004 that this peer does not know (app=2.0 knows 0x00000000)");
         ShmException e = assertThrows(ShmException.class, () -> SharedVariable.openDynamic(key,
-            SharedVariable.Options.defaults().withReadOnly(true)));
+            Options.defaults().withReadOnly(true)));
         assertEquals(ShmException.Reason.LAYOUT_VERSION, e.reason());
         assertTrue(e.getMessage().endsWith(String.format("segment uses feature flags 0x%08x that this peer does not "
             + "know (app=%s knows 0x%08x)", 0x80000004, formatVersion(LAYOUT_VERSION), KNOWN_FLAGS)), e.getMessage());

@@ -31,20 +31,20 @@ class SegmentImagePropertyTest {
     }
 
     static ByteBuffer image(Message value) {
-        byte[] raw = SharedVariable.describe(value.getDescriptorForType(), 256).toByteArray();
+        byte[] raw = SharedMemoryVariable.describe(value.getDescriptorForType(), 256).toByteArray();
         Geometry g = Geometry.of(256, raw.length);
         ByteBuffer m = ByteBuffer.allocateDirect((int) g.segmentLength()).order(ByteOrder.LITTLE_ENDIAN);
-        SharedVariable.initialise(m, g, raw);
-        SharedVariable.validateDynamic(m).set(DynamicMessage.newBuilder(value.getDescriptorForType())
+        SharedMemoryVariable.initialise(m, g, raw);
+        SharedMemoryVariable.validateDynamic(m).set(DynamicMessage.newBuilder(value.getDescriptorForType())
             .mergeFrom(value).build());
         return m;
     }
 
     /** Validates, reads and updates the image; only ShmException may come out. */
     private static void exercise(ByteBuffer m) {
-        SharedVariable<DynamicMessage> v;
+        SharedMemoryVariable<DynamicMessage> v;
         try {
-            v = SharedVariable.validateDynamic(m);
+            v = SharedMemoryVariable.validateDynamic(m);
         } catch (ShmException expected) {
             return;
         }

@@ -38,7 +38,7 @@ class SharedVariableTest {
         int key = segments.newKey();
         try (var a = SharedVariable.create(key, Counter.getDefaultInstance());
              var b = SharedVariable.open(key, Counter.getDefaultInstance())) {
-            List<SharedVariable<Counter>> vars = List.of(a, b);
+            List<SharedMemoryVariable<Counter>> vars = List.of(a, b);
             java.util.Random rng = new java.util.Random(12);
             for (int i = 1; i <= 3000; i++) {
                 Counter got = vars.get(rng.nextInt(2)).update(c -> c.toBuilder().setValue(c.getValue() + 1).build());
@@ -138,7 +138,7 @@ class SharedVariableTest {
     void shouldRefuseValueLargerThanCapacity() {
         int key = segments.newKey();
         try (var v = SharedVariable.create(key, Counter.getDefaultInstance(),
-            SharedVariable.Options.defaults().withCapacity(8))) {
+            Options.defaults().withCapacity(8))) {
             ShmException e = assertThrows(ShmException.class,
                 () -> v.set(Counter.newBuilder().setValue(1).setLastWriter("far too long for eight bytes").build()));
             assertEquals(ShmException.Reason.TOO_LARGE, e.reason());
@@ -152,7 +152,7 @@ class SharedVariableTest {
     void shouldCommitValuesLargerThanTheEncodeBuffer() {
         int key = segments.newKey();
         try (var v = SharedVariable.create(key, Counter.getDefaultInstance(),
-                 SharedVariable.Options.defaults().withCapacity(64 * 1024));
+                 Options.defaults().withCapacity(64 * 1024));
              var other = SharedVariable.open(key, Counter.getDefaultInstance())) {
             for (int length : new int[] {10, 4090, 4096, 5000, 40_000, 3}) {
                 String text = "x".repeat(length - 1) + length % 10;
@@ -182,7 +182,7 @@ class SharedVariableTest {
         ShmException e = assertThrows(ShmException.class, () -> SharedVariable.open(missing, Counter.getDefaultInstance()));
         assertEquals(Native.ENOENT, e.errno());
         ShmException tooBig = assertThrows(ShmException.class, () -> SharedVariable.create(missing,
-            Counter.getDefaultInstance(), SharedVariable.Options.defaults().withCapacity(LayoutDescriptor.MAX_CAPACITY + 1)));
+            Counter.getDefaultInstance(), Options.defaults().withCapacity(LayoutDescriptor.MAX_CAPACITY + 1)));
         assertEquals(ShmException.Reason.INVALID_ARGUMENT, tooBig.reason());
     }
 
@@ -212,7 +212,7 @@ class SharedVariableTest {
         int key = segments.newKey();
         AllTypes sample = TestSegments.allTypesSample();
         try (var v = SharedVariable.create(key, AllTypes.getDefaultInstance());
-             var dynamic = SharedVariable.openDynamic(key, SharedVariable.Options.defaults().withReadOnly(true))) {
+             var dynamic = SharedVariable.openDynamic(key, Options.defaults().withReadOnly(true))) {
             v.set(sample);
             assertEquals(sample, AllTypes.parseFrom(dynamic.get().toByteArray()));
             ShmException e = assertThrows(ShmException.class, () -> dynamic.set(dynamic.get()));
@@ -225,7 +225,7 @@ class SharedVariableTest {
         int key = segments.newKey();
         int id;
         try (var v = SharedVariable.create(key, Counter.getDefaultInstance(),
-            SharedVariable.Options.defaults().withEphemeral(true))) {
+            Options.defaults().withEphemeral(true))) {
             assertEquals(Native.ENOENT, assertThrows(ShmException.class, () -> Native.shmget(key, 0, 0)).errno(),
                 "no new process can find it by key");
             v.set(Counter.newBuilder().setValue(3).build());

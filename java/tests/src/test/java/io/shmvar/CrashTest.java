@@ -124,7 +124,7 @@ class CrashTest {
                     if (inNamespace) {
                         namespaceKills++;
                     }
-                    SpinLock.State lock = v.lockState();
+                    LockState lock = v.lockState();
                     if (lock.word() != 0 && lock.word() != v.identity()) { // the victim is the only other attachment
                         heldAtKill++;
                         while (v.lockState().word() == lock.word()) {
@@ -186,7 +186,7 @@ class CrashTest {
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
                 long word;
                 while (true) {
-                    SpinLock.State s = v.lockState();
+                    LockState s = v.lockState();
                     if (s.word() != 0 && s.holderPid() == go.pid()) {
                         word = s.word();
                         break;

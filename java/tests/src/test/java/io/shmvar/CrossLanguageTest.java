@@ -80,7 +80,7 @@ class CrossLanguageTest {
             int rounds = wait == WaitStrategy.SPIN ? 5_000 : 20_000;
             int key = segments.newKey();
             try (var v = SharedVariable.create(key, Counter.getDefaultInstance(),
-                SharedVariable.Options.defaults().withWait(wait))) {
+                Options.defaults().withWait(wait))) {
                 Process go = new ProcessBuilder(TestSegments.goPeer().toString(), "pong", "--key",
                     ShmException.formatKey(key), "--rounds", Integer.toString(rounds), "--after", "0", "--wait",
                     wait == WaitStrategy.SPIN ? "spin" : "park").redirectErrorStream(true).start();
@@ -125,7 +125,7 @@ class CrossLanguageTest {
             for (java.nio.file.Path dir : java.util.List.of(shm, regular)) {
                 java.nio.file.Path file = dir.resolve("counter.svar");
                 int each = 100_000;
-                try (var v = SharedVariable.createFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults())) {
+                try (var v = SharedVariable.createFile(file, Counter.getDefaultInstance(), Options.defaults())) {
                     Process go = new ProcessBuilder(TestSegments.goPeer().toString(), "incr", "--file", file.toString(),
                         "--count", Integer.toString(each), "--quiet").redirectErrorStream(true).start();
                     while (v.generation() == 0) {
@@ -145,7 +145,7 @@ class CrossLanguageTest {
                 java.nio.file.Path all = dir.resolve("all.svar");
                 TestSegments.mustRunGo("create", "--file", all.toString(), "--type", "shmvar.examples.v1.AllTypes");
                 TestSegments.mustRunGo("set", "--file", all.toString(), "--sync", TestSegments.allTypesText());
-                try (var v = SharedVariable.openFile(all, AllTypes.getDefaultInstance(), SharedVariable.Options.defaults())) {
+                try (var v = SharedVariable.openFile(all, AllTypes.getDefaultInstance(), Options.defaults())) {
                     assertEquals(TestSegments.allTypesSample(), v.get());
                     v.remove();
                 }
@@ -154,7 +154,7 @@ class CrossLanguageTest {
                 java.nio.file.Files.write(garbage, "not shmvar ".repeat(100).getBytes());
                 assertGoRefuses("not a shmvar segment", "get", "--file", garbage.toString());
                 ShmException e = assertThrows(ShmException.class,
-                    () -> SharedVariable.openDynamicFile(garbage, SharedVariable.Options.defaults()));
+                    () -> SharedVariable.openDynamicFile(garbage, Options.defaults()));
                 assertEquals(ShmException.Reason.NOT_SHMVAR, e.reason());
                 assertEquals(garbage.toString(), e.path());
                 assertTrue(e.getMessage().contains("file=" + garbage), e.getMessage());

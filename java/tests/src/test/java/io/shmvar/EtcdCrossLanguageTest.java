@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -103,6 +104,33 @@ class EtcdCrossLanguageTest {
         assertEquals(Remote.ENOENT, e.errno());
         e = assertThrows(ShmException.class, () -> EtcdVariable.open("etcd://" + endpoints + "/a/.b", Counter.getDefaultInstance(), OPTIONS));
         assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason());
+    }
+
+    /** A program written against {@link SharedVariable}: it runs unchanged whatever the address names. */
+    private static void countTo(URI address, int n) {
+        try (SharedVariable<Counter> v = SharedVariable.openOrCreate(address, Counter.getDefaultInstance(), Options.defaults());
+             SharedVariable<Counter> w = SharedVariable.open(address, Counter.getDefaultInstance(), Options.defaults())) {
+            for (int i = 0; i < n; i++) {
+                w.update(EtcdCrossLanguageTest::plusOne);
+            }
+            assertEquals(n, v.get().getValue(), address.toString());
+            assertEquals(n, v.generation(), address.toString());
+            assertEquals(n, v.awaitChange(0, Duration.ZERO), address.toString());
+            try (SharedVariable<DynamicMessage> any = SharedVariable.openDynamic(address, Options.defaults())) {
+                assertEquals("shmvar.examples.v1.Counter", any.descriptor().getMessageType());
+            }
+            ShmException e = assertThrows(ShmException.class, () -> SharedVariable.open(address, Point.getDefaultInstance(), Options.defaults()));
+            assertEquals(ShmException.Reason.TYPE_MISMATCH, e.reason(), e.getMessage());
+            v.remove();
+        }
+    }
+
+    @Test
+    void aProgramWrittenForSharedMemoryShouldRunOnEtcdByItsAddress() {
+        try (TestSegments segments = new TestSegments()) {
+            countTo(URI.create("shm:" + ShmException.formatKey(segments.newKey())), 20);
+        }
+        countTo(URI.create(address("seam")), 20);
     }
 
     @Test

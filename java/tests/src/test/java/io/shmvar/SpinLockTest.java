@@ -30,7 +30,7 @@ class SpinLockTest {
         try (var a = SharedVariable.create(key, Counter.getDefaultInstance());
              var b = SharedVariable.open(key, Counter.getDefaultInstance());
              var reader = SharedVariable.open(key, Counter.getDefaultInstance(),
-                 SharedVariable.Options.defaults().withReadOnly(true))) {
+                 Options.defaults().withReadOnly(true))) {
             assertNotEquals(a.identity(), b.identity());
             assertEquals(0, a.identity() >>> 32, "the creator claims the first entry");
             assertEquals(1, b.identity() >>> 32);
@@ -38,8 +38,8 @@ class SpinLockTest {
             assertEquals(0, reader.identity(), "a read-only attachment claims nothing");
             var live = reader.attachments();
             assertEquals(2, live.size(), live.toString());
-            assertEquals(new SharedVariable.Attachment(0, PID, false), live.get(0));
-            assertEquals(new SharedVariable.Attachment(1, PID, false), live.get(1));
+            assertEquals(new SharedMemoryVariable.Attachment(0, PID, false), live.get(0));
+            assertEquals(new SharedMemoryVariable.Attachment(1, PID, false), live.get(1));
             assertEquals("pid " + PID, live.get(0).describe());
             assertEquals(live, a.attachments(), "an attachment sees its own entry alive too");
         }
@@ -58,10 +58,10 @@ class SpinLockTest {
     void shouldExcludeTwoAttachmentsOfOneFile() throws Exception {
         Path file = Files.createTempFile(Path.of("/dev/shm"), "shmvar-lock-test-", "");
         Files.delete(file);
-        try (var a = SharedVariable.createFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults());
-             var b = SharedVariable.openFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults());
+        try (var a = SharedVariable.createFile(file, Counter.getDefaultInstance(), Options.defaults());
+             var b = SharedVariable.openFile(file, Counter.getDefaultInstance(), Options.defaults());
              var reader = SharedVariable.openFile(file, Counter.getDefaultInstance(),
-                 SharedVariable.Options.defaults().withReadOnly(true))) {
+                 Options.defaults().withReadOnly(true))) {
             assertNotEquals(a.identity(), b.identity());
             assertEquals(2, reader.attachments().size(), reader.attachments().toString());
             assertEquals(2, a.attachments().size(), a.attachments().toString());
@@ -74,7 +74,7 @@ class SpinLockTest {
     }
 
     /** a holds the lock inside its update; b's bounded update times out naming a's attachment. */
-    private static void assertExclusion(SharedVariable<Counter> a, SharedVariable<Counter> b) throws Exception {
+    private static void assertExclusion(SharedMemoryVariable<Counter> a, SharedMemoryVariable<Counter> b) throws Exception {
         CountDownLatch holding = new CountDownLatch(1);
         CountDownLatch letGo = new CountDownLatch(1);
         AtomicReference<Throwable> error = new AtomicReference<>();
@@ -101,7 +101,7 @@ class SpinLockTest {
             assertEquals(PID, e.holderPid());
             assertTrue(e.getMessage().endsWith("held by attachment " + (a.identity() >>> 32) + ", pid " + PID
                 + ", which is alive"), e.getMessage());
-            SpinLock.State state = b.lockState();
+            LockState state = b.lockState();
             assertEquals(a.identity(), state.word());
             assertTrue(state.holderAlive());
             assertEquals("attachment " + (a.identity() >>> 32) + ", pid " + PID, state.holder());
@@ -183,14 +183,14 @@ class SpinLockTest {
     void shouldTakeOverFromAKilledHolderProcessOfAFile() throws Exception {
         Path file = Files.createTempFile(Path.of("/dev/shm"), "shmvar-lock-test-", "");
         Files.delete(file);
-        try (var v = SharedVariable.createFile(file, Counter.getDefaultInstance(), SharedVariable.Options.defaults())) {
+        try (var v = SharedVariable.createFile(file, Counter.getDefaultInstance(), Options.defaults())) {
             assertTakeOverFromKilledChild(v, "--file", file.toString());
         } finally {
             Files.deleteIfExists(file);
         }
     }
 
-    private static void assertTakeOverFromKilledChild(SharedVariable<Counter> v, String... target) throws Exception {
+    private static void assertTakeOverFromKilledChild(SharedMemoryVariable<Counter> v, String... target) throws Exception {
         String[] args = new String[target.length + 6];
         System.arraycopy(target, 0, args, 1, target.length);
         args[0] = "incr";
@@ -198,7 +198,7 @@ class SpinLockTest {
         Process child = TestSegments.startJavaPeer(args);
         try {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-            SpinLock.State held;
+            LockState held;
             while (true) {
                 held = v.lockState();
                 if (held.word() != 0) {

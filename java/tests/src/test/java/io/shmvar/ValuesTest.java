@@ -42,7 +42,7 @@ class ValuesTest {
         int key = segments.newKey();
         try (var v = SharedVariable.create(key, AllTypes.getDefaultInstance());
              var reader = SharedVariable.open(key, AllTypes.getDefaultInstance(),
-                 SharedVariable.Options.defaults().withReadOnly(true))) {
+                 Options.defaults().withReadOnly(true))) {
             AllTypes tooDeep = nested(MAX_NESTING_DEPTH + 1);
             ShmException e = assertThrows(ShmException.class, () -> v.set(tooDeep));
             assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason());
@@ -91,8 +91,8 @@ class ValuesTest {
                 .build().toByteArray();
             Geometry g = Geometry.of(256, raw.length);
             ByteBuffer m = ByteBuffer.allocateDirect((int) g.segmentLength()).order(ByteOrder.LITTLE_ENDIAN);
-            SharedVariable.initialise(m, g, raw);
-            ShmException e = assertThrows(ShmException.class, () -> SharedVariable.validateDynamic(m), type);
+            SharedMemoryVariable.initialise(m, g, raw);
+            ShmException e = assertThrows(ShmException.class, () -> SharedMemoryVariable.validateDynamic(m), type);
             assertEquals(ShmException.Reason.CORRUPT, e.reason());
             assertTrue(e.getMessage().endsWith("segment corrupt: schema redefines well-known type google.protobuf.Any: "
                 + "it differs from google/protobuf/any.proto"), e.getMessage());

@@ -1,6 +1,8 @@
 package io.shmvar.cli;
 
 import com.google.protobuf.Message;
+import io.shmvar.SharedMemoryVariable;
+import io.shmvar.Options;
 import io.shmvar.ShmException;
 import io.shmvar.SharedVariable;
 import io.shmvar.proto.ConformanceRefusal;
@@ -76,9 +78,9 @@ final class Conformance implements Callable<Integer> {
                     f.setLength(request.getSize()); // sparse: costs no memory
                 }
             }
-            SharedVariable.Options options = SharedVariable.Options.defaults().withReadOnly(true)
+            Options options = Options.defaults().withReadOnly(true)
                 .withInitWait(Duration.ZERO);
-            try (SharedVariable<? extends Message> v = prototype == null
+            try (SharedMemoryVariable<? extends Message> v = prototype == null
                 ? SharedVariable.openDynamicFile(path, options)
                 : SharedVariable.openFile(path, prototype, options)) {
                 v.get(); // decodes the value, with every check a reader makes

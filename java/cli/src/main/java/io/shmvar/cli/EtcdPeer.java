@@ -5,7 +5,7 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.TextFormat;
 import com.google.protobuf.util.JsonFormat;
-import io.shmvar.LayoutDescriptor;
+import io.shmvar.SharedMemoryVariable;
 import io.shmvar.Remote;
 import io.shmvar.SharedVariable;
 import io.shmvar.ShmException;
@@ -196,7 +196,7 @@ final class EtcdPeer implements Callable<Integer> {
         DynamicMessage.Builder builder = DynamicMessage.newBuilder(v.messageDescriptor());
         try {
             switch (format) {
-                case "text" -> TextFormat.Parser.newBuilder().setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH).build()
+                case "text" -> TextFormat.Parser.newBuilder().setRecursionLimit(SharedMemoryVariable.MAX_NESTING_DEPTH).build()
                     .merge(text, builder);
                 case "json" -> JsonFormat.parser().merge(text, builder);
                 default -> throw new JavaPeer.UsageException("--format \"" + format + "\": want text or json");

@@ -10,10 +10,10 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.TextFormat;
 import com.google.protobuf.util.JsonFormat;
-import io.shmvar.LayoutDescriptor;
+import io.shmvar.Options;
+import io.shmvar.SharedMemoryVariable;
 import io.shmvar.ShmException;
 import io.shmvar.SharedVariable;
-import io.shmvar.SpinLock;
 import io.shmvar.WaitStrategy;
 import io.shmvar.examples.AllTypes;
 import io.shmvar.examples.Counter;
@@ -186,17 +186,17 @@ public final class JavaPeer implements Callable<Integer> {
             return target.file != null ? "file=" + target.file : "key=" + ShmException.formatKey(target.key);
         }
 
-        <T extends Message> SharedVariable<T> create(T prototype, SharedVariable.Options options) {
+        <T extends Message> SharedMemoryVariable<T> create(T prototype, Options options) {
             return target.file != null ? SharedVariable.createFile(target.file, prototype, options)
                 : SharedVariable.create(target.key, prototype, options);
         }
 
-        <T extends Message> SharedVariable<T> open(T prototype, SharedVariable.Options options) {
+        <T extends Message> SharedMemoryVariable<T> open(T prototype, Options options) {
             return target.file != null ? SharedVariable.openFile(target.file, prototype, options)
                 : SharedVariable.open(target.key, prototype, options);
         }
 
-        SharedVariable<DynamicMessage> openAny(String type, SharedVariable.Options options) {
+        SharedMemoryVariable<DynamicMessage> openAny(String type, Options options) {
             return target.file != null ? SharedVariable.openDynamicFile(target.file, options.withType(type))
                 : SharedVariable.openDynamic(target.key, options.withType(type));
         }
@@ -236,8 +236,8 @@ public final class JavaPeer implements Callable<Integer> {
             description = "how to wait for the lock or a change: spin, or spin then park (default)")
         WaitStrategy wait;
 
-        SharedVariable.Options writer() {
-            return SharedVariable.Options.defaults().withAnyOwner(anyOwner).withAnyMode(anyMode).withWait(wait);
+        Options writer() {
+            return Options.defaults().withAnyOwner(anyOwner).withAnyMode(anyMode).withWait(wait);
         }
     }
 
@@ -252,8 +252,8 @@ public final class JavaPeer implements Callable<Integer> {
         }
     }
 
-    static final SharedVariable.Options READER =
-        SharedVariable.Options.defaults().withReadOnly(true).withAnyOwner(true).withAnyMode(true);
+    static final Options READER =
+        Options.defaults().withReadOnly(true).withAnyOwner(true).withAnyMode(true);
 
     @Command(name = "create", description = "Create a segment holding the empty value of a type.")
     static final class Create extends KeyCommand {
@@ -268,8 +268,8 @@ public final class JavaPeer implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            if (capacity < 1 || capacity > LayoutDescriptor.MAX_CAPACITY) {
-                throw new UsageException("--capacity " + capacity + " outside 1.." + LayoutDescriptor.MAX_CAPACITY);
+            if (capacity < 1 || capacity > SharedMemoryVariable.MAX_CAPACITY) {
+                throw new UsageException("--capacity " + capacity + " outside 1.." + SharedMemoryVariable.MAX_CAPACITY);
             }
             int perm;
             try {
@@ -285,12 +285,12 @@ public final class JavaPeer implements Callable<Integer> {
                 throw new UsageException("--type " + type + ": unknown message type (known: "
                     + String.join(", ", new java.util.TreeSet<>(TYPES.keySet())) + ")");
             }
-            if (target.file == null && "1".equals(io.shmvar.Native.kernelLimit("shm_rmid_forced"))) {
+            if (target.file == null && "1".equals(SharedMemoryVariable.kernelLimit("shm_rmid_forced"))) {
                 throw new CommandFailed("create key=" + ShmException.formatKey(target.key) + ": "
                     + ShmException.Reason.INVALID_ARGUMENT.text() + ": " + RMID_FORCED);
             }
-            try (SharedVariable<Message> v = create(prototype,
-                SharedVariable.Options.defaults().withCapacity(capacity).withMode(perm))) {
+            try (SharedMemoryVariable<Message> v = create(prototype,
+                Options.defaults().withCapacity(capacity).withMode(perm))) {
                 out().printf("created %s type=%s capacity=%d%n", name(), type, capacity);
             }
             return 0;
@@ -302,7 +302,7 @@ public final class JavaPeer implements Callable<Integer> {
         + "attached, so it would be gone when this command exits; create it from the program that uses it, "
         + "use --file, or set kernel.shm_rmid_forced=0";
 
-    static SharedVariable<DynamicMessage> openAny(int key, String type, SharedVariable.Options options) {
+    static SharedMemoryVariable<DynamicMessage> openAny(int key, String type, Options options) {
         return SharedVariable.openDynamic(key, options.withType(type));
     }
 
@@ -319,7 +319,7 @@ public final class JavaPeer implements Callable<Integer> {
             if (!format.equals("text") && !format.equals("json") && !format.equals("binary")) {
                 throw new UsageException("--format \"" + format + "\": want text, json or binary");
             }
-            try (SharedVariable<DynamicMessage> v = openAny(type, READER)) {
+            try (SharedMemoryVariable<DynamicMessage> v = openAny(type, READER)) {
                 switch (format) {
                     case "json" -> out().println(JsonFormat.printer().print(v.get()));
                     case "binary" -> { // the payload as stored, not re-encoded
@@ -346,7 +346,7 @@ public final class JavaPeer implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            try (SharedVariable<DynamicMessage> v = openAny(null, writer())) {
+            try (SharedMemoryVariable<DynamicMessage> v = openAny(null, writer())) {
                 DynamicMessage parsed = parseValue(v, value, format);
                 v.set(parsed);
                 if (sync) {
@@ -358,14 +358,14 @@ public final class JavaPeer implements Callable<Integer> {
         }
     }
 
-    static DynamicMessage parseValue(SharedVariable<DynamicMessage> v, String text, String format) {
+    static DynamicMessage parseValue(SharedMemoryVariable<DynamicMessage> v, String text, String format) {
         if (format == null) {
             format = text.strip().startsWith("{") ? "json" : "text";
         }
         DynamicMessage.Builder builder = DynamicMessage.newBuilder(v.messageDescriptor());
         try {
             switch (format) {
-                case "text" -> TextFormat.Parser.newBuilder().setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH).build()
+                case "text" -> TextFormat.Parser.newBuilder().setRecursionLimit(SharedMemoryVariable.MAX_NESTING_DEPTH).build()
                     .merge(text, builder);
                 // JsonFormat's limit, 100, cannot be set from here: it counts as MAX_NESTING_DEPTH does (a test pins it)
                 case "json" -> JsonFormat.parser().merge(text, builder);
@@ -391,7 +391,7 @@ public final class JavaPeer implements Callable<Integer> {
      * or null. TextFormat turns such bytes (written as escapes such as \xff) into U+FFFD without a word; so the text
      * is parsed again into a copy of the schema whose strings are bytes, and those bytes are re-read strictly.
      */
-    static String invalidUtf8InText(SharedVariable<DynamicMessage> v, String text) {
+    static String invalidUtf8InText(SharedMemoryVariable<DynamicMessage> v, String text) {
         Descriptors.Descriptor mirror;
         try {
             Map<String, Descriptors.FileDescriptor> built = new java.util.HashMap<>();
@@ -417,7 +417,7 @@ public final class JavaPeer implements Callable<Integer> {
         }
         DynamicMessage.Builder raw = DynamicMessage.newBuilder(mirror);
         try {
-            TextFormat.Parser.newBuilder().setRecursionLimit(LayoutDescriptor.MAX_NESTING_DEPTH).build().merge(text, raw);
+            TextFormat.Parser.newBuilder().setRecursionLimit(SharedMemoryVariable.MAX_NESTING_DEPTH).build().merge(text, raw);
         } catch (TextFormat.ParseException | RuntimeException e) {
             return null;
         }
@@ -486,7 +486,7 @@ public final class JavaPeer implements Callable<Integer> {
             });
             Runtime.getRuntime().addShutdownHook(hook);
             long holdNanos = hold == null ? 0 : hold.toNanos();
-            try (SharedVariable<Counter> v = open(Counter.getDefaultInstance(), writer())) {
+            try (SharedMemoryVariable<Counter> v = open(Counter.getDefaultInstance(), writer())) {
                 long start = System.nanoTime();
                 Counter last = null;
                 for (long i = 1; i <= count; i++) {
@@ -593,7 +593,7 @@ public final class JavaPeer implements Callable<Integer> {
             }
             // A watcher announces itself in the segment so that commits wake it: it writes, so the writers' owner and
             // mode checks apply.
-            try (SharedVariable<DynamicMessage> v = openAny(null, writer())) {
+            try (SharedMemoryVariable<DynamicMessage> v = openAny(null, writer())) {
                 long g = v.generation();
                 for (long seen = 0; count == 0 || seen < count; ) {
                     try {
@@ -636,7 +636,7 @@ public final class JavaPeer implements Callable<Integer> {
             if (rounds < 1) {
                 throw new UsageException("--rounds must be at least 1");
             }
-            try (SharedVariable<Counter> v = open(Counter.getDefaultInstance(), writer())) {
+            try (SharedMemoryVariable<Counter> v = open(Counter.getDefaultInstance(), writer())) {
                 long g = after >= 0 ? after : v.generation(); // after: answer a commit made before we started
                 long start = System.nanoTime();
                 for (long i = 0; i < rounds; i++) {
@@ -659,10 +659,10 @@ public final class JavaPeer implements Callable<Integer> {
     static final class Inspect extends KeyCommand {
         @Override
         public Integer call() {
-            try (SharedVariable<DynamicMessage> v = openAny(null, READER)) {
-                io.shmvar.Native.SegmentInfo info = v.stat();
+            try (SharedMemoryVariable<DynamicMessage> v = openAny(null, READER)) {
+                io.shmvar.SegmentInfo info = v.stat();
                 SegmentDescriptor d = v.descriptor();
-                SpinLock.State lock = v.lockState();
+                io.shmvar.LockState lock = v.lockState();
                 PrintStream o = out();
                 if (target.file != null) {
                     line(o, "file", target.file.toString());
@@ -675,7 +675,7 @@ public final class JavaPeer implements Callable<Integer> {
                 if (target.file == null) {
                     line(o, "attached", info.attached() + " process(es)");
                 }
-                line(o, "layout version", LayoutDescriptor.formatVersion(d.getLayoutVersion()));
+                line(o, "layout version", SharedMemoryVariable.formatVersion(d.getLayoutVersion()));
                 line(o, "type", d.getMessageType());
                 line(o, "capacity", v.capacity() + " bytes");
                 Instant created = Instant.ofEpochSecond(0, d.getCreatedUnixNanos());
@@ -687,9 +687,9 @@ public final class JavaPeer implements Callable<Integer> {
                 line(o, "contended", Long.toUnsignedString(lock.contended()));
                 line(o, "takeovers", Long.toUnsignedString(lock.takeovers()));
                 if (lock.livenessKnown()) {
-                    List<SharedVariable.Attachment> attachments = v.attachments();
-                    line(o, "attachments", attachments.size() + " of " + LayoutDescriptor.ATTACHMENT_COUNT + " in use");
-                    for (SharedVariable.Attachment a : attachments) {
+                    List<SharedMemoryVariable.Attachment> attachments = v.attachments();
+                    line(o, "attachments", attachments.size() + " of " + SharedMemoryVariable.ATTACHMENT_COUNT + " in use");
+                    for (SharedMemoryVariable.Attachment a : attachments) {
                         line(o, "attachment " + a.index(), a.describe());
                     }
                 } else {
@@ -755,7 +755,7 @@ public final class JavaPeer implements Callable<Integer> {
             long reads = 0, ok = 0, opens = 0, refused = 0;
             Map<String, Long> kinds = new java.util.TreeMap<>();
             ShmException first = null;
-            SharedVariable<DynamicMessage> v = null;
+            SharedMemoryVariable<DynamicMessage> v = null;
             long deadline = System.nanoTime() + duration.toNanos();
             try {
                 while (System.nanoTime() - deadline < 0) {
@@ -823,16 +823,16 @@ public final class JavaPeer implements Callable<Integer> {
 
         @Override
         public Integer call() throws java.io.IOException {
-            SharedVariable.Options options = READER.withInitWait(Duration.ofMillis(1));
+            Options options = READER.withInitWait(Duration.ofMillis(1));
             List<String[]> rows = new ArrayList<>();
             rows.add(new String[] {"SEGMENT", "TYPE", "CAPACITY", "GENERATION", "LOCK", "ATTACHED", "OWNER"});
             List<String> lines = procLines("/proc/sysvipc/shm");
             for (String l : lines.subList(1, lines.size())) {
                 String[] f = l.trim().split("\\s+");
-                if (f.length < 7 || f[0].equals("0") || Long.parseLong(f[3]) < LayoutDescriptor.HEADER_LENGTH) {
+                if (f.length < 7 || f[0].equals("0") || Long.parseLong(f[3]) < io.shmvar.proto.SegmentLayout.HEADER_LENGTH_VALUE) {
                     continue;
                 }
-                try (SharedVariable<DynamicMessage> v = SharedVariable.openDynamic((int) Long.parseLong(f[0]), options)) {
+                try (SharedMemoryVariable<DynamicMessage> v = SharedVariable.openDynamic((int) Long.parseLong(f[0]), options)) {
                     rows.add(row("key=" + ShmException.formatKey(v.key()), v, f[6]));
                 } catch (ShmException notOurs) {
                     // another format, or gone meanwhile
@@ -852,7 +852,7 @@ public final class JavaPeer implements Callable<Integer> {
                         if (!java.nio.file.Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS) || !hasMagic(p)) {
                             continue;
                         }
-                        try (SharedVariable<DynamicMessage> v = SharedVariable.openDynamicFile(p, options)) {
+                        try (SharedMemoryVariable<DynamicMessage> v = SharedVariable.openDynamicFile(p, options)) {
                             rows.add(row("file=" + p, v, "-"));
                         } catch (ShmException notOurs) {
                             // another format that happens to start with our magic, or unreadable
@@ -876,9 +876,9 @@ public final class JavaPeer implements Callable<Integer> {
             return 0;
         }
 
-        private static String[] row(String name, SharedVariable<DynamicMessage> v, String attached) {
-            io.shmvar.Native.SegmentInfo info = v.stat();
-            SpinLock.State lock = v.lockState();
+        private static String[] row(String name, SharedMemoryVariable<DynamicMessage> v, String attached) {
+            io.shmvar.SegmentInfo info = v.stat();
+            io.shmvar.LockState lock = v.lockState();
             String holder = lock.word() == 0 ? "free"
                 : lock.holder() + " (" + lock.holderLiveness() + ")";
             return new String[] {name, v.descriptor().getMessageType(), Integer.toString(v.capacity()),
@@ -890,7 +890,7 @@ public final class JavaPeer implements Callable<Integer> {
             try (var in = java.nio.file.Files.newInputStream(p)) {
                 byte[] b = in.readNBytes(4);
                 return b.length == 4 && java.nio.ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).getInt()
-                    == LayoutDescriptor.MAGIC;
+                    == io.shmvar.proto.SegmentLayout.MAGIC_VALUE;
             } catch (java.io.IOException e) {
                 return false;
             }
@@ -907,7 +907,7 @@ public final class JavaPeer implements Callable<Integer> {
             if (force) {
                 removeForce();
             } else {
-                SharedVariable<DynamicMessage> v;
+                SharedMemoryVariable<DynamicMessage> v;
                 try {
                     v = openAny(null, writer().withReadOnly(true));
                 } catch (ShmException e) {

@@ -25,6 +25,7 @@ import io.etcd.jetcd.options.WatchOption;
 import io.etcd.jetcd.watch.WatchEvent;
 import io.etcd.jetcd.watch.WatchResponse;
 import io.shmvar.Remote;
+import io.shmvar.SharedVariable;
 import io.shmvar.ShmException;
 import io.shmvar.ShmException.Reason;
 import io.shmvar.proto.SegmentDescriptor;
@@ -45,9 +46,9 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.UnaryOperator;
 
 /**
- * A protobuf value of type {@code T} kept in etcd, with the methods of {@link io.shmvar.SharedVariable}: get,
- * getEncoded, set, update, tryUpdate, generation, awaitChange, descriptor, capacity, close, remove. The
- * representation (keys, schema record, transactions, generation) is proto/ETCD.md, shared with the Go twin
+ * A protobuf value of type {@code T} kept in etcd: a {@link SharedVariable}, reached by
+ * {@code SharedVariable.open(URI.create("etcd://..."), ...)} once this module is on the class path
+ * ({@link EtcdProvider}), or by the static methods here, which take the etcd options. The representation (keys, schema record, transactions, generation) is proto/ETCD.md, shared with the Go twin
  * {@code etcdvar.Var}. An address is {@code etcd://host:port[,host:port...]/prefix/name}.
  *
  * <p>Updates are compare-and-swap transactions on the value key's revision, retried on conflict ({@link #conflicts()}
@@ -55,7 +56,7 @@ import java.util.function.UnaryOperator;
  * the same reasons as for segments; "exists" and "no such variable" are {@code NATIVE} with errno EEXIST or ENOENT;
  * no endpoint answering is {@link Remote#isUnavailable}. Thread-safe.
  */
-public final class EtcdVariable<T extends Message> implements AutoCloseable {
+public final class EtcdVariable<T extends Message> implements SharedVariable<T> {
     /** A request unanswered after this long fails as unavailable, unless {@link Options#withRequestTimeout}. */
     public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(5);
     /** The largest capacity: etcd refuses requests above its --max-request-bytes, 1.5 MiB by default. */
@@ -196,6 +197,7 @@ public final class EtcdVariable<T extends Message> implements AutoCloseable {
     private final ReentrantLock turn = new ReentrantLock(); // one update at a time: the writer record is per object
     private long sequence; // under turn
     private final AtomicLong conflicts = new AtomicLong();
+    private final AtomicLong commits = new AtomicLong();
     private volatile boolean closed;
     private final List<Watch.Watcher> watchers = new ArrayList<>();
 
@@ -430,6 +432,17 @@ public final class EtcdVariable<T extends Message> implements AutoCloseable {
         return conflicts.get();
     }
 
+    /**
+     * Counters for metrics: the generation last seen by this object (no request is made), its commits, and its
+     * compare-and-swap conflicts in place of contended acquisitions; there is no lock, so no takeover and no lock
+     * wait.
+     */
+    @Override
+    public Stats stats() {
+        Cached c = cache;
+        return new Stats(c == null ? 0 : c.version - 1, commits.get(), conflicts.get(), 0, Duration.ZERO);
+    }
+
     private void checkOpen(String op) {
         if (closed) {
             throw Remote.error(op, address.text(), Reason.CLOSED, "");
@@ -568,6 +581,7 @@ public final class EtcdVariable<T extends Message> implements AutoCloseable {
                     continue;
                 }
                 if (r.isSucceeded()) {
+                    commits.incrementAndGet();
                     List<KeyValue> kvs = r.getGetResponses().get(0).getKvs();
                     if (!kvs.isEmpty()) {
                         keep(next, kvs.get(0).getModRevision(), kvs.get(0).getVersion());
@@ -579,6 +593,7 @@ public final class EtcdVariable<T extends Message> implements AutoCloseable {
                 List<KeyValue> schema = r.getGetResponses().get(2).getKvs();
                 if (!mine.isEmpty() && pending.contains(mine.get(0).getValue().toString(StandardCharsets.UTF_8))) {
                     cache = null; // a commit thought lost had landed
+                    commits.incrementAndGet();
                     return next;
                 }
                 if (value.isEmpty() || schema.isEmpty() || schema.get(0).getCreateRevision() != schemaRevision) {
