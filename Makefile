@@ -9,6 +9,8 @@ MVN     ?= mvn -B -q
 PROTOC  := target/tools/protoc
 GOFLAGS_TEST ?= -count=1
 COUNT   ?= 1000000
+# make demo BACKING=etcd: increments per language
+ETCD_COUNT ?= 2000
 FUZZTIME ?= 10s
 KILLS   ?= 1000
 DIFF_CASES ?= 100000
@@ -67,16 +69,26 @@ fuzz-diff: build
 # socket, raw-word floor), contended throughput, JMH and go test -bench,
 # parked-waiter CPU. Writes target/bench.json, bench.txt, bench-latency.svg.
 # QUICK=1 gives the same keys within a minute.
+# Then the etcd figures on a throwaway server (go-peer/etcd/cmd/etcd-bench):
+# get, update, watch latency, contended updates/s from both languages;
+# writes target/bench-etcd.json.
 bench: go-build
 	cd go-peer && $(GO) build -o ../bin/bench-peer ./cmd/bench-peer
 	$(MVN) -pl java/bench -am package dependency:build-classpath -DskipTests -Dmdep.outputFile=$(abspath target/bench-classpath.txt) -Dmdep.includeScope=runtime
 	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Mutate|Get' -benchmem -benchtime=$(if $(QUICK),200ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
 	java -XX:+UseSerialGC -cp java/bench/target/classes:$$(cat target/bench-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
+	cd go-peer/etcd && $(GO) build -o ../../target/etcd-bench ./cmd/etcd-bench
+	$(MAKE) java-build
+	target/etcd-bench --root . --json target/bench-etcd.json $(if $(QUICK),--quick)
 
 # Go and Java increment one counter at the same time; Ctrl-C stops both and
-# removes the segment.
+# removes the segment. BACKING=etcd does it on a throwaway etcd (bin/etcd-demo).
 demo: build
+ifeq ($(BACKING),etcd)
+	bin/etcd-demo $(ETCD_COUNT)
+else
 	bin/go-peer demo --count $(COUNT) --java bin/java-peer
+endif
 
 # Regenerates the committed Go code from proto/ with the same protoc Maven uses
 # (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports).
