@@ -48,9 +48,30 @@ type remoteFlags struct {
 	onUnavailable  func(error)
 }
 
-// backendOptions turns the flags into the backend's options; set by
-// etcd_backend.go when the etcd backend is linked in.
-var backendOptions func(f *remoteFlags) any
+// backendOptions turns the flags into the backend's options, and
+// unavailable says whether an error means that no endpoint answered; both
+// are set by etcd_backend.go when the etcd backend is linked in.
+var (
+	backendOptions func(f *remoteFlags) any
+	unavailable    = func(error) bool { return false }
+)
+
+// openCounterAt opens the Counter at the address, waiting through an outage
+// (reported as the updates report it) until ctx ends.
+func openCounterAt(ctx context.Context, f *remoteFlags) (shmvar.Variable[*examplespb.Counter], error) {
+	for {
+		v, err := shmvar.OpenAt[*examplespb.Counter](ctx, f.address, f.options(false))
+		if err == nil || !unavailable(err) || ctx.Err() != nil {
+			return v, err
+		}
+		f.onUnavailable(err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
 
 func remoteFlagSet(fs *flag.FlagSet) *remoteFlags {
 	f := &remoteFlags{}
@@ -232,11 +253,6 @@ func remoteIncr(args []string, stdout io.Writer) error {
 		return usageError{"--timeout must be positive"}
 	}
 	f.onUnavailable = reportUnavailable("incr")
-	v, err := shmvar.OpenAt[*examplespb.Counter](context.Background(), f.address, f.options(false))
-	if err != nil {
-		return err
-	}
-	defer v.Close()
 	signals := notifySignals()
 	defer signal.Stop(signals)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -248,6 +264,14 @@ func remoteIncr(args []string, stdout io.Writer) error {
 			cancel() // ends a wait through an outage; nothing half-committed
 		}
 	}()
+	v, err := openCounterAt(ctx, f)
+	if s, ok := stopped.Load().(os.Signal); ok {
+		return stoppedBy(s)
+	}
+	if err != nil {
+		return err
+	}
+	defer v.Close()
 	me := fmt.Sprintf("go:%d", os.Getpid())
 	progress := !*quiet && isTerminal(os.Stderr)
 	start := time.Now()

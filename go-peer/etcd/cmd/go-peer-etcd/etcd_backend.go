@@ -8,12 +8,14 @@
 package main
 
 import (
+	"errors"
 	"os"
 
 	etcdvar "github.com/shmvar/shmvar/go-peer/etcd"
 )
 
 func init() {
+	unavailable = func(err error) bool { return errors.Is(err, etcdvar.ErrUnavailable) }
 	backendOptions = func(f *remoteFlags) any {
 		return etcdvar.Options{
 			Serializable:   f.serializable,

@@ -15,7 +15,9 @@ import java.nio.file.Files;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.concurrent.ArrayBlockingQueue;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -28,44 +30,86 @@ import org.junit.jupiter.api.Test;
  * io.shmvar.etcd.EtcdVariable and bin/go-peer --etcd. make build (or make test) builds both binaries first.
  */
 class EtcdCrossLanguageTest {
-    private static Process server;
+    private static EtcdServer server;
     private static String endpoints;
     private static final AtomicInteger names = new AtomicInteger();
     private static final EtcdVariable.Options OPTIONS = EtcdVariable.Options.defaults();
 
+    /** A running bin/etcd-dev: one member, or three; stopped, with its data removed, by {@link #close()}. */
+    static final class EtcdServer implements AutoCloseable {
+        final Process process;
+        final String endpoints;
+        private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
+        private final java.io.PrintStream commands;
+
+        EtcdServer(String... args) throws Exception {
+            Path dev = TestSegments.root().resolve("bin/etcd-dev");
+            assertTrue(Files.isExecutable(dev), dev + " is missing: run 'make build' (make test does) first");
+            List<String> command = new ArrayList<>(List.of(dev.toString()));
+            command.addAll(List.of(args));
+            process = new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+            commands = new java.io.PrintStream(process.getOutputStream(), true, StandardCharsets.UTF_8);
+            Thread reader = new Thread(() -> {
+                try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+                    for (String line; (line = r.readLine()) != null; ) {
+                        lines.add(line);
+                    }
+                } catch (IOException e) {
+                    // the server ended
+                }
+            });
+            reader.setDaemon(true);
+            reader.start();
+            String ready = expect("READY ");
+            if (ready == null) {
+                process.destroyForcibly();
+                fail("bin/etcd-dev " + String.join(" ", args) + " did not print READY within 40s");
+            }
+            endpoints = ready.substring("READY ".length());
+        }
+
+        /** The next line starting with {@code prefix}, or null after 40 s. */
+        String expect(String prefix) throws InterruptedException {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(40);
+            for (String line; (line = lines.poll(deadline - System.nanoTime(), TimeUnit.NANOSECONDS)) != null; ) {
+                if (line.startsWith(prefix)) {
+                    return line;
+                }
+            }
+            return null;
+        }
+
+        /** Sends stop N, kill N or start N and waits for its answer. */
+        void command(String command, String answer) throws InterruptedException {
+            commands.println(command);
+            assertNotNull(expect(answer), "etcd-dev " + command + ": no " + answer + " within 40s");
+        }
+
+        @Override
+        public void close() {
+            commands.close(); // stdin closed: it stops and removes its data
+            try {
+                if (!process.waitFor(20, TimeUnit.SECONDS)) {
+                    process.destroyForcibly();
+                    fail("bin/etcd-dev did not stop within 20s of its stdin closing");
+                }
+            } catch (InterruptedException e) {
+                process.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
     @BeforeAll
     static void startServer() throws Exception {
-        Path dev = TestSegments.root().resolve("bin/etcd-dev");
-        assertTrue(Files.isExecutable(dev), dev + " is missing: run 'make build' (make test does) first");
-        server = new ProcessBuilder(dev.toString()).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-        BlockingQueue<String> lines = new ArrayBlockingQueue<>(1);
-        Thread reader = new Thread(() -> {
-            try {
-                BufferedReader r = new BufferedReader(new InputStreamReader(server.getInputStream(), StandardCharsets.UTF_8));
-                String line = r.readLine();
-                lines.add(line == null ? "" : line);
-            } catch (IOException e) {
-                lines.add("");
-            }
-        });
-        reader.setDaemon(true);
-        reader.start();
-        String line = lines.poll(40, TimeUnit.SECONDS);
-        if (line == null || !line.startsWith("READY ")) {
-            server.destroyForcibly();
-            fail("bin/etcd-dev did not print READY within 40s (printed " + line + ")");
-        }
-        endpoints = line.substring("READY ".length());
+        server = new EtcdServer();
+        endpoints = server.endpoints;
     }
 
     @AfterAll
     static void stopServer() throws Exception {
         if (server != null) {
-            server.getOutputStream().close(); // stdin closed: it stops and removes its data
-            if (!server.waitFor(20, TimeUnit.SECONDS)) {
-                server.destroyForcibly();
-                fail("bin/etcd-dev did not stop within 20s of its stdin closing");
-            }
+            server.close();
         }
     }
 
@@ -204,6 +248,122 @@ class EtcdCrossLanguageTest {
                 go.destroyForcibly();
             }
             assertEquals(2L * rounds, v.get().getValue());
+        }
+    }
+
+    /** Counts Java's and Go's increments on a fresh variable at {@code addr}, at once, and returns the Go process. */
+    private static Process goIncr(String addr, int count) throws IOException {
+        return new ProcessBuilder(TestSegments.goPeer().toString(), "incr", "--etcd", addr, "--count",
+            Integer.toString(count), "--quiet").redirectErrorStream(true).start();
+    }
+
+    private static void assertFinished(Process p, String what) throws Exception {
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), what + " did not finish in 60s");
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.exitValue(), what + ": " + out);
+    }
+
+    @Test
+    void bothLanguagesShouldKeepTheSumWhileAClusterMemberIsKilled() throws Exception {
+        int each = 150;
+        try (EtcdServer cluster = new EtcdServer("--members", "3")) {
+            String path = "/shmvar-java-test/cluster";
+            String[] eps = cluster.endpoints.split(",");
+            String javaAddr = "etcd://" + cluster.endpoints + path;
+            String goAddr = "etcd://" + eps[2] + "," + eps[1] + "," + eps[0] + path; // Go starts from another member
+            EtcdVariable.Options options = OPTIONS.withRequestTimeout(Duration.ofSeconds(1));
+            try (var v = EtcdVariable.create(javaAddr, Counter.getDefaultInstance(), options)) {
+                Process go = goIncr(goAddr, each);
+                try {
+                    for (int i = 0; i < each; i++) {
+                        if (i == each / 3) {
+                            cluster.command("kill 1", "KILLED 1");
+                        }
+                        if (i == 2 * each / 3) {
+                            cluster.command("start 1", "READY 1");
+                        }
+                        v.update(EtcdCrossLanguageTest::plusOne);
+                    }
+                    assertFinished(go, "go-peer incr");
+                } finally {
+                    go.destroyForcibly();
+                }
+                assertEquals(2L * each, v.get().getValue(), "a member was killed while Java and Go updated");
+            }
+        }
+    }
+
+    @Test
+    void clientsShouldReportUnavailableThenCarryOnAfterARestart() throws Exception {
+        try (EtcdServer own = new EtcdServer()) {
+            String addr = "etcd://" + own.endpoints + "/shmvar-java-test/restart";
+            AtomicInteger reported = new AtomicInteger();
+            EtcdVariable.Options options = OPTIONS.withRequestTimeout(Duration.ofMillis(500))
+                .withOnUnavailable(e -> reported.incrementAndGet());
+            try (var v = EtcdVariable.create(addr, Counter.getDefaultInstance(), options)) {
+                for (int i = 0; i < 10; i++) {
+                    v.update(EtcdCrossLanguageTest::plusOne);
+                }
+                own.command("stop", "STOPPED");
+                ShmException e = assertThrows(ShmException.class, v::get);
+                assertTrue(Remote.isUnavailable(e), e.getMessage());
+                assertEquals("get " + addr + ": etcd unavailable: no endpoint answered within 500 ms", e.getMessage());
+                Process go = new ProcessBuilder(TestSegments.goPeer().toString(), "incr", "--etcd", addr, "--count", "10",
+                    "--request-timeout", "500ms").start();
+                Thread java = new Thread(() -> {
+                    for (int i = 0; i < 10; i++) {
+                        v.update(EtcdCrossLanguageTest::plusOne);
+                    }
+                });
+                java.start();
+                BufferedReader goErr = new BufferedReader(new InputStreamReader(go.getErrorStream(), StandardCharsets.UTF_8));
+                String line = goErr.readLine();
+                assertNotNull(line, "go-peer incr said nothing while the server was stopped");
+                assertTrue(line.contains("etcd unavailable") && line.endsWith("; retrying"), line);
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (reported.get() == 0) {
+                    assertTrue(System.nanoTime() < deadline, "Java reported no outage in 10s");
+                    Thread.sleep(10);
+                }
+                own.command("start", "READY");
+                java.join(TimeUnit.SECONDS.toMillis(30));
+                assertFalse(java.isAlive(), "Java's updates did not carry on within 30s of the restart");
+                assertTrue(go.waitFor(30, TimeUnit.SECONDS), "go-peer incr did not carry on within 30s of the restart");
+                assertEquals(0, go.exitValue());
+                assertEquals(30, v.get().getValue(), "committed updates lost or doubled across the restart");
+            }
+        }
+    }
+
+    @Test
+    void aJavaWriterKilledMidUpdateLosesNoCommitAndBlocksNobody() throws Exception {
+        String addr = address("killed");
+        try (var v = EtcdVariable.create(addr, Counter.getDefaultInstance(), OPTIONS)) {
+            Process victim = new ProcessBuilder(TestSegments.root().resolve("bin/java-peer").toString(), "incr", "--etcd",
+                addr, "--count", "100000", "--print-each").redirectErrorStream(true).start();
+            long reported = 0;
+            BufferedReader out = new BufferedReader(new InputStreamReader(victim.getInputStream(), StandardCharsets.UTF_8));
+            for (String line; reported < 30 && (line = out.readLine()) != null; ) {
+                assertTrue(line.startsWith("committed "), line);
+                reported = Long.parseLong(line.substring("committed ".length()));
+            }
+            victim.destroyForcibly(); // SIGKILL, in the middle of its updates
+            victim.waitFor();
+            try { // what it printed before it died
+                for (String line; (line = out.readLine()) != null; ) {
+                    if (line.startsWith("committed ")) {
+                        reported = Long.parseLong(line.substring("committed ".length()));
+                    }
+                }
+            } catch (IOException closed) {
+                // the stream went with the process
+            }
+            long start = System.nanoTime();
+            TestSegments.mustRunGo("incr", "--etcd", addr, "--count", "50", "--timeout", "5s");
+            assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(10), "updates after the kill were blocked");
+            long value = v.get().getValue();
+            assertTrue(value >= reported + 50 && value <= reported + 51,
+                "value " + value + " after a Java writer that reported " + reported + " commits was killed and Go made 50 more");
         }
     }
 }

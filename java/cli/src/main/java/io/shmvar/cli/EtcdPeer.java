@@ -236,25 +236,23 @@ final class EtcdPeer implements Callable<Integer> {
             String me = "java:" + ProcessHandle.current().pid();
             long start = System.nanoTime();
             long last = 0;
-            long reported = 0;
-            try (var v = EtcdVariable.open(address, Counter.getDefaultInstance(), options())) {
+            long[] reported = {0};
+            java.util.function.Consumer<ShmException> report = e -> {
+                if (System.nanoTime() - reported[0] > 1_000_000_000L) { // once per outage
+                    System.err.println("java-peer incr: " + e.getMessage() + "; retrying");
+                }
+                reported[0] = System.nanoTime();
+            };
+            EtcdVariable.Options options = options().withOnUnavailable(report);
+            try (var v = openThroughOutages(address, options, report)) {
                 for (long i = 1; i <= count; i++) {
                     Counter c;
-                    while (true) {
-                        try {
-                            c = timeout != null
-                                ? v.tryUpdate(x -> x.toBuilder().setValue(x.getValue() + 1).setLastWriter(me).build(), timeout)
-                                : v.update(x -> x.toBuilder().setValue(x.getValue() + 1).setLastWriter(me).build());
-                            break;
-                        } catch (ShmException e) {
-                            if (!Remote.isUnavailable(e) || timeout != null) {
-                                throw new JavaPeer.CommandFailed("after " + (i - 1) + " of " + count + " increments: " + e.getMessage());
-                            }
-                            if (System.nanoTime() - reported > 1_000_000_000L) { // once per outage
-                                System.err.println("java-peer incr: " + e.getMessage() + "; retrying");
-                            }
-                            reported = System.nanoTime();
-                        }
+                    try {
+                        c = timeout != null
+                            ? v.tryUpdate(x -> x.toBuilder().setValue(x.getValue() + 1).setLastWriter(me).build(), timeout)
+                            : v.update(x -> x.toBuilder().setValue(x.getValue() + 1).setLastWriter(me).build());
+                    } catch (ShmException e) {
+                        throw new JavaPeer.CommandFailed("after " + (i - 1) + " of " + count + " increments: " + e.getMessage());
                     }
                     last = c.getValue();
                     if (printEach) {
@@ -266,6 +264,27 @@ final class EtcdPeer implements Callable<Integer> {
                     JavaPeer.formatDuration(elapsed.toNanos()), count / (elapsed.toNanos() / 1e9), last, v.conflicts());
             }
             return 0;
+        }
+    }
+
+    /** Opens the Counter, waiting through an outage (reported as the updates report it). */
+    private static EtcdVariable<Counter> openThroughOutages(String address, EtcdVariable.Options options,
+                                                            java.util.function.Consumer<ShmException> report) {
+        while (true) {
+            try {
+                return EtcdVariable.open(address, Counter.getDefaultInstance(), options);
+            } catch (ShmException e) {
+                if (!Remote.isUnavailable(e)) {
+                    throw e;
+                }
+                report.accept(e);
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw e;
+                }
+            }
         }
     }
 

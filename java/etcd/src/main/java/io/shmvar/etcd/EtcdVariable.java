@@ -74,9 +74,11 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
         private final String caFile;
         private final String certFile;
         private final String keyFile;
+        private final java.util.function.Consumer<ShmException> onUnavailable;
 
         private Options(int capacity, boolean readOnly, boolean serializable, Duration requestTimeout, String user,
-                        String password, String caFile, String certFile, String keyFile) {
+                        String password, String caFile, String certFile, String keyFile,
+                        java.util.function.Consumer<ShmException> onUnavailable) {
             this.capacity = capacity;
             this.readOnly = readOnly;
             this.serializable = serializable;
@@ -86,40 +88,49 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
             this.caFile = caFile;
             this.certFile = certFile;
             this.keyFile = keyFile;
+            this.onUnavailable = onUnavailable;
         }
 
         public static Options defaults() {
-            return new Options(DEFAULT_CAPACITY, false, false, DEFAULT_REQUEST_TIMEOUT, null, null, null, null, null);
+            return new Options(DEFAULT_CAPACITY, false, false, DEFAULT_REQUEST_TIMEOUT, null, null, null, null, null, null);
         }
 
         /** The most bytes an encoded value may take (create only), 1..{@link #MAX_CAPACITY}; default 4096. */
         public Options withCapacity(int capacity) {
-            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile);
+            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile, onUnavailable);
         }
 
         /** Refuse every write through this object. */
         public Options withReadOnly(boolean readOnly) {
-            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile);
+            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile, onUnavailable);
         }
 
         /** Reads answered by any member, possibly stale; by default reads are linearizable. */
         public Options withSerializable(boolean serializable) {
-            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile);
+            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile, onUnavailable);
         }
 
         /** Each request unanswered after this long fails as unavailable; default 5 s. */
         public Options withRequestTimeout(Duration requestTimeout) {
-            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile);
+            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile, onUnavailable);
         }
 
         /** etcd auth: the user and password to log in with. */
         public Options withCredentials(String user, String password) {
-            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile);
+            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile, onUnavailable);
         }
 
         /** TLS: the CA that signed the members' certificates, and this client's certificate and key (or nulls). */
         public Options withTls(String caFile, String certFile, String keyFile) {
-            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile);
+            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile, onUnavailable);
+        }
+
+        /**
+         * Called each time an update or a wait finds no endpoint answering and keeps trying (they try until they
+         * commit, or their timeout ends): commands print it.
+         */
+        public Options withOnUnavailable(java.util.function.Consumer<ShmException> onUnavailable) {
+            return new Options(capacity, readOnly, serializable, requestTimeout, user, password, caFile, certFile, keyFile, onUnavailable);
         }
 
         public int capacity() {
@@ -629,6 +640,9 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
     private boolean outage(ShmException e, long deadline) {
         if (!Remote.isUnavailable(e) || closed) {
             return false;
+        }
+        if (options.onUnavailable != null) {
+            options.onUnavailable.accept(e);
         }
         try {
             Thread.sleep(100);
