@@ -23,6 +23,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.zip.CRC32C;
 
 import static io.shmvar.Native.INT;
 
@@ -200,12 +201,35 @@ final class LayoutDescriptor {
     }
 
     /**
-     * Validates the identity line of {@code m}, whose capacity is the segment's real size as IPC_STAT reports it,
-     * and returns the regions. Each value is read once and bounded by the size or {@link #MAX_CAPACITY} before it
-     * takes part in any sum, so no check can overflow.
+     * Writes the header and the descriptor of a new segment into zeroed memory: everything but the version word,
+     * which {@link #signalReady} stores last. Slot 0 holds the empty value (length 0, CRC 0) for generation 0, which
+     * zeroed memory already is.
      */
-    static Geometry readGeometry(int key, ByteBuffer m, int version, Duration initWait) {
-        long size = m.capacity();
+    static void fillHeader(ByteBuffer m, Geometry g, byte[] descriptor) {
+        m.putInt(MAGIC_OFFSET, MAGIC);
+        m.putInt(HEADER_LENGTH_OFFSET, HEADER_LENGTH);
+        m.putLong(CAPACITY_OFFSET, g.capacity());
+        m.putLong(DESCRIPTOR_OFFSET_OFFSET, g.descriptorOffset());
+        m.putLong(DESCRIPTOR_LENGTH_OFFSET, g.descriptorLength());
+        m.putLong(SLOT0_OFFSET_OFFSET, g.slot0());
+        m.putLong(SLOT1_OFFSET_OFFSET, g.slot1());
+        m.putLong(SEGMENT_LENGTH_OFFSET, g.segmentLength());
+        m.put((int) g.descriptorOffset(), descriptor);
+        CRC32C crc = new CRC32C();
+        crc.update(descriptor);
+        m.putInt(DESCRIPTOR_CRC_OFFSET, (int) crc.getValue());
+    }
+
+    /** Stores the version word, last and with release semantics: from here openers accept the segment. */
+    static void signalReady(ByteBuffer m) {
+        INT.setRelease(m, LAYOUT_VERSION_OFFSET, LAYOUT_VERSION);
+    }
+
+    /**
+     * Checks the identity words of {@code m} read after {@link #awaitVersion}: the magic, the version word (0: the
+     * creator never finished; another major: {@code app=X segment=Y}) and the feature flags.
+     */
+    static void checkVersion(int key, ByteBuffer m, int version, Duration initWait) {
         int magic = m.getInt(MAGIC_OFFSET);
         if (magic != MAGIC) {
             if (magic == 0 && version == 0) {
@@ -227,6 +251,16 @@ final class LayoutDescriptor {
                 "segment uses feature flags 0x%08x that this peer does not know (app=%s knows 0x%08x)",
                 unknownFlags, formatVersion(LAYOUT_VERSION), KNOWN_FLAGS));
         }
+    }
+
+    /**
+     * Validates the identity line of {@code m}, whose capacity is the segment's real size as IPC_STAT reports it,
+     * and returns the regions. Each value is read once and bounded by the size or {@link #MAX_CAPACITY} before it
+     * takes part in any sum, so no check can overflow.
+     */
+    static Geometry readGeometry(int key, ByteBuffer m, int version, Duration initWait) {
+        long size = m.capacity();
+        checkVersion(key, m, version, initWait);
         int headerLength = m.getInt(HEADER_LENGTH_OFFSET);
         if (headerLength != HEADER_LENGTH) {
             throw corrupt(key, "header length=" + Integer.toUnsignedString(headerLength) + ", want " + HEADER_LENGTH);

@@ -172,6 +172,6 @@ public interface SharedVariable<T extends Message> extends AutoCloseable {
      * surrogate in a proto3 string), or null: what {@link #set} refuses with {@code INVALID_ARGUMENT}.
      */
     static String invalidUtf8Field(Message value) {
-        return SharedMemoryVariable.invalidUtf8Field(value);
+        return Slots.invalidUtf8Field(value);
     }
 }

@@ -45,7 +45,7 @@ class ProtocolTest {
             "CHECK_EVERY_MICROS", SpinLock.CHECK_EVERY_NANOS,
             "LOCK_PARK_MAX_MICROS", SpinLock.PARK_NANOS,
             "READ_ONLY_TURN_MICROS", Waiting.READ_ONLY_TURN_NANOS,
-            "READ_RETRY_LIMIT_MICROS", SharedMemoryVariable.READ_RETRY_NANOS,
+            "READ_RETRY_LIMIT_MICROS", Slots.READ_RETRY_NANOS,
             "INIT_WAIT_DEFAULT_MICROS", Options.defaults().initWait().toNanos()));
         for (EnumValueDescriptor timing : ProtocolTiming.getDescriptor().getValues()) {
             long nanos = timing.getNumber() * 1_000L;
