@@ -35,7 +35,7 @@ public final class Remote {
             this.record = record;
             this.type = type;
             this.prototype = prototype;
-            this.deep = SharedMemoryVariable.staticDepth(type, new java.util.HashMap<>()) > MAX_NESTING_DEPTH;
+            this.deep = Slots.staticDepth(type, new java.util.HashMap<>()) > MAX_NESTING_DEPTH;
         }
 
         /**
@@ -102,11 +102,11 @@ public final class Remote {
                 throw error(op, address, ShmException.Reason.TYPE_MISMATCH, "value is "
                     + value.getDescriptorForType().getFullName() + ", variable holds " + record.getMessageType());
             }
-            if (deep && SharedMemoryVariable.nestingDepth(value, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH) {
+            if (deep && Slots.nestingDepth(value, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH) {
                 throw error(op, address, ShmException.Reason.INVALID_ARGUMENT, "value nests deeper than "
                     + MAX_NESTING_DEPTH + " levels, which readers refuse (PROTOCOL.md, \"Values\"); nothing was committed");
             }
-            String bad = SharedMemoryVariable.invalidUtf8Field(value);
+            String bad = Slots.invalidUtf8Field(value);
             if (bad != null) {
                 throw error(op, address, ShmException.Reason.INVALID_ARGUMENT,
                     "field " + bad + " holds a string that is not valid UTF-8 (an unpaired surrogate); nothing was committed");
