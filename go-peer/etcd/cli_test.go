@@ -66,6 +66,10 @@ func TestShouldRunTheCommandsOnEtcd(t *testing.T) {
 	if n := counterValue(t, addr); n != 200 {
 		t.Fatalf("two incr --count 100 at once: %d; want 200", n)
 	}
+	prefix := addr[:strings.LastIndex(addr, "/")]
+	if out := mustPeer(t, "ls", "--etcd", prefix); !regexp.MustCompile(regexp.QuoteMeta(addr) + `\s+shmvar.examples.v1.Counter\s+4096\s+200\s+go\n`).MatchString(out) {
+		t.Fatalf("ls --etcd %s:\n%s\nwant a line for %s at generation 200", prefix, out, addr)
+	}
 	mustPeer(t, "set", "--etcd", addr, `{"value": 7}`)
 	if n := counterValue(t, addr); n != 7 {
 		t.Fatalf("after set: %d; want 7", n)
@@ -77,6 +81,7 @@ func TestShouldRunTheCommandsOnEtcd(t *testing.T) {
 	}{
 		{[]string{"get", "--etcd", addr, "--type", "shmvar.examples.v1.Point"}, 1, "payload type mismatch"},
 		{[]string{"inspect", "--etcd", addr}, 2, "--etcd is taken by"},
+		{[]string{"ls", "--etcd", prefix + "/.x"}, 1, "kept for the variable's own keys"},
 		{[]string{"get", "--etcd", "etcd://127.0.0.1/x"}, 1, "not host:port"},
 		{[]string{"get", "--etcd", "127.0.0.1:1/x"}, 2, "write etcd://host:port"},
 		{[]string{"set", "--etcd", addr, "value: x"}, 2, "not a valid shmvar.examples.v1.Counter"},

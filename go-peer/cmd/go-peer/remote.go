@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
 	"github.com/shmvar/shmvar/go-peer/examplespb"
@@ -35,6 +36,7 @@ const remoteUsage = `commands on etcd (--etcd etcd://host:port[,host:port...]/pr
   watch  --etcd URI [--count N] [--format text|json]
   pong   --etcd URI --rounds N [--after G] [--timeout DURATION]
   rm     --etcd URI
+  ls     --etcd etcd://host:port[,...]/prefix
 each also takes --etcd-user NAME (password from $SHMVAR_ETCD_PASSWORD), --etcd-ca FILE,
 --etcd-cert FILE, --etcd-key FILE and --request-timeout DURATION (default 5s).`
 
@@ -54,7 +56,15 @@ type remoteFlags struct {
 var (
 	backendOptions func(f *remoteFlags) any
 	unavailable    = func(error) bool { return false }
+	listAt         func(f *remoteFlags) ([]listed, error)
 )
+
+// listed is one variable found under a prefix by ls --etcd.
+type listed struct {
+	address, typ         string
+	capacity, generation uint64
+	creator              string
+}
 
 // openCounterAt opens the Counter at the address, waiting through an outage
 // (reported as the updates report it) until ctx ends.
@@ -97,7 +107,26 @@ func usesAddress(args []string) bool {
 // remoteCommands are the commands that take --etcd.
 var remoteCommands = map[string]func([]string, io.Writer) error{
 	"create": remoteCreate, "get": remoteGet, "set": remoteSet, "incr": remoteIncr,
-	"watch": remoteWatch, "pong": remotePong, "rm": remoteRm,
+	"watch": remoteWatch, "pong": remotePong, "rm": remoteRm, "ls": remoteLs,
+}
+
+// remoteLs lists the variables under a prefix: ls --etcd etcd://host:port/prefix.
+func remoteLs(args []string, stdout io.Writer) error {
+	fs := newFlags("ls")
+	f := remoteFlagSet(fs)
+	if err := f.parse(fs, args, 0); err != nil {
+		return err
+	}
+	entries, err := listAt(f)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "VARIABLE\tTYPE\tCAPACITY\tGENERATION\tCREATOR")
+	for _, e := range entries {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", e.address, e.typ, e.capacity, e.generation, e.creator)
+	}
+	return w.Flush()
 }
 
 func (f *remoteFlags) parse(fs *flag.FlagSet, args []string, positional int) error {
@@ -435,4 +464,4 @@ func remoteRm(args []string, stdout io.Writer) error {
 }
 
 // errNoRemote is what a command without --etcd support says.
-var errNoRemote = errors.New("--etcd is taken by create, get, set, incr, watch, pong and rm")
+var errNoRemote = errors.New("--etcd is taken by create, get, set, incr, watch, pong, rm and ls")

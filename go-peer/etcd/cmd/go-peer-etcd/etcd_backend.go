@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 
@@ -15,6 +16,14 @@ import (
 )
 
 func init() {
+	listAt = func(f *remoteFlags) ([]listed, error) {
+		entries, err := etcdvar.List(context.Background(), f.address, backendOptions(f).(etcdvar.Options))
+		var out []listed
+		for _, e := range entries {
+			out = append(out, listed{e.Address, e.Type, e.Capacity, e.Generation, e.Creator})
+		}
+		return out, err
+	}
 	unavailable = func(err error) bool { return errors.Is(err, etcdvar.ErrUnavailable) }
 	backendOptions = func(f *remoteFlags) any {
 		return etcdvar.Options{

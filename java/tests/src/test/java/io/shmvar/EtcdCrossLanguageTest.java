@@ -140,6 +140,8 @@ class EtcdCrossLanguageTest {
                 assertEquals(1L, m.getField(m.getDescriptorForType().findFieldByName("value")));
             }
             assertEquals(1, v.generation());
+            assertTrue(EtcdVariable.list(a.substring(0, a.lastIndexOf('/')), OPTIONS)
+                .contains(new EtcdVariable.Listed(a, "shmvar.examples.v1.Counter", 4096, 1, "java")), "list");
             assertThrows(ShmException.class, () -> v.awaitChange(1, Duration.ofMillis(100)));
             assertEquals(1, v.awaitChange(0, Duration.ZERO), "a change already made is seen at once");
             v.remove();

@@ -14,6 +14,7 @@ import io.shmvar.examples.Counter;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -27,7 +28,7 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "java-peer", description = "Create, read and update shmvar variables kept in etcd.",
     subcommands = {EtcdPeer.Create.class, EtcdPeer.Get.class, EtcdPeer.Set.class, EtcdPeer.Incr.class,
-        EtcdPeer.Watch.class, EtcdPeer.Pong.class, EtcdPeer.Rm.class})
+        EtcdPeer.Watch.class, EtcdPeer.Pong.class, EtcdPeer.Rm.class, EtcdPeer.Ls.class})
 final class EtcdPeer implements Callable<Integer> {
     /** Whether a command line names its variable with --etcd. */
     static boolean usesAddress(String[] args) {
@@ -40,8 +41,8 @@ final class EtcdPeer implements Callable<Integer> {
     }
 
     static int run(String[] args, PrintStream out, PrintStream err) {
-        if (args.length > 0 && !java.util.Set.of("create", "get", "set", "incr", "watch", "pong", "rm").contains(args[0])) {
-            err.println("java-peer " + args[0] + ": --etcd is taken by create, get, set, incr, watch, pong and rm");
+        if (args.length > 0 && !java.util.Set.of("create", "get", "set", "incr", "watch", "pong", "rm", "ls").contains(args[0])) {
+            err.println("java-peer " + args[0] + ": --etcd is taken by create, get, set, incr, watch, pong, rm and ls");
             return 2;
         }
         CommandLine cmd = new CommandLine(new EtcdPeer());
@@ -351,6 +352,27 @@ final class EtcdPeer implements Callable<Integer> {
         public Integer call() {
             EtcdVariable.remove(address, options());
             out().printf("removed %s%n", address);
+            return 0;
+        }
+    }
+
+    @Command(name = "ls")
+    static final class Ls extends EtcdCommand {
+        @Override
+        public Integer call() {
+            options(); // checks the scheme
+            List<EtcdVariable.Listed> entries = EtcdVariable.list(address, options());
+            int width = "VARIABLE".length();
+            int typeWidth = "TYPE".length();
+            for (EtcdVariable.Listed e : entries) {
+                width = Math.max(width, e.address().length());
+                typeWidth = Math.max(typeWidth, e.type().length());
+            }
+            String row = "%-" + width + "s  %-" + typeWidth + "s  %-8s  %-10s  %s%n";
+            out().printf(row, "VARIABLE", "TYPE", "CAPACITY", "GENERATION", "CREATOR");
+            for (EtcdVariable.Listed e : entries) {
+                out().printf(row, e.address(), e.type(), e.capacity(), e.generation(), e.creator());
+            }
             return 0;
         }
     }

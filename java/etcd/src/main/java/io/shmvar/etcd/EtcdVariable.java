@@ -321,6 +321,56 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
         }
     }
 
+    /** One variable found by {@link #list}. */
+    public record Listed(String address, String type, long capacity, long generation, String creator) {
+    }
+
+    /**
+     * The variables under the prefix of {@code address} ({@code etcd://host:port,.../prefix}, or
+     * {@code etcd://host:port/} for all), in path order: the keys ending in /.schema (proto/ETCD.md), with the
+     * generation of their value keys. One range request.
+     */
+    public static List<Listed> list(String address, Options options) {
+        if (address == null || !address.startsWith("etcd://") || address.indexOf('/', "etcd://".length()) < 0) {
+            throw Remote.error("ls", String.valueOf(address), Reason.INVALID_ARGUMENT, "write etcd://host:port[,host:port...]/prefix");
+        }
+        String rest = address.substring("etcd://".length());
+        String hosts = rest.substring(0, rest.indexOf('/'));
+        String path = rest.substring(rest.indexOf('/'));
+        while (path.length() > 1 && path.endsWith("/")) {
+            path = path.substring(0, path.length() - 1);
+        }
+        // Parse the endpoints and check the prefix as a variable's path would be checked.
+        Address a = Address.parse("etcd://" + hosts + (path.equals("/") ? "/x" : path), "ls");
+        String prefix = path.equals("/") ? "/" : path + "/";
+        try (Client client = connect(a, options)) {
+            GetResponse r = call(client.getKVClient().get(bytes(prefix), GetOption.builder().isPrefix(true).build()),
+                options, "ls", address);
+            java.util.Map<String, Long> versions = new java.util.HashMap<>();
+            java.util.TreeMap<String, byte[]> schemas = new java.util.TreeMap<>();
+            for (KeyValue kv : r.getKvs()) {
+                String k = kv.getKey().toString(StandardCharsets.UTF_8);
+                if (k.endsWith("/.schema")) {
+                    schemas.put(k.substring(0, k.length() - "/.schema".length()), kv.getValue().getBytes());
+                } else if (k.endsWith("/.value")) {
+                    versions.put(k.substring(0, k.length() - "/.value".length()), kv.getVersion());
+                }
+            }
+            List<Listed> out = new ArrayList<>();
+            schemas.forEach((p, raw) -> {
+                SegmentDescriptor d;
+                try {
+                    d = SegmentDescriptor.parseFrom(raw);
+                } catch (InvalidProtocolBufferException e) {
+                    d = SegmentDescriptor.getDefaultInstance();
+                }
+                out.add(new Listed("etcd://" + hosts + p, d.getMessageType(), d.getCapacity(),
+                    Math.max(0, versions.getOrDefault(p, 0L) - 1), d.getCreator()));
+            });
+            return out;
+        }
+    }
+
     /** Deletes the variable at {@code address}: its value, schema and writer records (errno ENOENT if none). */
     public static void remove(String address, Options options) {
         Address a = Address.parse(address, "remove");
