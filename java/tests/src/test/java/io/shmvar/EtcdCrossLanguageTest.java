@@ -230,7 +230,7 @@ class EtcdCrossLanguageTest {
 
     @Test
     void handOffWithGoLosesNoChange() throws Exception {
-        int rounds = 200;
+        int rounds = 100;
         String a = address("handoff");
         try (var v = EtcdVariable.create(a, Counter.getDefaultInstance(), OPTIONS)) {
             Process go = new ProcessBuilder(TestSegments.goPeer().toString(), "pong", "--etcd", a, "--rounds",
