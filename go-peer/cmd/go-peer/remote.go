@@ -131,6 +131,9 @@ func remoteLs(args []string, stdout io.Writer) error {
 
 func (f *remoteFlags) parse(fs *flag.FlagSet, args []string, positional int) error {
 	if err := parse(fs, args, positional); err != nil {
+		if strings.Contains(err.Error(), flag.ErrHelp.Error()) {
+			return usageError{"\n" + remoteUsage}
+		}
 		return err
 	}
 	if f.address == "" {
