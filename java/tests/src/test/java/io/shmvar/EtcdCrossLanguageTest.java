@@ -368,4 +368,47 @@ class EtcdCrossLanguageTest {
                 "value " + value + " after a Java writer that reported " + reported + " commits was killed and Go made 50 more");
         }
     }
+
+    @Test
+    void etcdAuthShouldBeRefusedAsPermissionInBothLanguages() throws Exception {
+        try (EtcdServer own = new EtcdServer()) {
+            java.util.function.Function<String, io.etcd.jetcd.ByteSequence> b =
+                x -> io.etcd.jetcd.ByteSequence.from(x, StandardCharsets.UTF_8);
+            try (io.etcd.jetcd.Client admin = io.etcd.jetcd.Client.builder().endpoints("http://" + own.endpoints).build()) {
+                io.etcd.jetcd.Auth auth = admin.getAuthClient();
+                auth.userAdd(b.apply("root"), b.apply("rootpw")).get(20, TimeUnit.SECONDS);
+                auth.userGrantRole(b.apply("root"), b.apply("root")).get(20, TimeUnit.SECONDS);
+                auth.roleAdd(b.apply("app")).get(20, TimeUnit.SECONDS);
+                auth.roleGrantPermission(b.apply("app"), b.apply("/allowed/"), b.apply("/allowed0"),
+                    io.etcd.jetcd.auth.Permission.Type.READWRITE).get(20, TimeUnit.SECONDS);
+                auth.userAdd(b.apply("app"), b.apply("apppw")).get(20, TimeUnit.SECONDS);
+                auth.userGrantRole(b.apply("app"), b.apply("app")).get(20, TimeUnit.SECONDS);
+                auth.authEnable().get(20, TimeUnit.SECONDS);
+            }
+            String allowed = "etcd://" + own.endpoints + "/allowed/counter";
+            EtcdVariable.Options app = OPTIONS.withCredentials("app", "apppw");
+            try (var v = EtcdVariable.create(allowed, Counter.getDefaultInstance(), app)) {
+                assertEquals(1, v.update(EtcdCrossLanguageTest::plusOne).getValue());
+            }
+            ShmException e = assertThrows(ShmException.class, () -> EtcdVariable.create(
+                "etcd://" + own.endpoints + "/elsewhere/counter", Counter.getDefaultInstance(), app));
+            assertEquals(ShmException.Reason.PERMISSION, e.reason(), e.getMessage());
+            e = assertThrows(ShmException.class, () -> EtcdVariable.open(allowed, Counter.getDefaultInstance(),
+                OPTIONS.withCredentials("app", "wrong")));
+            assertEquals(ShmException.Reason.PERMISSION, e.reason(), e.getMessage());
+            e = assertThrows(ShmException.class, () -> EtcdVariable.open(allowed, Counter.getDefaultInstance(), OPTIONS));
+            assertEquals(ShmException.Reason.PERMISSION, e.reason(), e.getMessage());
+            // go-peer reads what Java wrote with the password from the environment, and says "permission" without it
+            ProcessBuilder pb = new ProcessBuilder(TestSegments.goPeer().toString(), "get", "--etcd", allowed, "--etcd-user", "app");
+            pb.environment().put("SHMVAR_ETCD_PASSWORD", "apppw");
+            Process go = pb.start();
+            String out = new String(go.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(go.waitFor(30, TimeUnit.SECONDS));
+            assertEquals(0, go.exitValue(), new String(go.getErrorStream().readAllBytes(), StandardCharsets.UTF_8));
+            assertTrue(out.matches("(?s)value:\\s*1\\s.*"), out);
+            TestSegments.Run r = TestSegments.runGo("get", "--etcd", allowed);
+            assertEquals(1, r.exit());
+            assertTrue(r.stderr().contains("segment permission refused") || r.stderr().contains("permission"), r.stderr());
+        }
+    }
 }

@@ -453,18 +453,29 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
         }
     }
 
+    /**
+     * Maps a failed request onto the protocol's reasons. jetcd reports some refusals as its EtcdException and others
+     * as gRPC's StatusRuntimeException, so the whole cause chain's codes and texts are read.
+     */
     private static ShmException classify(String op, String address, Throwable e) {
+        StringBuilder all = new StringBuilder();
+        ErrorCode code = null;
+        for (Throwable t = e; t != null && all.length() < 4096; t = t.getCause()) {
+            all.append(t.getMessage()).append(' ');
+            if (t instanceof EtcdException ee && code == null) {
+                code = ee.getErrorCode();
+            }
+        }
+        String text = all.toString();
         String message = String.valueOf(e.getMessage());
-        if (e instanceof EtcdException ee) {
-            ErrorCode code = ee.getErrorCode();
-            if (message.contains("request is too large") || code == ErrorCode.RESOURCE_EXHAUSTED) {
-                return Remote.error(op, address, Reason.TOO_LARGE, "the server refused the request as too large "
-                    + "(etcd's --max-request-bytes, 1.5 MiB by default): " + message);
-            }
-            if (code == ErrorCode.PERMISSION_DENIED || code == ErrorCode.UNAUTHENTICATED
-                || message.contains("authentication failed") || message.contains("permission denied")) {
-                return Remote.error(op, address, Reason.PERMISSION, "etcd refused: " + message);
-            }
+        if (code == ErrorCode.RESOURCE_EXHAUSTED || text.contains("request is too large") || text.contains("RESOURCE_EXHAUSTED")) {
+            return Remote.error(op, address, Reason.TOO_LARGE, "the server refused the request as too large "
+                + "(etcd's --max-request-bytes, 1.5 MiB by default): " + message);
+        }
+        if (code == ErrorCode.PERMISSION_DENIED || code == ErrorCode.UNAUTHENTICATED || text.contains("PERMISSION_DENIED")
+            || text.contains("UNAUTHENTICATED") || text.contains("permission denied") || text.contains("authentication failed")
+            || text.contains("user name is empty") || text.contains("invalid auth token")) {
+            return Remote.error(op, address, Reason.PERMISSION, "etcd refused: " + message);
         }
         return Remote.unavailable(op, address, message);
     }
