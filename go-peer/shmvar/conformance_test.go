@@ -238,6 +238,67 @@ func corpus(t testing.TB) []*shmvarpb.ConformanceCase {
 		schemaWith(t, d, &descriptorpb.FileDescriptorProto{Name: proto.String("bad.proto"), Package: proto.String("bad"),
 			Dependency: []string{"missing.proto"}})
 	})), refused(corrupt, "schema is not valid"))
+	// The rules beyond linking that both builders must agree on (PROTOCOL.md, "Schema rules"): each case adds
+	// one small file that breaks one rule to a valid schema.
+	type fdp = descriptorpb.FieldDescriptorProto
+	opt, rep := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(), descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum()
+	i32, msgT := descriptorpb.FieldDescriptorProto_TYPE_INT32.Enum(), descriptorpb.FieldDescriptorProto_TYPE_MESSAGE.Enum()
+	field := func(name string, n int32, label *descriptorpb.FieldDescriptorProto_Label, typ *descriptorpb.FieldDescriptorProto_Type, typeName string) *fdp {
+		f := &fdp{Name: proto.String(name), Number: proto.Int32(n), Label: label, Type: typ, JsonName: proto.String(name)}
+		if typeName != "" {
+			f.TypeName = proto.String(typeName)
+		}
+		return f
+	}
+	ruleFile := func(syntax string, msgs []*descriptorpb.DescriptorProto, enums []*descriptorpb.EnumDescriptorProto) *descriptorpb.FileDescriptorProto {
+		return &descriptorpb.FileDescriptorProto{Name: proto.String("rules.proto"), Package: proto.String("rules"),
+			Syntax: proto.String(syntax), MessageType: msgs, EnumType: enums}
+	}
+	value := func(name string, n int32) *descriptorpb.EnumValueDescriptorProto {
+		return &descriptorpb.EnumValueDescriptorProto{Name: proto.String(name), Number: proto.Int32(n)}
+	}
+	ruleCase := func(name, rule string, file *descriptorpb.FileDescriptorProto) {
+		refuse(name, open5+": "+rule, img(withDesc(func(d *shmvarpb.SegmentDescriptor) { schemaWith(t, d, file) })),
+			refused(corrupt, "schema is not valid"))
+	}
+	ruleCase("schema-rule-syntax-unknown", "syntax is proto2, proto3, editions or empty", ruleFile("proto4", nil, nil))
+	ruleCase("schema-rule-name-invalid", "names are identifiers", ruleFile("proto3",
+		[]*descriptorpb.DescriptorProto{{Name: proto.String("Bad-Name")}}, nil))
+	ruleCase("schema-rule-label-out-of-range", "a field's label is one of the three", ruleFile("proto3",
+		[]*descriptorpb.DescriptorProto{{Name: proto.String("M"), Field: []*fdp{field("a", 1, descriptorpb.FieldDescriptorProto_Label(9).Enum(), i32, "")}}}, nil))
+	ruleCase("schema-rule-enum-alias-without-aliases", "allow_alias only with aliases", ruleFile("proto3", nil,
+		[]*descriptorpb.EnumDescriptorProto{{Name: proto.String("E"), Value: []*descriptorpb.EnumValueDescriptorProto{value("E_A", 0), value("E_B", 1)},
+			Options: &descriptorpb.EnumOptions{AllowAlias: proto.Bool(true)}}}))
+	ruleCase("schema-rule-enum-numbers-conflict", "one number per value without allow_alias", ruleFile("proto3", nil,
+		[]*descriptorpb.EnumDescriptorProto{{Name: proto.String("E"), Value: []*descriptorpb.EnumValueDescriptorProto{value("E_A", 0), value("E_B", 0)}}}))
+	ruleCase("schema-rule-enum-value-without-number", "every enum value has a number", ruleFile("proto3", nil,
+		[]*descriptorpb.EnumDescriptorProto{{Name: proto.String("E"), Value: []*descriptorpb.EnumValueDescriptorProto{value("E_A", 0), {Name: proto.String("E_B")}}}}))
+	ruleCase("schema-rule-oneof-not-consecutive", "a oneof's fields are declared together", ruleFile("proto3",
+		[]*descriptorpb.DescriptorProto{{Name: proto.String("M"), OneofDecl: []*descriptorpb.OneofDescriptorProto{{Name: proto.String("o")}},
+			Field: []*fdp{
+				func() *fdp { f := field("a", 1, opt, i32, ""); f.OneofIndex = proto.Int32(0); return f }(),
+				field("b", 2, opt, i32, ""),
+				func() *fdp { f := field("c", 3, opt, i32, ""); f.OneofIndex = proto.Int32(0); return f }()}}}, nil))
+	ruleCase("schema-rule-oneof-field-repeated", "a oneof's fields are optional", ruleFile("proto3",
+		[]*descriptorpb.DescriptorProto{{Name: proto.String("M"), OneofDecl: []*descriptorpb.OneofDescriptorProto{{Name: proto.String("o")}},
+			Field: []*fdp{func() *fdp { f := field("a", 1, rep, i32, ""); f.OneofIndex = proto.Int32(0); return f }()}}}, nil))
+	entry := func(name string) *descriptorpb.DescriptorProto {
+		return &descriptorpb.DescriptorProto{Name: proto.String(name), Options: &descriptorpb.MessageOptions{MapEntry: proto.Bool(true)},
+			Field: []*fdp{field("key", 1, opt, i32, ""), field("value", 2, opt, i32, "")}}
+	}
+	ruleCase("schema-rule-map-entry-misnamed", "a map entry is named after its field", ruleFile("proto3",
+		[]*descriptorpb.DescriptorProto{{Name: proto.String("M"), NestedType: []*descriptorpb.DescriptorProto{entry("WrongEntry")},
+			Field: []*fdp{field("things", 1, rep, msgT, ".rules.M.WrongEntry")}}}, nil))
+	ruleCase("schema-rule-group-in-proto3", "no groups in proto3", ruleFile("proto3",
+		[]*descriptorpb.DescriptorProto{{Name: proto.String("M"), NestedType: []*descriptorpb.DescriptorProto{{Name: proto.String("G")}},
+			Field: []*fdp{field("g", 1, opt, descriptorpb.FieldDescriptorProto_TYPE_GROUP.Enum(), ".rules.M.G")}}}, nil))
+	ruleCase("schema-rule-extension-range-from-zero", "field number ranges start at 1", ruleFile("proto2",
+		[]*descriptorpb.DescriptorProto{{Name: proto.String("M"), ExtensionRange: []*descriptorpb.DescriptorProto_ExtensionRange{{Start: proto.Int32(0), End: proto.Int32(10)}}}}, nil))
+	accept("schema-rule-map-entry-well-formed", open5+": the same file with the entry named as protoc names it",
+		img(corpusImage(t, counter, func(d *shmvarpb.SegmentDescriptor) {
+			schemaWith(t, d, ruleFile("proto3", []*descriptorpb.DescriptorProto{{Name: proto.String("M"),
+				NestedType: []*descriptorpb.DescriptorProto{entry("ThingsEntry")}, Field: []*fdp{field("things", 1, rep, msgT, ".rules.M.ThingsEntry")}}}, nil))
+		}, counter)), counterT, encoded(counter))
 	refuse("schema-missing-type", open5, img(withDesc(func(d *shmvarpb.SegmentDescriptor) { d.MessageType = "shmvar.v1.Nope" })),
 		refused(corrupt, `schema has no message "shmvar.v1.Nope"`))
 	refuse("schema-redefines-well-known-type", open5, img(withDesc(func(d *shmvarpb.SegmentDescriptor) {

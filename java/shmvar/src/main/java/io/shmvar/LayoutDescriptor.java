@@ -353,7 +353,7 @@ final class LayoutDescriptor {
             throw corrupt(key, "schema has no message \"" + d.getMessageType() + "\"");
         } catch (InvalidProtocolBufferException e) {
             throw corrupt(key, "schema does not decode: " + e.getMessage());
-        } catch (Descriptors.DescriptorValidationException e) {
+        } catch (Descriptors.DescriptorValidationException | IllegalArgumentException e) {
             throw corrupt(key, "schema is not valid: " + e.getMessage());
         } catch (ShmException e) {
             throw e;
@@ -485,6 +485,7 @@ final class LayoutDescriptor {
             dependencies[i] = build(dependency, byName, built, visiting);
         }
         FileDescriptor result = FileDescriptor.buildFrom(file, dependencies);
+        SchemaRules.check(file, result);
         built.put(file.getName(), result);
         return result;
     }
