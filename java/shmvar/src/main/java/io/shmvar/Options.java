@@ -85,12 +85,12 @@ public final class Options {
         return copy(o -> o.ephemeral = ephemeral);
     }
 
-    /** The payload type {@link #openDynamic} requires; null (the default) accepts any. */
+    /** The payload type {@link SharedVariable#openDynamic(int, Options)} requires; null (the default) accepts any. */
     public Options withType(String type) {
         return copy(o -> o.type = type);
     }
 
-    /** How lock waits and {@link #awaitChange} wait; default {@link WaitStrategy#SPIN_THEN_PARK}. */
+    /** How lock waits and {@link SharedVariable#awaitChange} wait; default {@link WaitStrategy#SPIN_THEN_PARK}. */
     public Options withWait(WaitStrategy wait) {
         return copy(o -> o.wait = wait);
     }

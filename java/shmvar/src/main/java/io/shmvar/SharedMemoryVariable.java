@@ -422,40 +422,29 @@ public final class SharedMemoryVariable<T extends Message> implements SharedVari
      * concurrent callers, and the losers open what the winner made (waiting, as open does, until it is ready).
      */
     public static <T extends Message> SharedMemoryVariable<T> openOrCreate(int key, T prototype, Options options) {
-        for (int attempt = 1; ; attempt++) {
-            try {
-                return create(key, prototype, options);
-            } catch (ShmException e) {
-                if (e.reason() != ShmException.Reason.NATIVE || e.errno() != Native.EEXIST) {
-                    throw e;
-                }
-            }
-            try {
-                return open(key, prototype, options);
-            } catch (ShmException e) {
-                // removed between our create and our open: try again
-                if (e.reason() != ShmException.Reason.NATIVE || e.errno() != Native.ENOENT
-                    || attempt == OPEN_OR_CREATE_ATTEMPTS) {
-                    throw e;
-                }
-            }
-        }
+        return openOrCreate(() -> create(key, prototype, options), () -> open(key, prototype, options));
     }
 
     /** {@link #openOrCreate(int, Message, Options)} for a mapped file. */
     public static <T extends Message> SharedMemoryVariable<T> openOrCreateFile(java.nio.file.Path path, T prototype,
                                                                         Options options) {
+        return openOrCreate(() -> createFile(path, prototype, options), () -> openFile(path, prototype, options));
+    }
+
+    private static <T extends Message> SharedMemoryVariable<T> openOrCreate(
+        java.util.function.Supplier<SharedMemoryVariable<T>> create, java.util.function.Supplier<SharedMemoryVariable<T>> open) {
         for (int attempt = 1; ; attempt++) {
             try {
-                return createFile(path, prototype, options);
+                return create.get();
             } catch (ShmException e) {
                 if (e.reason() != ShmException.Reason.NATIVE || e.errno() != Native.EEXIST) {
                     throw e;
                 }
             }
             try {
-                return openFile(path, prototype, options);
+                return open.get();
             } catch (ShmException e) {
+                // removed between our create and our open: try again
                 if (e.reason() != ShmException.Reason.NATIVE || e.errno() != Native.ENOENT
                     || attempt == OPEN_OR_CREATE_ATTEMPTS) {
                     throw e;
