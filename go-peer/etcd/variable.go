@@ -106,6 +106,7 @@ type Var[T proto.Message] struct {
 
 	writer    string        // this Var's writer record key
 	seq       uint64        // the last writer sequence number sent; under turn
+	writerVer int64         // the writer record's version, as far as this Var knows; under turn
 	turn      chan struct{} // one update at a time (the writer record is per Var)
 	conflicts atomic.Uint64
 
@@ -567,13 +568,16 @@ func (v *Var[T]) update(r request, op string, fn func(T) (T, error), needCurrent
 		}
 		v.seq++
 		seq := strconv.FormatUint(v.seq, 10)
-		compare := clientv3.Compare(clientv3.ModRevision(valueKey(v.addr.Path)), "=", rev)
+		compare := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(valueKey(v.addr.Path)), "=", rev)}
 		if !needCurrent {
-			// Set: any revision of this variable will do.
-			compare = clientv3.Compare(clientv3.CreateRevision(schemaKey(v.addr.Path)), "=", v.schemaRev)
+			// Set: any revision of this variable will do, as long as no
+			// earlier attempt of this Var landed unseen (its writer record
+			// then has another version: proto/ETCD.md, "Unknown outcomes").
+			compare = []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(schemaKey(v.addr.Path)), "=", v.schemaRev),
+				clientv3.Compare(clientv3.Version(v.writer), "=", v.writerVer)}
 		}
 		rctx, cancel := v.bound(r)
-		resp, err := v.cli.Txn(rctx).If(compare).Then(
+		resp, err := v.cli.Txn(rctx).If(compare...).Then(
 			clientv3.OpPut(valueKey(v.addr.Path), string(data)),
 			clientv3.OpPut(v.writer, seq),
 			clientv3.OpGet(valueKey(v.addr.Path), clientv3.WithKeysOnly()),
@@ -600,6 +604,7 @@ func (v *Var[T]) update(r request, op string, fn func(T) (T, error), needCurrent
 			continue
 		}
 		if resp.Succeeded {
+			v.writerVer++
 			if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) > 0 {
 				v.keep(next, kvs[0].ModRevision, kvs[0].Version)
 			}
@@ -608,12 +613,19 @@ func (v *Var[T]) update(r request, op string, fn func(T) (T, error), needCurrent
 		value := resp.Responses[0].GetResponseRange().Kvs
 		writer := resp.Responses[1].GetResponseRange().Kvs
 		schema := resp.Responses[2].GetResponseRange().Kvs
+		v.writerVer = 0
+		if len(writer) > 0 {
+			v.writerVer = writer[0].Version
+		}
 		switch {
 		case len(writer) > 0 && contains(pending, string(writer[0].Value)):
 			v.forget() // a commit thought lost had landed
 			return next, nil
 		case len(value) == 0 || len(schema) == 0 || schema[0].CreateRevision != v.schemaRev:
 			return zero, v.fail(op, syscall.ENOENT, "the variable was removed")
+		}
+		if !needCurrent {
+			continue // the writer record's version was stale: now it is known
 		}
 		v.conflicts.Add(1)
 		if current, err = v.remember(value[0].Value, value[0].ModRevision, value[0].Version, op); err != nil {

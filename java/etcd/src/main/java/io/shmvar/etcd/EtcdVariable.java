@@ -207,6 +207,7 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
     private final ByteSequence writer;
     private final ReentrantLock turn = new ReentrantLock(); // one update at a time: the writer record is per object
     private long sequence; // under turn
+    private long writerVersion; // the writer record's version, as far as this object knows; under turn
     private final AtomicLong conflicts = new AtomicLong();
     private final AtomicLong commits = new AtomicLong();
     private volatile boolean closed;
@@ -628,9 +629,12 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
                 T next = fn.apply((T) current); // messages are immutable: fn cannot change current
                 ByteString data = codec.encode(next, op, address.text());
                 String seq = Long.toString(++sequence);
-                Cmp compare = needCurrent
-                    ? new Cmp(address.valueKey(), Cmp.Op.EQUAL, CmpTarget.modRevision(revision))
-                    : new Cmp(address.schemaKey(), Cmp.Op.EQUAL, CmpTarget.createRevision(schemaRevision));
+                // A set: any revision will do, as long as no earlier attempt of this object landed unseen (its
+                // writer record then has another version: proto/ETCD.md, "Unknown outcomes").
+                Cmp[] compare = needCurrent
+                    ? new Cmp[] {new Cmp(address.valueKey(), Cmp.Op.EQUAL, CmpTarget.modRevision(revision))}
+                    : new Cmp[] {new Cmp(address.schemaKey(), Cmp.Op.EQUAL, CmpTarget.createRevision(schemaRevision)),
+                        new Cmp(writer, Cmp.Op.EQUAL, CmpTarget.version(writerVersion))};
                 TxnResponse r;
                 try {
                     r = call(client.getKVClient().txn().If(compare)
@@ -653,6 +657,7 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
                     continue;
                 }
                 if (r.isSucceeded()) {
+                    writerVersion++;
                     commits.incrementAndGet();
                     List<KeyValue> kvs = r.getGetResponses().get(0).getKvs();
                     if (!kvs.isEmpty()) {
@@ -663,6 +668,7 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
                 List<KeyValue> value = r.getGetResponses().get(0).getKvs();
                 List<KeyValue> mine = r.getGetResponses().get(1).getKvs();
                 List<KeyValue> schema = r.getGetResponses().get(2).getKvs();
+                writerVersion = mine.isEmpty() ? 0 : mine.get(0).getVersion();
                 if (!mine.isEmpty() && pending.contains(mine.get(0).getValue().toString(StandardCharsets.UTF_8))) {
                     cache = null; // a commit thought lost had landed
                     commits.incrementAndGet();
@@ -670,6 +676,9 @@ public final class EtcdVariable<T extends Message> implements SharedVariable<T> 
                 }
                 if (value.isEmpty() || schema.isEmpty() || schema.get(0).getCreateRevision() != schemaRevision) {
                     throw Remote.errno(op, address.text(), Remote.ENOENT, "the variable was removed");
+                }
+                if (!needCurrent) {
+                    continue; // the writer record's version was stale: now it is known
                 }
                 conflicts.incrementAndGet();
                 current = remember(value.get(0), op);
