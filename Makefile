@@ -34,14 +34,16 @@ java-build:
 	$(MVN) package -DskipTests
 
 # Java tests (cross-language ones start bin/go-peer), then Go tests
-# (cross-language ones start bin/java-peer), the etcd backing's tests against
-# a real embedded server (go-peer/etcd), then a check that no System V
-# segment or semaphore set was left behind.
+# (cross-language ones start bin/java-peer; go-peer/bench, the bench's own
+# module, checks its generated code and its gRPC owner), the etcd backing's
+# tests against a real embedded server (go-peer/etcd), then a check that no
+# System V segment or semaphore set was left behind.
 test:
 	@mkdir -p target && ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
 	$(MAKE) go-build
 	mvn -B --no-transfer-progress -Pcross-language verify | grep -E '^\[(INFO|WARNING|ERROR)\] (Tests run|T E S T S|BUILD|FAIL|ERROR|Running)|^\[ERROR\]' ; exit $${PIPESTATUS[0]}
 	cd go-peer && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
+	cd go-peer/bench && PROTOC=$(abspath $(PROTOC)) $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./shmvar
 	cd go-peer/etcd && $(GO) test $(GOFLAGS_TEST) ./...
 	@ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
@@ -65,15 +67,18 @@ fuzz-diff: build
 	  -run '^TestDifferentialFuzz$$' ./shmvar | sed -E 's/^ +difffuzz_test.go:[0-9]+: //' | grep -vE '^(=== RUN|PASS$$|FAIL$$)'
 
 # Java against the Go process it starts: ping-pong (shm spin/park, Unix
-# socket, raw-word floor), contended throughput, JMH and go test -bench,
-# parked-waiter CPU. Writes target/bench.json, bench.txt, bench-latency.svg.
-# QUICK=1 gives the same keys within a minute.
+# socket, raw-word floor), contended throughput, gRPC over a Unix socket,
+# JMH and go test -bench, cost against value size, readers beside a writer,
+# parked-waiter CPU. Writes target/bench.json, bench.txt, bench-latency.svg,
+# bench-size.svg. QUICK=1 gives the same keys in under 90 s, build included.
+# The Go half is go-peer/bench, a module of its own (gRPC stays out of the
+# library's go.mod); the Java half is java/bench.
 # Then the etcd figures on a throwaway server (go-peer/etcd/cmd/etcd-bench):
 # get, update, watch latency, contended updates/s from both languages;
 # writes target/bench-etcd.json.
 bench: go-build
-	cd go-peer && $(GO) build -o ../bin/bench-peer ./cmd/bench-peer
-	$(MVN) -pl java/bench -am package dependency:build-classpath -DskipTests -Dmdep.outputFile=$(abspath target/bench-classpath.txt) -Dmdep.includeScope=runtime
+	cd go-peer/bench && $(GO) build -o ../../bin/bench-peer ./cmd/bench-peer
+	$(MVN) -pl java/bench -am compile dependency:build-classpath -Dmdep.outputFile=$(abspath target/bench-classpath.txt) -Dmdep.includeScope=runtime
 	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Mutate|Get' -benchmem -benchtime=$(if $(QUICK),200ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
 	java -XX:+UseSerialGC -cp java/bench/target/classes:$$(cat target/bench-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
 	cd go-peer/etcd && $(GO) build -o ../../target/etcd-bench ./cmd/etcd-bench
@@ -90,13 +95,18 @@ else
 endif
 
 # Regenerates the committed Go code from proto/ with the same protoc Maven uses
-# (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports).
+# (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports):
+# the library's in go-peer/shmvarpb, the bench's (and its gRPC service) in go-peer/bench/benchpb.
 generate:
-	$(MVN) generate-sources
+	$(MVN) -N generate-sources
 	chmod +x $(PROTOC)
 	cd go-peer && $(GO) build -o ../target/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --go_out=go-peer \
 	  --go_opt=module=github.com/shmvar/shmvar/go-peer -Iproto -Itarget/tools/include proto/shmvar/v1/*.proto proto/shmvar/examples/v1/*.proto
+	cd go-peer/bench && $(GO) build -o ../../target/tools/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	$(PROTOC) --plugin=protoc-gen-go=target/tools/protoc-gen-go --plugin=protoc-gen-go-grpc=target/tools/protoc-gen-go-grpc \
+	  --go_out=go-peer/bench --go_opt=module=github.com/shmvar/shmvar/go-peer/bench \
+	  --go-grpc_out=go-peer/bench --go-grpc_opt=module=github.com/shmvar/shmvar/go-peer/bench -Iproto proto/bench/v1/*.proto
 
 clean:
 	rm -rf target bin/go-peer bin/bench-peer bin/etcd-dev

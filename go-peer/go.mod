@@ -5,5 +5,3 @@ go 1.26.0
 require google.golang.org/protobuf v1.36.12
 
 require golang.org/x/sys v0.50.0
-
-require github.com/HdrHistogram/hdrhistogram-go v1.4.0

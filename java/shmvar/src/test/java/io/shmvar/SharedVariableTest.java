@@ -147,7 +147,10 @@ class SharedVariableTest {
         }
     }
 
-    /** commit encodes through a reused 4 KiB buffer; values larger than it reach the slot in several pieces. */
+    /**
+     * commit encodes through a reused 4 KiB buffer; values larger than it reach the slot in several pieces. A reader
+     * parses values up to 4 KiB through its reused decoder and larger ones straight from its copy.
+     */
     @Test
     void shouldCommitValuesLargerThanTheEncodeBuffer() {
         int key = segments.newKey();

@@ -1,14 +1,19 @@
 //go:build linux && (amd64 || arm64)
 
 // Command bench-peer is the Go half of make bench, which the Java benchmark
-// driver (io.shmvar.bench.Bench) starts. Each mode prints one JSON line.
+// driver (io.shmvar.Bench) starts. Each mode prints one JSON line.
 //
 //	bench-peer floor   --key K --rounds N        answer a raw atomic word (no protobuf)
 //	bench-peer uds     --socket PATH             own a Counter; answer each request over a Unix socket
+//	bench-peer grpc    --socket PATH             own a Counter; serve the gRPC Owner service over a Unix socket until stdin closes
 //	bench-peer contend --key K --duration D      increment the shared Counter, recording acquire latency
+//	bench-peer read    --key K --start T --duration D   get the shared Counter as fast as it can from T (Unix ns) for D
 //	bench-peer idle    --key K --duration D      park in AwaitChange, then report the CPU it used
+//	bench-peer sizes   [--quick]                 update and uncached get of 64 B .. 4 MiB values, beside copy+CRC32C
 //
-// The shared-memory ping-pong uses go-peer pong.
+// The shared-memory ping-pong uses go-peer pong. This command lives in its
+// own module (go-peer/bench) so that gRPC and the histograms stay out of the
+// library's requirements.
 package main
 
 import (
@@ -34,7 +39,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench-peer floor|uds|contend|idle [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench-peer floor|uds|grpc|contend|read|idle|sizes [flags]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
@@ -43,6 +48,8 @@ func main() {
 	socket := fs.String("socket", "", "")
 	duration := fs.Duration("duration", time.Second, "")
 	wait := fs.String("wait", "park", "")
+	start := fs.Int64("start", 0, "")
+	quick := fs.Bool("quick", false, "")
 	fs.Parse(os.Args[2:])
 	var key int32
 	if *keyText != "" {
@@ -63,6 +70,12 @@ func main() {
 		result, err = floor(key, *rounds)
 	case "uds":
 		result, err = serveUDS(*socket)
+	case "grpc":
+		result, err = serveGRPC(*socket)
+	case "read":
+		result, err = read(key, time.Unix(0, *start), *duration)
+	case "sizes":
+		result, err = sizes(*quick)
 	case "contend":
 		result, err = contend(key, *duration, strategy)
 	case "idle":
