@@ -9,6 +9,8 @@ MVN     ?= mvn -B -q
 PROTOC  := target/tools/protoc
 GOFLAGS_TEST ?= -count=1
 COUNT   ?= 1000000
+# make demo BACKING=etcd: increments per language
+ETCD_COUNT ?= 2000
 FUZZTIME ?= 10s
 KILLS   ?= 1000
 DIFF_CASES ?= 100000
@@ -20,8 +22,12 @@ BUILD   ?= build
 
 build: go-build java-build
 
+# bin/go-peer is built from the etcd module with the one file that links the
+# etcd backend in (go-peer/etcd/cmd/go-peer-etcd), so that the core module
+# needs nothing of etcd; bin/etcd-dev runs a throwaway etcd server.
 go-build:
-	cd go-peer && $(GO) build -o ../bin/go-peer ./cmd/go-peer
+	cd go-peer/etcd && $(GO) build -tags etcd_backend -overlay cmd/go-peer-etcd/overlay.json -o ../../bin/go-peer github.com/shmvar/shmvar/go-peer/cmd/go-peer
+	cd go-peer/etcd && $(GO) build -o ../../bin/etcd-dev ./cmd/etcd-dev
 
 # Compiles the Maven modules (java/shmvar the library, java/cli the command,
 # java/bench), generating the Java protobuf code with Maven's protoc, and
@@ -55,8 +61,9 @@ install: $(BUILD)
 
 # Java tests (cross-language ones start bin/go-peer), then Go tests
 # (cross-language ones start bin/java-peer; go-peer/bench, the bench's own
-# module, checks its generated code and its gRPC owner), then a check that
-# no System V segment or semaphore set was left behind.
+# module, checks its generated code and its gRPC owner), the etcd backing's
+# tests against a real embedded server (go-peer/etcd), then a check that no
+# System V segment or semaphore set was left behind.
 test:
 	@mkdir -p target && ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-before.txt
 	$(MAKE) go-build consumers
@@ -66,6 +73,7 @@ test:
 	cd go-peer/metrics && $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer/consumer && $(GO) test $(GOFLAGS_TEST) ./...
 	cd go-peer && $(GO) test -run '^$$' -fuzz=FuzzOpenAndGet -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./shmvar
+	cd go-peer/etcd && $(GO) test $(GOFLAGS_TEST) ./...
 	@ipcs -m -s | awk '/^0x/ {print $$1, $$2}' | sort > target/ipcs-after.txt; \
 	  left=$$(comm -13 target/ipcs-before.txt target/ipcs-after.txt); \
 	  if [ -n "$$left" ]; then echo "make test left System V segments or semaphore sets behind (key id): $$left"; exit 1; fi; \
@@ -93,16 +101,26 @@ fuzz-diff: build
 # bench-size.svg. QUICK=1 gives the same keys in under 90 s, build included.
 # The Go half is go-peer/bench, a module of its own (gRPC stays out of the
 # library's go.mod); the Java half is java/bench.
+# Then the etcd figures on a throwaway server (go-peer/etcd/cmd/etcd-bench):
+# get, update, watch latency, contended updates/s from both languages;
+# writes target/bench-etcd.json.
 bench: go-build
 	cd go-peer/bench && $(GO) build -o ../../bin/bench-peer ./cmd/bench-peer
 	$(MVN) -pl java/bench -am compile dependency:build-classpath -Dmdep.outputFile=$(abspath target/bench-classpath.txt) -Dmdep.includeScope=runtime
 	cd go-peer && $(GO) test -run '^$$' -bench 'Update|Mutate|Get' -benchmem -benchtime=$(if $(QUICK),200ms,1s) -count=$(if $(QUICK),3,5) ./shmvar > ../target/go-bench.txt
 	java -XX:+UseSerialGC -cp java/bench/target/classes:$$(cat target/bench-classpath.txt) io.shmvar.Bench $(if $(QUICK),--quick)
+	cd go-peer/etcd && $(GO) build -o ../../target/etcd-bench ./cmd/etcd-bench
+	$(MAKE) java-build
+	target/etcd-bench --root . --json target/bench-etcd.json $(if $(QUICK),--quick)
 
 # Go and Java increment one counter at the same time; Ctrl-C stops both and
-# removes the segment.
+# removes the segment. BACKING=etcd does it on a throwaway etcd (bin/etcd-demo).
 demo: build
+ifeq ($(BACKING),etcd)
+	bin/etcd-demo $(ETCD_COUNT)
+else
 	bin/go-peer demo --count $(COUNT) --java bin/java-peer
+endif
 
 # Regenerates the committed Go code from proto/ with the same protoc Maven uses
 # (and the descriptor.proto of Maven's protobuf-java, which protocol.proto imports):
@@ -125,4 +143,4 @@ generate:
 	  -Igo-peer/consumer/proto -Itarget/tools/include go-peer/consumer/proto/acme/inventory/v1/*.proto
 
 clean:
-	rm -rf target bin/go-peer bin/bench-peer
+	rm -rf target bin/go-peer bin/bench-peer bin/etcd-dev

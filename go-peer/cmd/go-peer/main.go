@@ -91,6 +91,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(program, 2, unknownCommand(args[0]))
 	}
 	where := program + " " + c.GetName()
+	if usesAddress(args[1:]) { // --etcd URI: remote.go (its own flags, outside commands.json for now)
+		cmd := remoteCommands[c.GetName()]
+		if cmd == nil {
+			cmd = func([]string, io.Writer) error { return usageError{errNoRemote.Error()} }
+		}
+		return exitStatus(where, cmd(args[1:], stdout), fail)
+	}
 	p, err := parseArgs(c, args[1:])
 	if err == errHelp {
 		fmt.Fprint(stdout, commandHelp(c))
@@ -102,7 +109,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(c.GetOnly()) > 0 && !contains(c.GetOnly(), program) {
 		return fail(where, 2, "only "+strings.Join(c.GetOnly(), ", ")+" has this command")
 	}
-	err = commands[c.GetName()](p, stdout)
+	return exitStatus(where, commands[c.GetName()](p, stdout), fail)
+}
+
+// exitStatus is a command's exit status (0, 1 failure, 2 usage, 130/143 on
+// SIGINT/SIGTERM), printing a failure's one line.
+func exitStatus(where string, err error, fail func(string, int, string) int) int {
 	var ue usageError
 	switch {
 	case err == nil:

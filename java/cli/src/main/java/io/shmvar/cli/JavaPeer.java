@@ -115,6 +115,9 @@ public final class JavaPeer {
     }
 
     private static int dispatch(String[] args, PrintStream out, PrintStream err) {
+        if (EtcdPeer.usesAddress(args)) { // --etcd URI: EtcdPeer.java (its own options, outside commands.json for now)
+            return EtcdPeer.run(args, out, err);
+        }
         if (args.length == 0) {
             print(err, Spec.commandList(PROGRAM));
             return 2;
