@@ -12,7 +12,7 @@ import (
 // read gets the shared Counter without a lock as fast as it can, from start
 // (so that several readers started one after another measure the same
 // window) for d, and reports how many gets it made.
-func read(key int32, start time.Time, d time.Duration) (any, error) {
+func read(key uint32, start time.Time, d time.Duration) (any, error) {
 	v, err := shmvar.Open[*examplespb.Counter](key, shmvar.Options{ReadOnly: true})
 	if err != nil {
 		return nil, err

@@ -233,7 +233,7 @@ func perRound(budget time.Duration, round func() float64) float64 {
 // free key of make bench's range (0x5c......); the caller removes it.
 func createSized[T proto.Message](capacity int) (*shmvar.Var[T], error) {
 	for {
-		v, err := shmvar.Create[T](int32(0x5c000000|rand.IntN(0x1000000)), shmvar.Options{Capacity: capacity})
+		v, err := shmvar.Create[T](uint32(0x5c000000|rand.IntN(0x1000000)), shmvar.Options{Capacity: capacity})
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}
