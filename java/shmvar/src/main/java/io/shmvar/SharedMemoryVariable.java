@@ -800,9 +800,13 @@ public final class SharedMemoryVariable<T extends Message> implements SharedVari
         long start = System.nanoTime();
         synchronized (drained) {
             while (users.get() != CLOSED) {
-                if (faulted && System.nanoTime() - start > FAULTED_CLOSE_WAIT_NANOS) {
-                    // The JVM may deliver the InternalError of a fault late, past an operation's exit(): its count
-                    // can be lost. Give up waiting, and leave the mapping in place for whatever may still touch it.
+                // The JVM may deliver the InternalError of a fault late, past an operation's exit() (or into the next
+                // operation's enter()): its count can be lost, and nothing may have seen the fault. So once a while
+                // has passed, a file that shrank (asked again here) ends the wait as a seen fault does; the mapping
+                // is then left in place for whatever may still touch it.
+                if (System.nanoTime() - start > FAULTED_CLOSE_WAIT_NANOS
+                    && (faulted || !mapping.reaches(memory.capacity()))) {
+                    faulted = true;
                     leaveMapped = true;
                     break;
                 }
@@ -838,7 +842,14 @@ public final class SharedMemoryVariable<T extends Message> implements SharedVari
         // into an InternalError (see fault) but aborts on others (an atomic in the interpreter, the CRC32C
         // intrinsic): so every operation first asks the mapping (for a file, its size: one lseek) and touches
         // nothing if it shrank.
-        ShmException shrunk = mapping.stillMapped(op);
+        ShmException shrunk;
+        try {
+            shrunk = mapping.stillMapped(op);
+        } catch (InternalError e) {
+            // the InternalError of a fault in an earlier operation, delivered late: at this native call
+            exit();
+            throw fault(op, e);
+        }
         if (shrunk != null) {
             exit();
             faulted = true;

@@ -151,6 +151,9 @@ final class SpinLock {
             Waiting.sleep(true, 0, 0, nanos); // parks without announcing itself: releasers need not wake it
             return;
         }
+        // The atomic below cannot be undone by a fault handler (a truncated file aborts the JVM there): ask the
+        // mapping right before it, so that only a truncation in the next few instructions can reach it.
+        stop.mapped(op);
         int sequence = (int) INT.getVolatile(memory, LOCK_FUTEX_OFFSET);
         INT.getAndAdd(memory, LOCK_WAITERS_OFFSET, 1);
         if ((long) LONG.getVolatile(memory, LOCK_WORD_OFFSET) != 0) {
