@@ -14,10 +14,14 @@ import (
 )
 
 // ErrUnavailable means no endpoint of the cluster answered within
-// Options.RequestTimeout (or the cluster had no leader). The protocol's
-// ErrorKind has no kind for it yet, so Kind() is ERROR_KIND_UNSPECIFIED;
-// test it with errors.Is.
-var ErrUnavailable = errors.New("etcd unavailable")
+// Options.RequestTimeout (or the cluster had no leader): kind UNAVAILABLE.
+// errors.Is matches it and shmvar.ErrUnavailable.
+var ErrUnavailable error = unavailable{}
+
+type unavailable struct{}
+
+func (unavailable) Error() string        { return "etcd unavailable" }
+func (unavailable) Is(target error) bool { return target == shmvar.ErrUnavailable }
 
 // Error is the error of this package: the operation, the variable's
 // address, and the same errors the shared-memory backings wrap, so that

@@ -318,8 +318,10 @@ func TestShouldReportUnavailableThenCarryOnAfterARestart(t *testing.T) {
 		}
 	}
 	s.do("stop", "STOPPED")
-	if _, err := v.Get(); !errors.Is(err, etcdvar.ErrUnavailable) || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("get with the server stopped: %v; want one line of ErrUnavailable", err)
+	var se interface{ Kind() shmvarpb.ErrorKind }
+	if _, err := v.Get(); !errors.Is(err, etcdvar.ErrUnavailable) || !errors.Is(err, shmvar.ErrUnavailable) ||
+		!errors.As(err, &se) || se.Kind() != shmvarpb.ErrorKind_UNAVAILABLE || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("get with the server stopped: %v; want one line of ErrUnavailable, kind UNAVAILABLE", err)
 	}
 	if _, err := v.TryUpdate(300*time.Millisecond, incr); !errors.Is(err, shmvar.ErrTimeout) {
 		t.Fatalf("TryUpdate with the server stopped: %v; want ErrTimeout", err)

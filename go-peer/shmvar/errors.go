@@ -52,6 +52,9 @@ var (
 	// function that would attach fails with it. The Java side refuses such
 	// hosts too, when io.shmvar.Native loads.
 	ErrUnsupportedPlatform = sentinel(shmvarpb.ErrorKind_UNSUPPORTED_PLATFORM)
+	// ErrUnavailable means a remote backing did not answer in time (the etcd
+	// backing's ErrUnavailable matches it); shared memory never returns it.
+	ErrUnavailable = sentinel(shmvarpb.ErrorKind_UNAVAILABLE)
 )
 
 // kindError is a sentinel: compared by identity, like errors.New's.
@@ -115,6 +118,8 @@ func (e *Error) Kind() shmvarpb.ErrorKind {
 	switch {
 	case errors.As(e.Err, &k):
 		return k.kind
+	case errors.Is(e.Err, ErrUnavailable): // a backend's own error that matches it
+		return shmvarpb.ErrorKind_UNAVAILABLE
 	case Errno(e.Err) != 0:
 		return shmvarpb.ErrorKind_NATIVE
 	case errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded):

@@ -35,6 +35,7 @@ var sentinels = map[string]error{
 	"ErrPermission":          ErrPermission,
 	"ErrInvalidArgument":     ErrInvalidArgument,
 	"ErrUnsupportedPlatform": ErrUnsupportedPlatform,
+	"ErrUnavailable":         ErrUnavailable,
 }
 
 // camel turns NOT_SHMVAR into NotShmvar.

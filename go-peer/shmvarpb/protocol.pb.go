@@ -80,6 +80,10 @@ const (
 	// Go returns it from every create, open and removal; Java throws it when
 	// io.shmvar.Native loads.
 	ErrorKind_UNSUPPORTED_PLATFORM ErrorKind = 16
+	// A remote backing did not answer in time (etcd: no endpoint answered
+	// within the request timeout, or the cluster had no leader; proto/ETCD.md).
+	// Shared memory never reports it.
+	ErrorKind_UNAVAILABLE ErrorKind = 17
 )
 
 // Enum value maps for ErrorKind.
@@ -102,6 +106,7 @@ var (
 		14: "CLOSED",
 		15: "INVALID_ARGUMENT",
 		16: "UNSUPPORTED_PLATFORM",
+		17: "UNAVAILABLE",
 	}
 	ErrorKind_value = map[string]int32{
 		"ERROR_KIND_UNSPECIFIED": 0,
@@ -121,6 +126,7 @@ var (
 		"CLOSED":                 14,
 		"INVALID_ARGUMENT":       15,
 		"UNSUPPORTED_PLATFORM":   16,
+		"UNAVAILABLE":            17,
 	}
 )
 
@@ -260,7 +266,7 @@ var File_shmvar_v1_protocol_proto protoreflect.FileDescriptor
 
 const file_shmvar_v1_protocol_proto_rawDesc = "" +
 	"\n" +
-	"\x18shmvar/v1/protocol.proto\x12\tshmvar.v1\x1a google/protobuf/descriptor.proto*\x9b\x05\n" +
+	"\x18shmvar/v1/protocol.proto\x12\tshmvar.v1\x1a google/protobuf/descriptor.proto*\xbd\x05\n" +
 	"\tErrorKind\x12\x1a\n" +
 	"\x16ERROR_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x06NATIVE\x10\x01\x1a\x10\x8a\xb5\x18\fnative error\x12(\n" +
@@ -281,7 +287,8 @@ const file_shmvar_v1_protocol_proto_rawDesc = "" +
 	"PERMISSION\x10\r\x1a\x1e\x8a\xb5\x18\x1asegment permission refused\x12\x1f\n" +
 	"\x06CLOSED\x10\x0e\x1a\x13\x8a\xb5\x18\x0fvariable closed\x12*\n" +
 	"\x10INVALID_ARGUMENT\x10\x0f\x1a\x14\x8a\xb5\x18\x10invalid argument\x122\n" +
-	"\x14UNSUPPORTED_PLATFORM\x10\x10\x1a\x18\x8a\xb5\x18\x14unsupported platform*\xf3\x01\n" +
+	"\x14UNSUPPORTED_PLATFORM\x10\x10\x1a\x18\x8a\xb5\x18\x14unsupported platform\x12 \n" +
+	"\vUNAVAILABLE\x10\x11\x1a\x0f\x8a\xb5\x18\vunavailable*\xf3\x01\n" +
 	"\x0eProtocolTiming\x12\x1f\n" +
 	"\x1bPROTOCOL_TIMING_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vSPIN_MICROS\x10\x14\x12\x17\n" +

@@ -150,12 +150,9 @@ public final class Remote {
         return new AddressedException(op, address, ShmException.Reason.NATIVE, errno, false, detail);
     }
 
-    /**
-     * No endpoint answered in time, or the cluster had no leader. The protocol's ErrorKind has no kind for it yet:
-     * its reason is {@code NATIVE} with errno 0, and {@link #isUnavailable} tells it apart.
-     */
+    /** No endpoint answered in time, or the cluster had no leader: reason {@code UNAVAILABLE}. */
     public static ShmException unavailable(String op, String address, String detail) {
-        return new AddressedException(op, address, ShmException.Reason.NATIVE, 0, true, detail);
+        return new AddressedException(op, address, ShmException.Reason.UNAVAILABLE, 0, true, detail);
     }
 
     /** Whether {@code e} says that no endpoint of a remote backing answered. */

@@ -60,7 +60,9 @@ public class ShmException extends RuntimeException {
          * Not Linux on x86-64 or arm64 (64-bit, little-endian): thrown when the native binding loads, so the JVM reports
          * an {@code ExceptionInInitializerError} caused by it.
          */
-        UNSUPPORTED_PLATFORM(ErrorKind.UNSUPPORTED_PLATFORM);
+        UNSUPPORTED_PLATFORM(ErrorKind.UNSUPPORTED_PLATFORM),
+        /** A remote backing did not answer in time (etcd: no endpoint answered, or no leader). */
+        UNAVAILABLE(ErrorKind.UNAVAILABLE);
 
         private final ErrorKind kind;
         private final String text;

@@ -309,6 +309,7 @@ class EtcdCrossLanguageTest {
                 own.command("stop", "STOPPED");
                 ShmException e = assertThrows(ShmException.class, v::get);
                 assertTrue(Remote.isUnavailable(e), e.getMessage());
+                assertEquals(ShmException.Reason.UNAVAILABLE, e.reason(), e.getMessage());
                 assertEquals("get " + addr + ": etcd unavailable: no endpoint answered within 500 ms", e.getMessage());
                 Process go = new ProcessBuilder(TestSegments.goPeer().toString(), "incr", "--etcd", addr, "--count", "10",
                     "--request-timeout", "500ms").start();
