@@ -30,21 +30,6 @@ final class Addresses {
             + ": no backing for scheme " + scheme + " on the class path (etcd:// needs the shmvar-etcd module)");
     }
 
-    /** A System V key written as the commands take it: decimal, or hexadecimal with 0x, up to 0xffffffff. */
-    static int parseKey(String text) {
-        try {
-            long k = text.startsWith("0x") || text.startsWith("0X") ? Long.parseLong(text.substring(2), 16)
-                : Long.parseLong(text);
-            if (k < 1 || k > 0xffffffffL) {
-                throw new NumberFormatException();
-            }
-            return (int) k;
-        } catch (NumberFormatException e) {
-            throw ShmException.of("open", 0, ShmException.Reason.INVALID_ARGUMENT,
-                "key " + text + ": want 1..0xffffffff, decimal or 0x-hexadecimal");
-        }
-    }
-
     private static final SharedVariableProvider SHARED_MEMORY = new SharedVariableProvider() {
         @Override
         public String scheme() {
@@ -84,7 +69,12 @@ final class Addresses {
         }
 
         private int key(URI address) {
-            return parseKey(address.getSchemeSpecificPart());
+            try {
+                return ShmException.parseKey(address.getSchemeSpecificPart()); // as the commands take it
+            } catch (ShmException e) {
+                throw ShmException.of("open", 0, ShmException.Reason.INVALID_ARGUMENT, "address " + address + ": "
+                    + e.detail());
+            }
         }
     };
 }

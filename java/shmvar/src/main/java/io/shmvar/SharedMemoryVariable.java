@@ -633,7 +633,7 @@ public final class SharedMemoryVariable<T extends Message> implements SharedVari
     public T get() {
         enter("get");
         try {
-            T cached = cached((long) LONG.getAcquire(memory, GENERATION_OFFSET));
+            T cached = cache.get((long) LONG.getAcquire(memory, GENERATION_OFFSET));
             return cached != null ? cached : read("get");
         } catch (ShmException e) {
             throw mapping.name(e);
@@ -900,7 +900,7 @@ public final class SharedMemoryVariable<T extends Message> implements SharedVari
                 g = (long) LONG.getAcquire(memory, GENERATION_OFFSET);
                 T current = null;
                 if (needCurrent) {
-                    current = cached(g);
+                    current = cache.get(g);
                     if (current == null) {
                         current = read(op);
                     }
@@ -925,7 +925,7 @@ public final class SharedMemoryVariable<T extends Message> implements SharedVari
                 }
             }
             commits.increment();
-            cache(g + 1, next); // after the release: the pair stays right even if another commit follows
+            cache.put(g + 1, next); // after the release: the pair stays right even if another commit follows
             return next;
         } catch (ShmException e) {
             throw mapping.name(e);
@@ -940,16 +940,8 @@ public final class SharedMemoryVariable<T extends Message> implements SharedVari
     private T read(String op) {
         Slots.Scratch scratch = slots.copyActive(op);
         T value = slots.parse(scratch, op);
-        cache(scratch.generation, value);
+        cache.put(scratch.generation, value);
         return value;
-    }
-
-    private T cached(long generation) {
-        return cache.get(generation);
-    }
-
-    private void cache(long generation, T value) {
-        cache.put(generation, value);
     }
 
     /**

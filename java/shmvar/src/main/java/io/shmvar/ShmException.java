@@ -114,6 +114,11 @@ public class ShmException extends RuntimeException {
         return message(function, where, reason, errno, detail);
     }
 
+    /** What follows the kind's text in the message: the particulars. */
+    String detail() {
+        return detail;
+    }
+
     static ShmException of(String function, int key, Reason reason, String detail) {
         return new ShmException(function, key, reason, 0, 0, detail);
     }
@@ -138,6 +143,33 @@ public class ShmException extends RuntimeException {
     /** Formats a key the way {@code ipcs} prints it. */
     public static String formatKey(int key) {
         return String.format("0x%08x", key);
+    }
+
+    /**
+     * Parses a System V key by the grammar both commands share (README, "Commands"; Go's {@code ParseKey}): decimal
+     * without a leading zero, or 0x/0X and hex digits, in 1..0xffffffff. Anything else (010, 0o12, 0b1010, 1_0, +1,
+     * spaces: 010 would be octal to some readers and decimal to others) fails with {@link Reason#INVALID_ARGUMENT}.
+     */
+    public static int parseKey(String s) {
+        String digits = s;
+        int radix = 10;
+        if (s.length() > 2 && s.charAt(0) == '0' && (s.charAt(1) == 'x' || s.charAt(1) == 'X')) {
+            digits = s.substring(2);
+            radix = 16;
+        } else if (s.length() > 1 && s.charAt(0) == '0') {
+            digits = ""; // a leading zero: refused as ambiguous
+        }
+        boolean valid = !digits.isEmpty();
+        for (int i = 0; valid && i < digits.length(); i++) {
+            char c = digits.charAt(i);
+            valid = c >= '0' && c <= '9' || radix == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F');
+        }
+        java.math.BigInteger n = valid ? new java.math.BigInteger(digits, radix) : java.math.BigInteger.ZERO;
+        if (n.signum() == 0 || n.bitLength() > 32) {
+            throw of("parse", 0, Reason.INVALID_ARGUMENT, "key \"" + s + "\" is not a number in 1..0xffffffff: write it "
+                + "in decimal without a leading zero (1..4294967295) or as 0x-hex (0x1..0xffffffff)");
+        }
+        return n.intValue();
     }
 
     /** The libc function or operation that failed. */

@@ -99,6 +99,22 @@ class AddressTest {
         }
     }
 
+    /** shm:KEY takes the key as the commands do (ShmException.parseKey, Go's ParseKey), no looser. */
+    @Test
+    void shouldReadTheKeyOfAnAddressAsTheCommandsDo() {
+        assertEquals(0x5eed, ShmException.parseKey("0x5eed"));
+        assertEquals(0xffffffff, ShmException.parseKey("4294967295"));
+        assertEquals(0x5d000003, ShmException.parseKey("0x00005d000003")); // hex may carry leading zeros
+        for (String bad : new String[] {"010", "+1", "1_0", " 1", "0x", "0xfffffffff", "99999999999"}) {
+            ShmException e = assertThrows(ShmException.class, () -> ShmException.parseKey(bad), bad);
+            assertEquals(ShmException.Reason.INVALID_ARGUMENT, e.reason(), bad);
+            ShmException viaAddress = assertThrows(ShmException.class,
+                () -> SharedVariable.open(URI.create("shm:" + bad.replace(" ", "%20")), Counter.getDefaultInstance(),
+                    Options.defaults()), bad);
+            assertEquals(ShmException.Reason.INVALID_ARGUMENT, viaAddress.reason(), bad);
+        }
+    }
+
     @Test
     void shouldCountCommitsContentionAndLockWait() throws Exception {
         int key = segments.newKey();

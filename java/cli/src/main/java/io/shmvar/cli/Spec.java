@@ -2,6 +2,7 @@ package io.shmvar.cli;
 
 import com.google.protobuf.util.JsonFormat;
 import io.shmvar.SharedMemoryVariable;
+import io.shmvar.ShmException;
 import io.shmvar.cli.spec.Command;
 import io.shmvar.cli.spec.CommandLine;
 import io.shmvar.cli.spec.Flag;
@@ -316,11 +317,11 @@ final class Spec {
                 }
                 return s;
             case KEY:
-                Integer key = parseKey(s);
-                if (key == null) {
+                try {
+                    return ShmException.parseKey(s); // the grammar both commands share
+                } catch (ShmException e) {
                     throw flagError(f, s, false);
                 }
-                return key;
             case DURATION:
                 BigInteger d = parseDuration(s);
                 if (d == null) {
@@ -356,35 +357,6 @@ final class Spec {
             default:
                 throw new IllegalStateException("commands.json: --" + f.getName() + " has no type");
         }
-    }
-
-    /**
-     * Parses K by the grammar both commands share: decimal without a leading zero, or 0x/0X and hex digits, in
-     * 1..0xffffffff; null for anything else (010, 0o12, 0b1010, 1_0, +1, spaces: 010 would be octal to some readers
-     * and decimal to others).
-     */
-    static Integer parseKey(String s) {
-        String digits = s;
-        int radix = 10;
-        if (s.length() > 2 && s.charAt(0) == '0' && (s.charAt(1) == 'x' || s.charAt(1) == 'X')) {
-            digits = s.substring(2);
-            radix = 16;
-        } else if (s.length() > 1 && s.charAt(0) == '0') {
-            digits = ""; // a leading zero: refused as ambiguous
-        }
-        boolean valid = !digits.isEmpty();
-        for (int i = 0; valid && i < digits.length(); i++) {
-            char c = digits.charAt(i);
-            valid = c >= '0' && c <= '9' || radix == 16 && (c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F');
-        }
-        if (!valid) {
-            return null;
-        }
-        BigInteger n = new BigInteger(digits, radix);
-        if (n.signum() == 0 || n.bitLength() > 32) {
-            return null;
-        }
-        return (int) n.longValue();
     }
 
     private static final String[] UNITS = {"ns", "us", "µs", "ms", "s", "m", "h"};
